@@ -1,0 +1,186 @@
+package boxrun
+
+import (
+	"io"
+	"time"
+)
+
+// BoxStatus is the lifecycle state of a box. The values are the wire strings
+// of the BoxRun API.
+type BoxStatus string
+
+// Box statuses. A box is created in StatusCreating, becomes StatusRunning once
+// its sandbox is up, StatusStopped after Stop (its files are kept), and
+// StatusError when creation failed (its ErrorCode and ErrorMessage say why).
+const (
+	StatusCreating BoxStatus = "creating"
+	StatusRunning  BoxStatus = "running"
+	StatusStopped  BoxStatus = "stopped"
+	StatusError    BoxStatus = "error"
+)
+
+// Volume mounts a host directory into a box.
+type Volume struct {
+	HostPath  string `json:"host_path"`  // absolute path on the host; must exist
+	GuestPath string `json:"guest_path"` // absolute path inside the box
+	Readonly  bool   `json:"readonly"`   // mount read-only inside the box
+}
+
+// Defaults applied by Create to zero fields of a BoxSpec.
+const (
+	DefaultCPU        = 2
+	DefaultMemoryMB   = 1024
+	DefaultDiskSizeGB = 8
+	DefaultWorkdir    = "/root"
+)
+
+// BoxSpec describes a box to create. Zero numeric fields and an empty Workdir
+// take the defaults above; negative values are rejected with ErrInvalid.
+type BoxSpec struct {
+	Image      string            // OCI image reference, passed to the ImageStore (required unless the driver needs none)
+	Name       string            // optional unique name; "" means no name
+	CPU        int64             // vCPUs, default DefaultCPU
+	MemoryMB   int64             // memory in MiB, default DefaultMemoryMB
+	DiskSizeGB int64             // disk size in GiB, default DefaultDiskSizeGB
+	Network    bool              // give the box network access (default: loopback only)
+	Workdir    string            // default working directory of execs, default DefaultWorkdir
+	Env        map[string]string // environment of every exec in the box
+	Volumes    []Volume          // host directories mounted into the box
+}
+
+// Box is the persisted record of a box. Its JSON form is the BoxRun API's
+// Box object: exactly 17 keys, nullable fields as null.
+type Box struct {
+	ID           string
+	Name         string // "" when the box has no name (null on the wire)
+	Status       BoxStatus
+	Image        string
+	CPU          int64
+	MemoryMB     int64
+	DiskSizeGB   int64
+	Network      bool
+	Workdir      string
+	Env          map[string]string
+	Volumes      []Volume
+	Handle       string // the driver's ID for the sandbox (boxlite_id on the wire); "" until created
+	ErrorCode    string
+	ErrorMessage string
+	CreatedAt    time.Time
+	StartedAt    time.Time // zero when never started (null on the wire)
+	StoppedAt    time.Time // zero unless stopped (null on the wire)
+}
+
+// BoxFilter selects boxes in List. The zero value selects every box.
+type BoxFilter struct {
+	Status BoxStatus // "" or "all" selects every status
+}
+
+// ExecStatus is the state of an exec. StatusRunning is the only non-terminal one.
+type ExecStatus string
+
+// Exec statuses.
+const (
+	ExecRunning   ExecStatus = "running"
+	ExecSucceeded ExecStatus = "succeeded" // exit code 0 and no error
+	ExecFailed    ExecStatus = "failed"    // non-zero exit code, timeout or runtime error
+	ExecCanceled  ExecStatus = "canceled"  // canceled by CancelExec or box removal
+)
+
+// Exec is the persisted record of a command run in a box. Its JSON form is the
+// BoxRun API's Exec object: exactly 11 keys.
+type Exec struct {
+	ID           string
+	BoxID        string
+	Status       ExecStatus
+	Cmd          []string
+	Env          map[string]string // exec-level env as requested (nil when none)
+	Workdir      string            // as requested; "" means the box workdir was used (null on the wire)
+	TimeoutMS    int64             // as requested; 0 means no timeout (null on the wire)
+	ExitCode     *int              // nil while running and for canceled execs
+	ErrorMessage string            // runtime error (timeout, restart, start failure); "" when none
+	CreatedAt    time.Time
+	FinishedAt   time.Time // zero while running
+}
+
+// ExecRequest describes a command to run in a box.
+type ExecRequest struct {
+	Cmd       []string          // program and arguments; required, no shell is implied
+	Env       map[string]string // added to the box env for this command
+	Workdir   string            // working directory; "" uses the box's workdir
+	TimeoutMS int64             // kill the command after this many milliseconds; 0 means no timeout
+
+	// Stdin, when set, is copied to the command's standard input, which is
+	// closed when Stdin returns EOF. When nil the command reads EOF at once.
+	Stdin io.Reader
+}
+
+// EventKind is the kind of an exec output event: "log" or "exit".
+type EventKind string
+
+// Exec output event kinds.
+const (
+	KindLog  EventKind = "log"
+	KindExit EventKind = "exit"
+)
+
+// ExecEvent is one persisted output event of an exec: a chunk of stdout or
+// stderr ("log"), or the final "exit" event. Seq starts at 0 for each exec and
+// is shared by both streams; the exit event's Seq follows the last chunk.
+type ExecEvent struct {
+	ExecID    string
+	Seq       int64
+	Kind      EventKind
+	Stream    string // "stdout" or "stderr" for log events; "" for exit
+	Data      string // the chunk (UTF-8), or for exit the JSON text {"exit_code":N[,"error":"..."]}
+	CreatedAt time.Time
+}
+
+// ExitInfo is the decoded payload of an exit event.
+type ExitInfo struct {
+	ExitCode *int   `json:"exit_code"`
+	Error    string `json:"error,omitempty"`
+}
+
+// TermSize is a terminal size in character cells.
+type TermSize struct {
+	Rows uint16
+	Cols uint16
+}
+
+// Info reports the configured resource limits of a Manager.
+type Info struct {
+	MaxCPU      int64 `json:"max_cpu"`
+	MaxMemoryMB int64 `json:"max_memory_mb"`
+}
+
+// RunResult is the outcome of an ephemeral Run.
+type RunResult struct {
+	ExitCode     *int    `json:"exit_code"`
+	Stdout       string  `json:"stdout"`
+	Stderr       string  `json:"stderr"`
+	ErrorMessage *string `json:"error_message"`
+}
+
+// RunRequest describes an ephemeral run: a box is created, the command runs,
+// its output is collected and the box is removed.
+type RunRequest struct {
+	Image      string
+	Cmd        []string
+	CPU        int64
+	MemoryMB   int64
+	DiskSizeGB int64
+	Network    bool
+	Env        map[string]string // applied to the box and to the command
+	Volumes    []Volume
+	TimeoutMS  int64
+}
+
+// AttachRequest describes an interactive terminal session (see Manager.Attach).
+type AttachRequest struct {
+	Shell  string          // program to run; default "/bin/sh" when empty
+	Term   string          // TERM value; default "xterm-256color"
+	Size   TermSize        // initial size; default 24x80
+	Stdin  io.Reader       // terminal input; EOF ends the session
+	Stdout io.Writer       // terminal output (stdout and stderr merged by the TTY)
+	Resize <-chan TermSize // optional resize requests
+}

@@ -1,0 +1,172 @@
+package boxrun
+
+import (
+	"context"
+	"io"
+	"syscall"
+)
+
+// Driver runs sandboxes: the isolation backend of a Manager. Implementations
+// live in driver/<name> (gvisor, qemu) and in boxruntest (a fake for tests);
+// the boxrun package never imports one. Only the Manager calls a Driver, and it
+// never holds a database connection across a call. Every implementation must
+// pass boxruntest.TestDriver.
+//
+// Methods may be called concurrently for different handles, and Exec, CopyIn
+// and CopyOut concurrently for the same handle.
+type Driver interface {
+	// Name is the driver's short name ("gvisor", "qemu", "fake").
+	Name() string
+
+	// Create makes the sandbox of a box and starts it. On success the
+	// sandbox is running and handle identifies it from now on, also across
+	// process restarts. On failure Create leaves nothing behind.
+	Create(ctx context.Context, spec SandboxSpec) (handle string, err error)
+
+	// Start starts a stopped sandbox again, with the files it had when it
+	// was stopped. Starting a running sandbox is an error.
+	Start(ctx context.Context, handle string) error
+
+	// Stop stops a sandbox and every process in it, keeping its files.
+	// Stopping a stopped sandbox is not an error.
+	Stop(ctx context.Context, handle string) error
+
+	// Remove destroys a sandbox, running or not, and everything it owns on
+	// the host: processes, mounts, state and files. Removing an unknown
+	// handle is not an error.
+	Remove(ctx context.Context, handle string) error
+
+	// State reports whether a sandbox is running, stopped or missing.
+	State(ctx context.Context, handle string) (SandboxState, error)
+
+	// Exec starts a process in a running sandbox. It returns once the
+	// process has started; a command that cannot be started (missing
+	// program, bad working directory) is an error here, not an exit code.
+	Exec(ctx context.Context, handle string, spec ProcessSpec) (Process, error)
+
+	// CopyIn extracts the tar stream r into the directory dst inside the
+	// sandbox, creating dst if needed. Entries must stay inside dst: an
+	// entry with "..", an absolute name, or a path through a symlink that
+	// leads out of the sandbox is rejected with an error wrapping ErrInvalid.
+	CopyIn(ctx context.Context, handle, dst string, r io.Reader) error
+
+	// CopyOut writes to w a tar stream of src (a file or a directory) inside
+	// the sandbox. Entry names start with the base name of src. A missing
+	// src is an error wrapping ErrNotFound.
+	CopyOut(ctx context.Context, handle, src string, w io.Writer) error
+
+	// Prune removes every sandbox this driver owns whose handle is not in
+	// keep, with all of its host resources. The Manager calls it from Open
+	// to clean up after a crash.
+	Prune(ctx context.Context, keep []string) error
+
+	// Close releases the driver's own resources. Running sandboxes keep
+	// running. Close is idempotent.
+	Close() error
+}
+
+// SandboxState is what a Driver reports about a sandbox.
+type SandboxState string
+
+// Sandbox states.
+const (
+	SandboxRunning SandboxState = "running"
+	SandboxStopped SandboxState = "stopped"
+	SandboxMissing SandboxState = "missing"
+)
+
+// SandboxSpec is what a Driver needs to create a sandbox.
+type SandboxSpec struct {
+	BoxID      string   // the box's ID, for names and logs
+	Image      *Image   // the image; nil when the Manager has no ImageStore
+	CPU        int64    // vCPUs (a limit where the host allows it)
+	MemoryMB   int64    // memory limit in MiB (where the host allows it)
+	DiskSizeGB int64    // disk size in GiB (advisory where not enforceable)
+	Network    bool     // false: loopback only
+	Workdir    string   // absolute; the driver creates it if the image lacks it
+	Env        []string // KEY=VALUE: image env overridden by box env, in that order
+	Volumes    []Volume // host directories to mount
+}
+
+// ProcessSpec describes a process to start in a sandbox.
+type ProcessSpec struct {
+	Cmd  []string // program and arguments; the program is looked up in PATH
+	Env  []string // KEY=VALUE added over the sandbox env
+	Dir  string   // absolute working directory
+	TTY  bool     // run on a pseudo-terminal; Stderr is then unused
+	Size TermSize // initial terminal size when TTY (0 means 24x80)
+
+	// Stdin is copied to the process's standard input, which is closed at
+	// EOF. nil means the process reads EOF at once.
+	Stdin io.Reader
+	// Stdout and Stderr receive the output; nil discards it. The driver
+	// calls each from one goroutine at a time, and never after Wait returns.
+	Stdout, Stderr io.Writer
+}
+
+// Process is a process started by Driver.Exec.
+type Process interface {
+	// Wait blocks until the process exits and its output has been written,
+	// and returns its exit code (128+n when killed by signal n). A non-zero
+	// exit is not an error; err means the status is unknown (for example the
+	// sandbox died). Output still held open by a background child of the
+	// process does not keep Wait waiting. Wait may be called more than once.
+	Wait() (exitCode int, err error)
+
+	// Signal sends sig to the process and every process in its group.
+	Signal(ctx context.Context, sig syscall.Signal) error
+
+	// Resize sets the terminal size of a TTY process.
+	Resize(ctx context.Context, size TermSize) error
+}
+
+// Image is an image ready for a sandbox: an unpacked, read-only root
+// filesystem shared by every box of that image, and its config.
+type Image struct {
+	Ref    string      // the reference as given
+	Digest string      // the manifest digest ("sha256:…"), "" for a plain directory
+	Rootfs string      // absolute path of the unpacked rootfs; drivers must not modify it
+	Config ImageConfig // defaults from the image
+}
+
+// ImageConfig holds the defaults an image gives its boxes and execs.
+type ImageConfig struct {
+	Env        []string // KEY=VALUE
+	WorkingDir string
+	Entrypoint []string
+	Cmd        []string
+	User       string
+}
+
+// PullProgress reports the progress of one layer of an image pull.
+type PullProgress struct {
+	Ref    string // the image reference being pulled
+	Layer  string // layer digest
+	Done   int64  // bytes done
+	Total  int64  // bytes in the layer (0 if unknown)
+	Cached bool   // the layer was already in the cache
+}
+
+// ImageInfo describes a cached image.
+type ImageInfo struct {
+	Ref     string `json:"ref"`
+	Digest  string `json:"digest"`
+	Size    int64  `json:"size"` // bytes of compressed layers
+	Created string `json:"created"`
+}
+
+// ImageStore turns image references into root filesystems. image.Store is
+// the implementation; a Manager without one passes a nil Image to the driver.
+type ImageStore interface {
+	// Pull resolves ref and makes its rootfs ready, fetching and unpacking
+	// only what is not cached. progress, when non-nil, is called from
+	// Pull's goroutines as layers advance. Errors wrap ErrImagePull.
+	Pull(ctx context.Context, ref string, progress func(PullProgress)) (*Image, error)
+	// List returns the cached images.
+	List(ctx context.Context) ([]ImageInfo, error)
+	// Remove forgets ref; its blobs go at the next Prune.
+	Remove(ctx context.Context, ref string) error
+	// Prune deletes cached images, layers and blobs not reachable from the
+	// images in keep (by digest or ref) and returns how many images went.
+	Prune(ctx context.Context, keep []string) (int, error)
+}

@@ -1,0 +1,67 @@
+package boxrun
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Option configures a Manager in Open.
+type Option func(*config) error
+
+type config struct {
+	driver      Driver
+	images      ImageStore
+	logger      *slog.Logger
+	maxCPU      int64
+	maxMemoryMB int64
+	stopTimeout time.Duration
+	now         func() time.Time
+	eventBuffer int
+}
+
+// WithDriver sets the isolation backend. It is required. The Manager owns
+// the driver from Open on and closes it in Close.
+func WithDriver(d Driver) Option {
+	return func(c *config) error { c.driver = d; return nil }
+}
+
+// WithImages sets the image store that turns image references into root
+// filesystems. Without one, drivers get a nil Image. The Manager owns the
+// store (it is closed with the Manager if it has a Close method).
+func WithImages(s ImageStore) Option {
+	return func(c *config) error { c.images = s; return nil }
+}
+
+// WithLogger sets the logger. The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error { c.logger = l; return nil }
+}
+
+// WithLimits sets the totals of CPU and memory that running boxes may
+// reserve. Zero keeps the default: the host's logical CPU count and total RAM.
+func WithLimits(maxCPU, maxMemoryMB int64) Option {
+	return func(c *config) error {
+		if maxCPU < 0 || maxMemoryMB < 0 {
+			return invalid("limits must not be negative")
+		}
+		if maxCPU > 0 {
+			c.maxCPU = maxCPU
+		}
+		if maxMemoryMB > 0 {
+			c.maxMemoryMB = maxMemoryMB
+		}
+		return nil
+	}
+}
+
+// WithStopTimeout bounds how long Close waits for running execs to be
+// finalized and for background work to end. Default 10s.
+func WithStopTimeout(d time.Duration) Option {
+	return func(c *config) error { c.stopTimeout = d; return nil }
+}
+
+// WithEventBuffer sets how many events a Subscription may fall behind
+// before it is dropped. Default 256.
+func WithEventBuffer(n int) Option {
+	return func(c *config) error { c.eventBuffer = n; return nil }
+}
