@@ -177,10 +177,12 @@ type RunRequest struct {
 
 // AttachRequest describes an interactive terminal session (see Manager.Attach).
 type AttachRequest struct {
-	Shell  string          // program to run; default "/bin/sh" when empty
-	Term   string          // TERM value; default "xterm-256color"
-	Size   TermSize        // initial size; default 24x80
-	Stdin  io.Reader       // terminal input; EOF ends the session
-	Stdout io.Writer       // terminal output (stdout and stderr merged by the TTY)
-	Resize <-chan TermSize // optional resize requests
+	Shell   string          // program to run when Cmd is empty; default "/bin/sh"
+	Cmd     []string        // program and arguments; overrides Shell
+	Workdir string          // working directory; "" uses the box's workdir
+	Term    string          // TERM value; default "xterm-256color"
+	Size    TermSize        // initial size; default 24x80
+	Stdin   io.Reader       // terminal input; EOF ends the session
+	Stdout  io.Writer       // terminal output (stdout and stderr merged by the TTY)
+	Resize  <-chan TermSize // optional resize requests
 }
