@@ -1,0 +1,140 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/boxrun/boxrun"
+)
+
+// Info implements boxrun.Service: GET /v1/info.
+func (c *Client) Info(ctx context.Context) (boxrun.Info, error) {
+	var info boxrun.Info
+	err := c.do(ctx, http.MethodGet, "/v1/info", nil, nil, &info)
+	return info, err
+}
+
+// createBoxRequest is the body of POST /v1/boxes. Zero values are sent as
+// absent so that the server applies its defaults; negative values are sent
+// so that it rejects them as the Manager does.
+type createBoxRequest struct {
+	Image      string            `json:"image"`
+	Name       *string           `json:"name,omitempty"`
+	CPU        int64             `json:"cpu,omitempty"`
+	MemoryMB   int64             `json:"memory_mb,omitempty"`
+	DiskSizeGB int64             `json:"disk_size_gb,omitempty"`
+	Network    bool              `json:"network"`
+	Workdir    string            `json:"workdir,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Volumes    []boxrun.Volume   `json:"volumes,omitempty"`
+}
+
+// Create implements boxrun.Service: POST /v1/boxes.
+func (c *Client) Create(ctx context.Context, spec boxrun.BoxSpec) (*boxrun.Box, error) {
+	req := createBoxRequest{
+		Image: spec.Image, CPU: spec.CPU, MemoryMB: spec.MemoryMB, DiskSizeGB: spec.DiskSizeGB,
+		Network: spec.Network, Workdir: spec.Workdir, Env: spec.Env, Volumes: spec.Volumes,
+	}
+	if spec.Name != "" {
+		req.Name = &spec.Name
+	}
+	var box boxrun.Box
+	if err := c.do(ctx, http.MethodPost, "/v1/boxes", nil, req, &box); err != nil {
+		return nil, err
+	}
+	return &box, nil
+}
+
+// Get implements boxrun.Service: GET /v1/boxes/{box}.
+func (c *Client) Get(ctx context.Context, box string) (*boxrun.Box, error) {
+	var b boxrun.Box
+	if err := c.do(ctx, http.MethodGet, boxPath(box), nil, nil, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// List implements boxrun.Service: GET /v1/boxes[?status=].
+func (c *Client) List(ctx context.Context, filter boxrun.BoxFilter) ([]*boxrun.Box, error) {
+	var q url.Values
+	if filter.Status != "" {
+		q = url.Values{"status": {string(filter.Status)}}
+	}
+	var boxes []*boxrun.Box
+	if err := c.do(ctx, http.MethodGet, "/v1/boxes", q, nil, &boxes); err != nil {
+		return nil, err
+	}
+	return boxes, nil
+}
+
+// Stop implements boxrun.Service: POST /v1/boxes/{box}:stop.
+func (c *Client) Stop(ctx context.Context, box string) (*boxrun.Box, error) {
+	return c.boxAction(ctx, box, "stop")
+}
+
+// Start implements boxrun.Service: POST /v1/boxes/{box}:start.
+func (c *Client) Start(ctx context.Context, box string) (*boxrun.Box, error) {
+	return c.boxAction(ctx, box, "start")
+}
+
+func (c *Client) boxAction(ctx context.Context, box, verb string) (*boxrun.Box, error) {
+	var b boxrun.Box
+	if err := c.do(ctx, http.MethodPost, boxPath(box)+":"+verb, nil, nil, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Remove implements boxrun.Service: DELETE /v1/boxes/{box}[?force=true].
+func (c *Client) Remove(ctx context.Context, box string, force bool) error {
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
+	}
+	return c.do(ctx, http.MethodDelete, boxPath(box), q, nil, nil)
+}
+
+// GC implements boxrun.Service: POST /v1/gc. The wire carries whole
+// seconds, so olderThan is truncated to a second.
+func (c *Client) GC(ctx context.Context, olderThan time.Duration) (int, error) {
+	in := struct {
+		OlderThan int64 `json:"older_than"`
+	}{int64(olderThan / time.Second)}
+	var out struct {
+		Removed int `json:"removed"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/gc", nil, in, &out)
+	return out.Removed, err
+}
+
+// runRequest is the body of POST /v1/run (zero values absent, as in Create).
+type runRequest struct {
+	Image      string            `json:"image"`
+	Cmd        []string          `json:"cmd"`
+	CPU        int64             `json:"cpu,omitempty"`
+	MemoryMB   int64             `json:"memory_mb,omitempty"`
+	DiskSizeGB int64             `json:"disk_size_gb,omitempty"`
+	Network    bool              `json:"network"`
+	Env        map[string]string `json:"env,omitempty"`
+	Volumes    []boxrun.Volume   `json:"volumes,omitempty"`
+	TimeoutMS  int64             `json:"timeout_ms,omitempty"`
+}
+
+// Run implements boxrun.Service: POST /v1/run. The server removes the box
+// whatever happens; the call has no timeout of its own (bound it with ctx).
+func (c *Client) Run(ctx context.Context, req boxrun.RunRequest) (*boxrun.RunResult, error) {
+	in := runRequest{
+		Image: req.Image, Cmd: req.Cmd, CPU: req.CPU, MemoryMB: req.MemoryMB, DiskSizeGB: req.DiskSizeGB,
+		Network: req.Network, Env: req.Env, Volumes: req.Volumes, TimeoutMS: req.TimeoutMS,
+	}
+	if in.Cmd == nil {
+		in.Cmd = []string{}
+	}
+	var res boxrun.RunResult
+	if err := c.do(ctx, http.MethodPost, "/v1/run", nil, in, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}

@@ -1,0 +1,182 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/boxrun/boxrun"
+)
+
+// execRequest is the body of POST /v1/boxes/{box}/exec, with the stdin_b64
+// extension.
+type execRequest struct {
+	Cmd       []string          `json:"cmd"`
+	Env       map[string]string `json:"env,omitempty"`
+	Workdir   *string           `json:"workdir,omitempty"`
+	TimeoutMS *int64            `json:"timeout_ms,omitempty"`
+	StdinB64  string            `json:"stdin_b64,omitempty"`
+}
+
+// StartExec implements boxrun.Service: POST /v1/boxes/{box}/exec. A non-nil
+// req.Stdin is read to EOF first and sent with the request (the API has no
+// streaming stdin for execs).
+func (c *Client) StartExec(ctx context.Context, box string, req boxrun.ExecRequest) (*boxrun.Exec, error) {
+	in := execRequest{Cmd: req.Cmd, Env: req.Env}
+	if in.Cmd == nil {
+		in.Cmd = []string{}
+	}
+	if req.Workdir != "" {
+		in.Workdir = &req.Workdir
+	}
+	if req.TimeoutMS != 0 {
+		in.TimeoutMS = &req.TimeoutMS
+	}
+	if req.Stdin != nil {
+		b, err := io.ReadAll(req.Stdin)
+		if err != nil {
+			return nil, fmt.Errorf("client: read exec stdin: %w", err)
+		}
+		in.StdinB64 = base64.StdEncoding.EncodeToString(b)
+	}
+	var e boxrun.Exec
+	if err := c.do(ctx, http.MethodPost, boxPath(box)+"/exec", nil, in, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Exec implements boxrun.Service: it starts the command, streams its output
+// events over SSE (reconnecting after a dropped stream without repeating
+// output) and returns the finished record. Canceling ctx cancels the exec on
+// the server and returns ctx's error.
+func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, stdout, stderr io.Writer) (*boxrun.Exec, error) {
+	e, err := c.StartExec(ctx, box, req)
+	if err != nil {
+		return nil, err
+	}
+	err = c.ExecEvents(ctx, e.ID, -1, func(ev boxrun.ExecEvent) error {
+		if ev.Kind != boxrun.KindLog {
+			return nil
+		}
+		w := stdout
+		if ev.Stream == "stderr" {
+			w = stderr
+		}
+		if w == nil {
+			return nil
+		}
+		_, err := io.WriteString(w, ev.Data)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return c.cancelAfter(ctx, e.ID)
+		}
+		return nil, err
+	}
+	fin, err := c.WaitExec(ctx, e.ID)
+	if err != nil && ctx.Err() != nil {
+		return c.cancelAfter(ctx, e.ID)
+	}
+	return fin, err
+}
+
+// cancelAfter cancels execID on the server after ctx ended, and returns the
+// record (when it could be read) with ctx's error.
+func (c *Client) cancelAfter(ctx context.Context, execID string) (*boxrun.Exec, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	e, err := c.CancelExec(cctx, execID)
+	if errors.Is(err, boxrun.ErrConflict) { // already finished
+		e, err = c.GetExec(cctx, execID)
+	}
+	if err != nil {
+		e = nil
+	}
+	return e, ctx.Err()
+}
+
+// GetExec implements boxrun.Service: GET /v1/boxes/_/exec/{id}.
+func (c *Client) GetExec(ctx context.Context, execID string) (*boxrun.Exec, error) {
+	var e boxrun.Exec
+	if err := c.do(ctx, http.MethodGet, execPath(execID), nil, nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// ListExecs implements boxrun.Service: GET /v1/boxes/{box}/execs.
+func (c *Client) ListExecs(ctx context.Context, box string) ([]*boxrun.Exec, error) {
+	var out []*boxrun.Exec
+	if err := c.do(ctx, http.MethodGet, boxPath(box)+"/execs", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WaitExec implements boxrun.Service with the :wait extension, which blocks
+// on the server until the exec has finished. A connection dropped while
+// waiting is retried.
+func (c *Client) WaitExec(ctx context.Context, execID string) (*boxrun.Exec, error) {
+	var r retrier
+	for {
+		var e boxrun.Exec
+		err := c.do(ctx, http.MethodGet, execPath(execID)+":wait", nil, nil, &e)
+		if err == nil {
+			return &e, nil
+		}
+		if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return nil, err
+		}
+		if werr := r.wait(ctx, err); werr != nil {
+			return nil, werr
+		}
+	}
+}
+
+// CancelExec implements boxrun.Service: POST /v1/boxes/_/exec/{id}:cancel.
+func (c *Client) CancelExec(ctx context.Context, execID string) (*boxrun.Exec, error) {
+	var e boxrun.Exec
+	if err := c.do(ctx, http.MethodPost, execPath(execID)+":cancel", nil, nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// retrier paces reconnects: 100 ms doubling to 2 s, giving up after
+// retryBudget of consecutive failures. reset after progress.
+type retrier struct {
+	delay  time.Duration
+	failed time.Duration
+}
+
+// retryBudget is how long a stream may stay broken before the client gives up.
+const retryBudget = 30 * time.Second
+
+func (r *retrier) reset() { r.delay, r.failed = 0, 0 }
+
+// wait sleeps before the next attempt, or returns cause when the budget is
+// spent or ctx's error when it ends first.
+func (r *retrier) wait(ctx context.Context, cause error) error {
+	if r.delay == 0 {
+		r.delay = 100 * time.Millisecond
+	} else if r.delay *= 2; r.delay > 2*time.Second {
+		r.delay = 2 * time.Second
+	}
+	if r.failed += r.delay; r.failed > retryBudget {
+		return cause
+	}
+	t := time.NewTimer(r.delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,131 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/boxrun/boxrun"
+	sse "github.com/tmaxmax/go-sse"
+)
+
+// maxEventSize bounds one SSE event (an output chunk is far smaller).
+const maxEventSize = 8 << 20
+
+// sseData is the data object of an exec SSE event (spec §6.2).
+type sseData struct {
+	Stream *string `json:"stream"`
+	Data   string  `json:"data"`
+	Seq    int64   `json:"seq"`
+}
+
+// seqTracker remembers which seqs were delivered: every seq up to mark, plus
+// the set above it (live events may arrive slightly out of order).
+type seqTracker struct {
+	mark  int64
+	above map[int64]bool
+}
+
+func (t *seqTracker) seen(seq int64) bool { return seq <= t.mark || t.above[seq] }
+
+func (t *seqTracker) add(seq int64) {
+	t.above[seq] = true
+	for t.above[t.mark+1] {
+		delete(t.above, t.mark+1)
+		t.mark++
+	}
+}
+
+// ExecEvents implements boxrun.Service over the SSE endpoint. It resumes
+// with ?since= and Last-Event-ID after a dropped stream, so fn sees every
+// event once and in order of arrival; it gives up after 30 s without being
+// able to reconnect.
+func (c *Client) ExecEvents(ctx context.Context, execID string, afterSeq int64, fn func(boxrun.ExecEvent) error) error {
+	if afterSeq < -1 {
+		afterSeq = -1
+	}
+	t := &seqTracker{mark: afterSeq, above: map[int64]bool{}}
+	var r retrier
+	for {
+		done, progressed, err := c.streamExec(ctx, execID, t, fn)
+		if done {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progressed {
+			r.reset()
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: exec %s event stream ended before exit", ErrUnavailable, execID)
+		}
+		if werr := r.wait(ctx, err); werr != nil {
+			return werr
+		}
+	}
+}
+
+// streamExec reads one SSE connection. done reports that ExecEvents must
+// return err (exit seen, fn failed, or a definite API error); otherwise the
+// caller reconnects.
+func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, fn func(boxrun.ExecEvent) error) (done, progressed bool, err error) {
+	var q url.Values
+	if t.mark >= 0 {
+		q = url.Values{"since": {strconv.FormatInt(t.mark, 10)}}
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, execPath(execID)+"/events", q, nil)
+	if err != nil {
+		return true, false, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-store")
+	if t.mark >= 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(t.mark, 10))
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return !errors.Is(err, ErrUnavailable), false, err
+	}
+	defer resp.Body.Close()
+	for ev, rerr := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: maxEventSize}) {
+		if rerr != nil {
+			return false, progressed, fmt.Errorf("%w: exec %s events: %w", ErrUnavailable, execID, rerr)
+		}
+		var kind boxrun.EventKind
+		switch ev.Type {
+		case "log", "stdout", "stderr":
+			kind = boxrun.KindLog
+		case "exit":
+			kind = boxrun.KindExit
+		default:
+			continue
+		}
+		var d sseData
+		if err := json.Unmarshal([]byte(ev.Data), &d); err != nil {
+			return true, progressed, fmt.Errorf("client: exec %s: bad event data: %w", execID, err)
+		}
+		if t.seen(d.Seq) {
+			continue
+		}
+		out := boxrun.ExecEvent{ExecID: execID, Seq: d.Seq, Kind: kind, Data: d.Data}
+		if d.Stream != nil {
+			out.Stream = *d.Stream
+		} else if kind == boxrun.KindLog {
+			out.Stream = ev.Type // legacy event names carry the stream
+		}
+		t.add(d.Seq)
+		progressed = true
+		if err := fn(out); err != nil {
+			return true, progressed, err
+		}
+		if kind == boxrun.KindExit {
+			return true, progressed, nil
+		}
+	}
+	return false, progressed, nil
+}
