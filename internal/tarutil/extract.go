@@ -1,0 +1,197 @@
+package tarutil
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"time"
+)
+
+// Extract extracts the tar stream r into the host directory dst, creating
+// dst (and its parents) if needed. See ExtractRoot for what is extracted and
+// how entries are confined to dst.
+func Extract(ctx context.Context, r io.Reader, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	root, err := os.OpenRoot(dst)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	defer root.Close()
+	return ExtractRoot(ctx, r, root)
+}
+
+// ExtractRoot extracts the tar stream r into root. Entry names are relative
+// to root; an entry leaving it is rejected with an error wrapping
+// ErrUnsafePath (see the package doc), and extraction stops at the first
+// error, leaving the entries before it in place.
+//
+// Regular files, directories, symlinks and hard links (whose target must be
+// an earlier entry inside root) are extracted with their permission bits
+// (including setuid, setgid and sticky) and modification times; directory
+// times are set once all entries are in. Parent directories missing from the
+// archive are created with mode 0755. Existing files and symlinks are
+// replaced (never written through); an existing directory is kept and gets
+// the entry's mode. Ownership is not restored: files belong to the caller.
+// Other entry types (devices, FIFOs) are skipped.
+//
+// ExtractRoot stops with ctx's error when ctx is done.
+func ExtractRoot(ctx context.Context, r io.Reader, root *os.Root) error {
+	tr := tar.NewReader(ctxReader{ctx, r})
+	type dirTime struct {
+		name  string
+		mode  fs.FileMode
+		mtime time.Time
+	}
+	var dirs []dirTime
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		name, err := cleanName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		if err := checkBeneath(root, path.Dir(name)); err != nil {
+			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+		}
+		mode := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := extractDir(root, name); err != nil {
+				return fmt.Errorf("extract %s: %w", hdr.Name, err)
+			}
+			dirs = append(dirs, dirTime{name, mode, hdr.ModTime})
+		case tar.TypeReg: // the reader reports legacy TypeRegA entries as TypeReg
+			if name == "." {
+				return fmt.Errorf("extract %q: a file cannot replace the destination: %w", hdr.Name, ErrUnsafePath)
+			}
+			if err := extractFile(root, name, mode, tr); err != nil {
+				return fmt.Errorf("extract %s: %w", hdr.Name, err)
+			}
+			if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+				return fmt.Errorf("extract %s: %w", hdr.Name, err)
+			}
+		case tar.TypeSymlink:
+			if name == "." {
+				return fmt.Errorf("extract %q: a symlink cannot replace the destination: %w", hdr.Name, ErrUnsafePath)
+			}
+			if err := prepare(root, name); err != nil {
+				return fmt.Errorf("extract %s: %w", hdr.Name, err)
+			}
+			if err := root.Symlink(hdr.Linkname, name); err != nil {
+				return fmt.Errorf("extract %s: %w", hdr.Name, err)
+			}
+		case tar.TypeLink:
+			if err := extractLink(root, name, hdr.Linkname); err != nil {
+				return fmt.Errorf("extract %s: %w", hdr.Name, err)
+			}
+		default:
+			// Devices, FIFOs and vendor types: skipped on purpose.
+		}
+	}
+	// Children first, so setting a child's time does not bump its parent's,
+	// and a read-only directory gets its mode only after it has been filled.
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		if err := root.Chmod(d.name, d.mode); err != nil {
+			return fmt.Errorf("extract %s: %w", d.name, err)
+		}
+		if err := root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
+			return fmt.Errorf("extract %s: %w", d.name, err)
+		}
+	}
+	return nil
+}
+
+// prepare creates the parents of name and removes whatever non-directory
+// (file or symlink) is at name, so the caller can create it afresh.
+func prepare(root *os.Root, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	_, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Remove does not follow a final symlink; a non-empty directory fails.
+	return root.Remove(name)
+}
+
+// extractDir makes name a directory: an existing directory is kept, anything
+// else at name is replaced. The mode is set at the end of extraction; until
+// then the directory is writable by its owner.
+func extractDir(root *os.Root, name string) error {
+	if name == "." {
+		return nil
+	}
+	fi, err := root.Lstat(name)
+	if err == nil && fi.IsDir() {
+		return root.Chmod(name, fi.Mode().Perm()|0o700)
+	}
+	if err := prepare(root, name); err != nil {
+		return err
+	}
+	return root.Mkdir(name, 0o700)
+}
+
+// extractFile writes a new regular file at name with the content of r. The
+// file is created with O_EXCL after removing what was there, so a symlink
+// planted at name is never followed.
+func extractFile(root *os.Root, name string, mode fs.FileMode, r io.Reader) error {
+	if err := prepare(root, name); err != nil {
+		return err
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// extractLink makes name a hard link to target, an entry already extracted.
+func extractLink(root *os.Root, name, target string) error {
+	target, err := cleanName(target)
+	if err != nil {
+		return fmt.Errorf("hard link target: %w", err)
+	}
+	if name == "." || target == "." {
+		return fmt.Errorf("hard link %q -> %q: %w", name, target, ErrUnsafePath)
+	}
+	if err := checkBeneath(root, path.Dir(target)); err != nil {
+		return fmt.Errorf("hard link target: %w", err)
+	}
+	if name == target {
+		return nil
+	}
+	if err := prepare(root, name); err != nil {
+		return err
+	}
+	return root.Link(target, name)
+}
