@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/boxrun/boxrun"
+)
+
+// httpError is an error with an explicit status and wire code, for failures
+// that are not Service errors (routing, decoding, auth).
+type httpError struct {
+	status  int
+	code    boxrun.Code
+	message string
+}
+
+func (e *httpError) Error() string { return e.message }
+
+// envelope is the wire error object: exactly {"code","message"}.
+type envelope struct {
+	Code    boxrun.Code `json:"code"`
+	Message string      `json:"message"`
+}
+
+// statusOf maps an API error code to its HTTP status (spec §3.2, §3.3):
+// 404 for the *_NOT_FOUND codes, 409 for RESOURCE_EXCEEDED,
+// NAME_ALREADY_EXISTS and BOX_ALREADY_RUNNING, 422 for VALIDATION_ERROR
+// (the handlers use 400 explicitly where the spec says so), 400 otherwise.
+func statusOf(code boxrun.Code) int {
+	switch code {
+	case boxrun.CodeBoxNotFound, boxrun.CodeExecNotFound:
+		return http.StatusNotFound
+	case boxrun.CodeResourceExceeded, boxrun.CodeNameAlreadyExists, boxrun.CodeBoxAlreadyRunning:
+		return http.StatusConflict
+	case boxrun.CodeValidationError:
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+// toEnvelope turns any error into its status and envelope. This is the one
+// place errors become HTTP.
+func toEnvelope(err error) (int, envelope) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, envelope{he.code, he.message}
+	}
+	code := boxrun.ErrorCode(err)
+	return statusOf(code), envelope{code, boxrun.ErrorMessage(err)}
+}
+
+// writeError writes err as the JSON envelope.
+func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
+	status, env := toEnvelope(err)
+	if env.Code == boxrun.CodeRuntimeError {
+		log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	} else {
+		log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	writeJSON(w, status, env)
+}
+
+// writeJSON writes v as a JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError,
+			[]byte(`{"code":"RUNTIME_ERROR","message":"cannot encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// okResponse is the {"ok": true} response of delete and the archive/image
+// extensions.
+type okResponse struct {
+	OK bool `json:"ok"`
+}
+
+func errNotFound(r *http.Request) error {
+	return &httpError{http.StatusNotFound, boxrun.CodeValidationError, "No route for " + r.Method + " " + r.URL.Path}
+}
+
+// badRequest is a 400 VALIDATION_ERROR (missing verb, upload part, bad query).
+func badRequest(msg string) error {
+	return &httpError{http.StatusBadRequest, boxrun.CodeValidationError, msg}
+}
+
+// invalid is a 422 VALIDATION_ERROR (semantic validation, missing field).
+func invalid(msg string) error {
+	return &httpError{http.StatusUnprocessableEntity, boxrun.CodeValidationError, msg}
+}
