@@ -1,0 +1,459 @@
+package boxrun
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// maxPendingOutput bounds the output an exec may have buffered but not yet
+// stored; a process that outpaces SQLite waits (output is never dropped).
+const maxPendingOutput = 8 << 20
+
+func validateExec(req *ExecRequest) error {
+	switch {
+	case len(req.Cmd) == 0:
+		return invalid("cmd must be a non-empty list")
+	case req.Workdir != "" && !strings.HasPrefix(req.Workdir, "/"):
+		return invalid("workdir must be an absolute path (starting with /)")
+	case req.TimeoutMS < 0:
+		return invalid("timeout_ms must be positive")
+	}
+	return nil
+}
+
+// StartExec starts a command in a running box and returns its record
+// (status running) at once. The command runs in the background: its output
+// is stored as numbered events (see ExecEvents) and its record finishes as
+// succeeded, failed (non-zero exit, timeout) or canceled. Errors:
+// VALIDATION_ERROR, BOX_NOT_FOUND, BOX_NOT_RUNNING, RUNTIME_ERROR (the
+// command could not start; the exec is then recorded as failed).
+func (m *Manager) StartExec(ctx context.Context, box string, req ExecRequest) (*Exec, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	r, err := m.startExec(ctx, box, req, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	e := *r.exec
+	return &e, nil
+}
+
+// Exec runs a command to completion. Output goes to stdout and stderr (raw
+// bytes, either may be nil) as it arrives, and is stored like StartExec's.
+// Canceling ctx cancels the exec. A non-zero exit is not an error: read the
+// returned record's Status and ExitCode.
+func (m *Manager) Exec(ctx context.Context, box string, req ExecRequest, stdout, stderr io.Writer) (*Exec, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	r, err := m.startExec(ctx, box, req, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		r.kill(ExecCanceled, "")
+		<-r.done
+		return r.final, ctx.Err()
+	}
+	return r.final, nil
+}
+
+func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, stdout, stderr io.Writer) (*execRun, error) {
+	if err := validateExec(&req); err != nil {
+		return nil, err
+	}
+	b, err := m.store.getBox(ctx, box)
+	if err != nil {
+		return nil, err
+	}
+	if b.Status != StatusRunning {
+		return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running", box)
+	}
+	if b.Handle == "" {
+		return nil, Errorf(CodeRuntimeError, "Box has no BoxLite ID")
+	}
+	e := &Exec{
+		ID: newID("exec_"), BoxID: b.ID, Status: ExecRunning, Cmd: req.Cmd, Env: req.Env,
+		Workdir: req.Workdir, TimeoutMS: req.TimeoutMS, CreatedAt: m.now(),
+	}
+	r := newExecRun(m, e, map[string]io.Writer{"stdout": stdout, "stderr": stderr})
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	m.runs[e.ID] = r
+	m.wg.Add(1)
+	m.mu.Unlock()
+
+	ev, err := m.store.insertExec(ctx, e)
+	if err != nil {
+		m.mu.Lock()
+		delete(m.runs, e.ID)
+		m.mu.Unlock()
+		m.wg.Done()
+		return nil, err
+	}
+	m.bus.publish(ev)
+
+	dir := req.Workdir
+	if dir == "" {
+		dir = b.Workdir
+	}
+	proc, err := m.driver.Exec(m.ctx, b.Handle, ProcessSpec{
+		Cmd: req.Cmd, Env: envList(req.Env), Dir: dir, Stdin: req.Stdin,
+		Stdout: r.writer("stdout"), Stderr: r.writer("stderr"),
+	})
+	if err != nil {
+		startErr := Errorf(CodeRuntimeError, "Failed to start execution: %w", err)
+		go r.finish(nil, startErr.Message)
+		<-r.done
+		return nil, startErr
+	}
+	r.started(proc)
+	go r.pump()
+	return r, nil
+}
+
+// execRun is a running exec: it turns output into stored, published events
+// and finishes the record when the process ends.
+type execRun struct {
+	m    *Manager
+	exec *Exec
+	tee  map[string]io.Writer
+	done chan struct{} // closed once final is stored
+	fin  sync.Once
+
+	mu        sync.Mutex
+	cond      *sync.Cond // signaled when pending output is taken for storage
+	proc      Process
+	seq       int64
+	pending   []ExecEvent
+	pendBytes int
+	carry     map[string][]byte // incomplete UTF-8 tail per stream
+	endStatus ExecStatus        // set by kill: canceled or failed
+	endReason string
+	timedOut  bool
+	timer     *time.Timer
+	final     *Exec
+
+	wake    chan struct{} // nudges the flusher
+	flushed chan struct{} // closed when the flusher has stored everything
+	stop    chan struct{} // closed when no more output will come
+}
+
+func newExecRun(m *Manager, e *Exec, tee map[string]io.Writer) *execRun {
+	r := &execRun{
+		m: m, exec: e, tee: tee, done: make(chan struct{}), carry: map[string][]byte{},
+		wake: make(chan struct{}, 1), flushed: make(chan struct{}), stop: make(chan struct{}),
+	}
+	r.cond = sync.NewCond(&r.mu)
+	go r.flusher()
+	return r
+}
+
+func (r *execRun) started(p Process) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.proc = p
+	if r.exec.TimeoutMS > 0 {
+		r.timer = time.AfterFunc(time.Duration(r.exec.TimeoutMS)*time.Millisecond, func() {
+			r.mu.Lock()
+			r.timedOut = r.endStatus == ""
+			r.mu.Unlock()
+			r.signal()
+		})
+	}
+	if r.endStatus != "" { // killed before the process started
+		go r.signal()
+	}
+}
+
+// kill ends the exec with status (canceled, or failed on shutdown) and reason.
+func (r *execRun) kill(status ExecStatus, reason string) {
+	r.mu.Lock()
+	if r.endStatus == "" && !r.timedOut {
+		r.endStatus, r.endReason = status, reason
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *execRun) signal() {
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Signal(ctx, syscall.SIGKILL); err != nil {
+			r.m.log.Debug("exec: kill", "exec", r.exec.ID, "err", err)
+		}
+	}
+}
+
+type streamWriter struct {
+	r      *execRun
+	stream string
+}
+
+func (w streamWriter) Write(p []byte) (int, error) { return w.r.write(w.stream, p) }
+
+func (r *execRun) writer(stream string) io.Writer { return streamWriter{r, stream} }
+
+// write turns a chunk of output into an event. Bytes of a UTF-8 sequence
+// split across writes are held back until the sequence is complete.
+func (r *execRun) write(stream string, p []byte) (int, error) {
+	if w := r.tee[stream]; w != nil {
+		_, _ = w.Write(p) // the caller's writer; its errors are its own
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	buf := append(r.carry[stream], p...)
+	cut := utf8Complete(buf)
+	r.carry[stream] = append([]byte(nil), buf[cut:]...)
+	if cut > 0 {
+		r.queue(stream, strings.ToValidUTF8(string(buf[:cut]), "\uFFFD"))
+	}
+	for r.pendBytes > maxPendingOutput {
+		r.cond.Wait()
+	}
+	return len(p), nil
+}
+
+// queue appends a log event (r.mu held).
+func (r *execRun) queue(stream, text string) {
+	r.pending = append(r.pending, ExecEvent{
+		ExecID: r.exec.ID, Seq: r.seq, Kind: KindLog, Stream: stream, Data: text, CreatedAt: r.m.now(),
+	})
+	r.seq++
+	r.pendBytes += len(text)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// utf8Complete returns the length of the longest prefix of b that does not
+// end inside an incomplete UTF-8 sequence.
+func utf8Complete(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
+}
+
+// flusher stores pending output in batches and publishes it, in seq order.
+func (r *execRun) flusher() {
+	defer close(r.flushed)
+	for {
+		stopping := false
+		select {
+		case <-r.wake:
+		case <-r.stop:
+			stopping = true
+		}
+		r.mu.Lock()
+		batch := r.pending
+		r.pending, r.pendBytes = nil, 0
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		if len(batch) > 0 {
+			if err := r.m.store.appendEvents(context.WithoutCancel(r.m.ctx), batch); err != nil {
+				r.m.log.Error("exec: store output", "exec", r.exec.ID, "err", err)
+			}
+			for _, ev := range batch {
+				r.m.bus.publishExec(ev)
+				r.m.bus.publish(Event{Time: ev.CreatedAt, Type: EventExecOutput, BoxID: r.exec.BoxID, ExecID: r.exec.ID, Output: &ev})
+			}
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// pump waits for the process and finishes the exec.
+func (r *execRun) pump() {
+	code, err := r.proc.Wait()
+	r.finish(&code, errText(err))
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// finish stores the exit event and the final record. code is nil when the
+// process never started; waitErr is the error waiting for it, if any.
+func (r *execRun) finish(code *int, waitErr string) {
+	r.fin.Do(func() {
+		m := r.m
+		defer m.wg.Done()
+		r.mu.Lock()
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		for _, stream := range []string{"stdout", "stderr"} {
+			if rest := r.carry[stream]; len(rest) > 0 {
+				r.carry[stream] = nil
+				r.queue(stream, strings.ToValidUTF8(string(rest), "\uFFFD"))
+			}
+		}
+		r.mu.Unlock()
+		close(r.stop)
+		<-r.flushed
+
+		r.mu.Lock()
+		e := *r.exec
+		e.FinishedAt = m.now()
+		info := ExitInfo{}
+		switch {
+		case code == nil:
+			e.Status, e.ErrorMessage = ExecFailed, waitErr
+		case r.endStatus != "":
+			e.Status, e.ErrorMessage = r.endStatus, r.endReason
+		case r.timedOut:
+			e.Status, e.ExitCode = ExecFailed, code
+			e.ErrorMessage = fmt.Sprintf("Command timed out after %d ms", e.TimeoutMS)
+		case waitErr != "":
+			minus := -1
+			e.Status, e.ExitCode, e.ErrorMessage = ExecFailed, &minus, waitErr
+		case *code == 0:
+			e.Status, e.ExitCode = ExecSucceeded, code
+		default:
+			e.Status, e.ExitCode = ExecFailed, code
+		}
+		info.ExitCode, info.Error = e.ExitCode, e.ErrorMessage
+		data, _ := json.Marshal(info)
+		exit := ExecEvent{ExecID: e.ID, Seq: r.seq, Kind: KindExit, Data: string(data), CreatedAt: e.FinishedAt}
+		r.mu.Unlock()
+
+		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, exit)
+		if err != nil {
+			m.log.Error("exec: store exit", "exec", e.ID, "err", err)
+		} else {
+			m.bus.publishExec(exit)
+			m.bus.publish(Event{Time: exit.CreatedAt, Type: EventExecOutput, BoxID: e.BoxID, ExecID: e.ID, Output: &exit})
+			m.bus.publish(ev)
+		}
+		m.bus.finishExec(e.ID)
+		r.final = &e
+		m.mu.Lock()
+		delete(m.runs, e.ID)
+		m.mu.Unlock()
+		close(r.done)
+	})
+}
+
+// GetExec returns an exec by ID. Errors: EXEC_NOT_FOUND.
+func (m *Manager) GetExec(ctx context.Context, execID string) (*Exec, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	return m.store.getExec(ctx, execID)
+}
+
+// ListExecs returns the execs of a box, newest first. Errors: BOX_NOT_FOUND.
+func (m *Manager) ListExecs(ctx context.Context, box string) ([]*Exec, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	b, err := m.store.getBox(ctx, box)
+	if err != nil {
+		return nil, err
+	}
+	return m.store.listExecs(ctx, b.ID)
+}
+
+// WaitExec waits until an exec has finished and returns its final record.
+func (m *Manager) WaitExec(ctx context.Context, execID string) (*Exec, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	m.mu.Lock()
+	r := m.runs[execID]
+	m.mu.Unlock()
+	if r != nil {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return m.store.getExec(ctx, execID)
+}
+
+// CancelExec kills a running exec and records it as canceled, with an exit
+// event ({"exit_code": null}) that ends its event streams. Errors:
+// EXEC_NOT_FOUND, EXEC_ALREADY_FINISHED.
+func (m *Manager) CancelExec(ctx context.Context, execID string) (*Exec, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	e, err := m.store.getExec(ctx, execID)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	r := m.runs[execID]
+	m.mu.Unlock()
+	if e.Status != ExecRunning || r == nil {
+		return nil, Errorf(CodeExecAlreadyFinished, "Exec already finished")
+	}
+	r.kill(ExecCanceled, "")
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.final.Status != ExecCanceled {
+		return nil, Errorf(CodeExecAlreadyFinished, "Exec already finished")
+	}
+	return r.final, nil
+}
+
+// cancelBoxExecs cancels the running execs of a box and waits for them.
+func (m *Manager) cancelBoxExecs(boxID, reason string) {
+	m.mu.Lock()
+	var runs []*execRun
+	for _, r := range m.runs {
+		if r.exec.BoxID == boxID {
+			runs = append(runs, r)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range runs {
+		r.kill(ExecCanceled, reason)
+	}
+	for _, r := range runs {
+		select {
+		case <-r.done:
+		case <-time.After(m.cfg.stopTimeout):
+			m.log.Warn("exec did not end after kill", "exec", r.exec.ID)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package boxrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Manager runs boxes in process: it persists every box, exec and output
+// chunk in SQLite under its directory, drives the sandboxes through its
+// Driver, and publishes events. Open one per directory; a Manager is safe
+// for concurrent use. Close it when done: running boxes keep running
+// (detached) and are picked up again by the next Open.
+type Manager struct {
+	dir    string
+	cfg    config
+	log    *slog.Logger
+	store  *store
+	bus    *bus
+	driver Driver
+	images ImageStore
+
+	ctx    context.Context // canceled by Close; parent of background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines (exec pumps, subscriptions)
+	calls  sync.WaitGroup // in-flight API calls
+
+	mu          sync.Mutex
+	closed      bool
+	reservedCPU int64
+	reservedMem int64
+	runs        map[string]*execRun // running execs by ID
+	locks       map[string]*boxLock // per-box lifecycle locks
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Service = (*Manager)(nil)
+
+// Open opens (creating if needed) the Manager state in dir: the SQLite
+// database dir/boxrun.db, migrated synchronously. It then reconciles what a
+// crash may have left: execs still marked running become failed ("server
+// restarted"), boxes whose sandbox is gone become stopped, boxes caught
+// mid-creation become error, and sandboxes the database does not know are
+// removed from the driver. WithDriver is required.
+func Open(dir string, opts ...Option) (*Manager, error) {
+	cfg := config{
+		maxCPU:      int64(runtime.NumCPU()),
+		maxMemoryMB: hostMemoryMB(),
+		stopTimeout: 10 * time.Second,
+		now:         time.Now,
+		eventBuffer: 256,
+	}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("boxrun: open: %w", err)
+		}
+	}
+	if cfg.driver == nil {
+		return nil, fmt.Errorf("boxrun: open: no driver (use WithDriver): %w", ErrInvalid)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.eventBuffer <= 0 {
+		cfg.eventBuffer = 256
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("boxrun: open: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("boxrun: open: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := openStore(ctx, filepath.Join(dir, "boxrun.db"))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("boxrun: %w", err)
+	}
+	m := &Manager{
+		dir: dir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(),
+		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
+		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
+	}
+	if err := m.recover(ctx); err != nil {
+		cancel()
+		st.close()
+		return nil, fmt.Errorf("boxrun: recover: %w", err)
+	}
+	return m, nil
+}
+
+// Dir returns the Manager's state directory.
+func (m *Manager) Dir() string { return m.dir }
+
+// DriverName returns the name of the Manager's driver.
+func (m *Manager) DriverName() string { return m.driver.Name() }
+
+// Close finalizes running execs (they fail with "server shutting down"),
+// ends subscriptions, waits (up to the stop timeout) for background work,
+// and closes the database, the image store and the driver. Boxes keep
+// running. Close is idempotent; later calls on the Manager return ErrClosed.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		runs := make([]*execRun, 0, len(m.runs))
+		for _, r := range m.runs {
+			runs = append(runs, r)
+		}
+		m.mu.Unlock()
+		for _, r := range runs {
+			r.kill(ExecFailed, "server shutting down")
+		}
+		done := make(chan struct{})
+		go func() { m.calls.Wait(); m.wg.Wait(); close(done) }()
+		timer := time.NewTimer(m.cfg.stopTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			m.log.Warn("close: background work did not finish in time", "timeout", m.cfg.stopTimeout)
+		}
+		m.cancel()
+		m.bus.closeAll()
+		var errs []error
+		errs = append(errs, m.store.close())
+		if c, ok := m.images.(io.Closer); ok && c != nil {
+			errs = append(errs, c.Close())
+		}
+		errs = append(errs, m.driver.Close())
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// enter registers an API call; it fails with ErrClosed after Close.
+func (m *Manager) enter() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.calls.Add(1)
+	return nil
+}
+
+func (m *Manager) leave() { m.calls.Done() }
+
+func (m *Manager) now() time.Time { return m.cfg.now().UTC() }
+
+// Info reports the resource limits.
+func (m *Manager) Info(ctx context.Context) (Info, error) {
+	return Info{MaxCPU: m.cfg.maxCPU, MaxMemoryMB: m.cfg.maxMemoryMB}, nil
+}
+
+// boxLock serializes lifecycle changes of one box.
+type boxLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockBox locks box id for a lifecycle change and returns the unlock func.
+func (m *Manager) lockBox(id string) func() {
+	m.mu.Lock()
+	l := m.locks[id]
+	if l == nil {
+		l = &boxLock{}
+		m.locks[id] = l
+	}
+	l.refs++
+	m.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		m.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(m.locks, id)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// reserve takes cpu and memory from the limits, or fails with
+// RESOURCE_EXCEEDED (long messages on create, short ones on start).
+func (m *Manager) reserve(cpu, mem int64, onCreate bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reservedCPU+cpu > m.cfg.maxCPU {
+		if onCreate {
+			return Errorf(CodeResourceExceeded, "Total CPU limit (%d) would be exceeded", m.cfg.maxCPU)
+		}
+		return Errorf(CodeResourceExceeded, "Total CPU limit would be exceeded")
+	}
+	if m.reservedMem+mem > m.cfg.maxMemoryMB {
+		if onCreate {
+			return Errorf(CodeResourceExceeded, "Total memory limit (%dMB) would be exceeded", m.cfg.maxMemoryMB)
+		}
+		return Errorf(CodeResourceExceeded, "Total memory limit would be exceeded")
+	}
+	m.reservedCPU += cpu
+	m.reservedMem += mem
+	return nil
+}
+
+func (m *Manager) release(cpu, mem int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reservedCPU = max(0, m.reservedCPU-cpu)
+	m.reservedMem = max(0, m.reservedMem-mem)
+}
+
+// hostMemoryMB reads MemTotal from /proc/meminfo; 8192 when unknown.
+func hostMemoryMB() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 8192
+	}
+	var kb int64
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, _ := fmt.Sscanf(line, "MemTotal: %d kB", &kb); n == 1 {
+			return kb / 1024
+		}
+	}
+	return 8192
+}
