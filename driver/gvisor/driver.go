@@ -1,0 +1,410 @@
+package gvisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"golang.org/x/sys/unix"
+)
+
+var _ boxrun.Driver = (*Driver)(nil)
+
+// Driver runs boxes as gVisor sandboxes. Create it with New. Its methods are
+// safe for concurrent use: lifecycle calls on one handle are serialized,
+// Exec and the copies run concurrently.
+type Driver struct {
+	runscPath string
+	initPath  string
+	platform  string
+	stopGrace time.Duration
+	log       *slog.Logger
+	limits    Limits
+
+	dir, runDir, boxesDir, emptyDir string
+
+	mu     sync.Mutex
+	locks  map[string]*sync.Mutex // per-handle lifecycle locks
+	rootMu sync.RWMutex           // R: runsc create; W: null-netns cleanup
+	closed atomic.Bool
+}
+
+// New checks the host and prepares cfg.Dir. It fails with an error wrapping
+// ErrUnsupported when the host cannot run the driver: not root, runsc or the
+// in-box helper missing (the message says how to build them).
+func New(cfg Config) (*Driver, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("gvisor: Config.Dir is required: %w", boxrun.ErrInvalid)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("gvisor: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("gvisor: the driver needs root (overlayfs mounts and cgroups): %w", ErrUnsupported)
+	}
+	runscPath, err := findBinary(cfg.Runsc, RunscEnv, dir, RunscName)
+	if err != nil {
+		return nil, fmt.Errorf("gvisor: %w; %s", err, buildRunscHint)
+	}
+	initPath, err := findBinary(cfg.InitPath, InitEnv, dir, InitName)
+	if err != nil {
+		return nil, fmt.Errorf("gvisor: %w; %s", err, buildInitHint)
+	}
+	d := &Driver{
+		runscPath: runscPath,
+		initPath:  initPath,
+		platform:  cfg.Platform,
+		stopGrace: cfg.StopGrace,
+		log:       cfg.Logger,
+		limits:    detectLimits(),
+		dir:       dir,
+		runDir:    filepath.Join(dir, "run"),
+		boxesDir:  filepath.Join(dir, "boxes"),
+		emptyDir:  filepath.Join(dir, "empty"),
+		locks:     map[string]*sync.Mutex{},
+	}
+	if d.platform == "" {
+		d.platform = DefaultPlatform
+	}
+	if d.stopGrace <= 0 {
+		d.stopGrace = DefaultStopGrace
+	}
+	if d.log == nil {
+		d.log = discardLogger()
+	}
+	for _, p := range []string{d.runDir, d.boxesDir, d.emptyDir} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return nil, fmt.Errorf("gvisor: %w", err)
+		}
+	}
+	d.log.Debug("gvisor driver ready", "runsc", runscPath, "init", initPath, "cgroups", d.limits.Cgroups,
+		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory)
+	return d, nil
+}
+
+// Name returns "gvisor".
+func (d *Driver) Name() string { return "gvisor" }
+
+// Limits reports which resource limits this host enforces.
+func (d *Driver) Limits() Limits { return d.limits }
+
+// Close marks the driver closed. Sandboxes keep running; a new Driver on the
+// same Dir picks them up. Close is idempotent.
+func (d *Driver) Close() error {
+	d.closed.Store(true)
+	return nil
+}
+
+func (d *Driver) checkOpen() error {
+	if d.closed.Load() {
+		return fmt.Errorf("gvisor: driver closed: %w", boxrun.ErrClosed)
+	}
+	return nil
+}
+
+// lock takes the lifecycle lock of h and returns its unlock.
+func (d *Driver) lock(h string) func() {
+	d.mu.Lock()
+	l, ok := d.locks[h]
+	if !ok {
+		l = &sync.Mutex{}
+		d.locks[h] = l
+	}
+	d.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func notFound(h string) error {
+	return fmt.Errorf("gvisor: sandbox %q: %w", h, boxrun.ErrNotFound)
+}
+
+// exists reports whether the driver has a box dir for h.
+func (d *Driver) exists(h string) bool {
+	if !validHandle(h) {
+		return false
+	}
+	_, err := os.Stat(d.metaPath(h))
+	return err == nil
+}
+
+// State reports whether the sandbox of handle runs. A sandbox whose process
+// died (or is a zombie) is stopped.
+func (d *Driver) State(ctx context.Context, handle string) (boxrun.SandboxState, error) {
+	if !d.exists(handle) {
+		return boxrun.SandboxMissing, nil
+	}
+	if d.running(handle) {
+		return boxrun.SandboxRunning, nil
+	}
+	return boxrun.SandboxStopped, nil
+}
+
+// Create makes the box's directories and overlay, then creates and starts
+// its sandbox. On failure nothing is left behind.
+func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, error) {
+	if err := d.checkOpen(); err != nil {
+		return "", err
+	}
+	if err := validateSpec(spec); err != nil {
+		return "", err
+	}
+	h, err := newHandle()
+	if err != nil {
+		return "", fmt.Errorf("gvisor: %w", err)
+	}
+	defer d.lock(h)()
+	m := &boxMeta{
+		BoxID:    spec.BoxID,
+		Lower:    d.emptyDir,
+		CPU:      spec.CPU,
+		MemoryMB: spec.MemoryMB,
+		Network:  spec.Network,
+		Workdir:  spec.Workdir,
+		Env:      mergeEnv(spec.Env),
+		Volumes:  spec.Volumes,
+	}
+	if spec.Image != nil {
+		st, err := os.Stat(spec.Image.Rootfs)
+		if err != nil || !st.IsDir() {
+			return "", fmt.Errorf("gvisor: image rootfs %q is not a directory: %w", spec.Image.Rootfs, boxrun.ErrInvalid)
+		}
+		m.Lower = filepath.Clean(spec.Image.Rootfs)
+	}
+	if m.Workdir == "" {
+		m.Workdir = "/"
+	}
+	bd := d.boxDir(h)
+	for _, p := range []string{bd, filepath.Join(bd, "upper"), filepath.Join(bd, "work"), d.rootfs(h)} {
+		if err := os.Mkdir(p, 0o700); err != nil {
+			_ = d.destroy(ctx, h)
+			return "", fmt.Errorf("gvisor: %w", err)
+		}
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if err := writeFileAtomic(d.metaPath(h), mb); err != nil {
+		_ = d.destroy(ctx, h)
+		return "", fmt.Errorf("gvisor: %w", err)
+	}
+	if err := d.start(ctx, h, m); err != nil {
+		if derr := d.destroy(ctx, h); derr != nil {
+			d.log.Warn("gvisor: cleanup after failed create", "handle", h, "err", derr)
+		}
+		return "", err
+	}
+	d.log.Debug("gvisor: created", "handle", h, "box", spec.BoxID)
+	return h, nil
+}
+
+// start mounts the overlay, writes the bundle and runs runsc create + start.
+// On failure the sandbox is deleted and the overlay unmounted; the box's
+// files stay.
+func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
+	rootfs := d.rootfs(h)
+	if !isMounted(rootfs) {
+		if err := mountOverlay(m.Lower, filepath.Join(d.boxDir(h), "upper"), filepath.Join(d.boxDir(h), "work"), rootfs); err != nil {
+			return fmt.Errorf("gvisor: %w", err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			d.teardown(context.WithoutCancel(ctx), h, m)
+		}
+	}()
+	if err := mkdirInRoot(rootfs, m.Workdir, 0o755); err != nil {
+		return fmt.Errorf("gvisor: workdir: %w", err)
+	}
+	if !existsInRoot(rootfs, "/tmp") {
+		if err := mkdirInRoot(rootfs, "/tmp", 0o1777); err != nil {
+			return fmt.Errorf("gvisor: /tmp: %w", err)
+		}
+	}
+	cb, _ := json.MarshalIndent(d.bundleConfig(h, m), "", "  ")
+	if err := writeFileAtomic(filepath.Join(d.boxDir(h), "config.json"), cb); err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	if err := d.create(ctx, h, m); err != nil {
+		return err
+	}
+	if _, err := d.runsc(ctx, m, time.Minute, "start", h); err != nil {
+		return fmt.Errorf("gvisor: start sandbox: %w: %w", err, boxrun.ErrRuntime)
+	}
+	return nil
+}
+
+// create runs runsc create with its stdio away from any pipe (G1): stdin
+// /dev/null, output to <box>/create.log, whose text becomes the error.
+func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	logPath := filepath.Join(d.boxDir(h), "create.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	defer logf.Close()
+	d.rootMu.RLock()
+	defer d.rootMu.RUnlock()
+	args := append(d.globalArgs(m), "create", "--bundle="+d.boxDir(h), h)
+	cmd := newCmd(d.runscPath, args, nil, logf, logf)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("gvisor: runsc create: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		werr = <-done
+	}
+	d.log.DebugContext(ctx, "runsc create", "handle", h, "dur", time.Since(start), "err", werr)
+	if werr != nil {
+		out, _ := os.ReadFile(logPath)
+		return fmt.Errorf("gvisor: runsc create: %w: %s: %w", werr, strings.TrimSpace(string(out)), boxrun.ErrRuntime)
+	}
+	return nil
+}
+
+// teardown destroys the sandbox of h (if any) and unmounts its overlay,
+// keeping the box's files.
+func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
+	var errs []error
+	if d.readState(h) != nil {
+		if _, err := d.runsc(ctx, m, time.Minute, "delete", "-force", h); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Leftovers of a crashed or killed runsc: processes, files, cgroups.
+	if d.killStrays(h) > 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, p := range []string{d.stateFile(h), filepath.Join(d.runDir, h+"_sandbox:"+h+".lock"), filepath.Join(d.runDir, "runsc-"+h+".sock")} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := removeCgroups(h); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountAll(d.rootfs(h)); err != nil {
+		errs = append(errs, err)
+	}
+	d.releaseNullNetNS()
+	if len(errs) > 0 {
+		return fmt.Errorf("gvisor: teardown %s: %w", h, errors.Join(errs...))
+	}
+	return nil
+}
+
+// releaseNullNetNS unmounts runsc's shared null-netns when no sandbox is
+// left in the runsc root, so that an idle driver leaves no host mount.
+func (d *Driver) releaseNullNetNS() {
+	d.rootMu.Lock()
+	defer d.rootMu.Unlock()
+	ents, err := os.ReadDir(d.runDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".state") || strings.HasSuffix(e.Name(), ".lock") {
+			return
+		}
+	}
+	p := filepath.Join(d.runDir, "null-netns")
+	for unix.Unmount(p, unix.MNT_DETACH) == nil {
+	}
+	_ = os.Remove(p)
+}
+
+// Start creates the sandbox of a stopped box again on its kept files.
+func (d *Driver) Start(ctx context.Context, handle string) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if !d.exists(handle) {
+		return notFound(handle)
+	}
+	defer d.lock(handle)()
+	m, err := d.readMeta(handle)
+	if err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	if d.running(handle) {
+		return fmt.Errorf("gvisor: sandbox %s is running: %w", handle, boxrun.ErrConflict)
+	}
+	if err := d.teardown(ctx, handle, m); err != nil {
+		return err
+	}
+	return d.start(ctx, handle, m)
+}
+
+// Stop sends SIGTERM to the box's init, which passes it on to every process
+// and exits once they are gone or after the stop grace; then the sandbox is
+// deleted and the overlay unmounted. The files stay.
+func (d *Driver) Stop(ctx context.Context, handle string) error {
+	if !d.exists(handle) {
+		return notFound(handle)
+	}
+	defer d.lock(handle)()
+	m, err := d.readMeta(handle)
+	if err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	if s := d.readState(handle); s != nil && procAlive(s.Sandbox.Pid, handle) {
+		if _, err := d.runsc(ctx, m, 30*time.Second, "kill", handle, "TERM"); err != nil {
+			d.log.Debug("gvisor: stop: kill TERM", "handle", handle, "err", err)
+		}
+		deadline := time.Now().Add(d.stopGrace + time.Second)
+		for procAlive(s.Sandbox.Pid, handle) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return d.teardown(context.WithoutCancel(ctx), handle, m)
+}
+
+// Remove destroys the sandbox and deletes everything the box has on the
+// host. An unknown handle is not an error.
+func (d *Driver) Remove(ctx context.Context, handle string) error {
+	if !validHandle(handle) {
+		return nil
+	}
+	defer d.lock(handle)()
+	return d.destroy(ctx, handle)
+}
+
+// destroy is Remove without the lock.
+func (d *Driver) destroy(ctx context.Context, h string) error {
+	if _, err := os.Stat(d.boxDir(h)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	m, err := d.readMeta(h)
+	if err != nil {
+		m = nil // still remove what there is
+	}
+	if err := d.teardown(context.WithoutCancel(ctx), h, m); err != nil {
+		return err
+	}
+	// Never delete through a mount: that would reach the image or a volume.
+	if isMounted(d.rootfs(h)) {
+		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxrun.ErrRuntime)
+	}
+	if err := os.RemoveAll(d.boxDir(h)); err != nil {
+		return fmt.Errorf("gvisor: remove %s: %w", h, err)
+	}
+	return nil
+}

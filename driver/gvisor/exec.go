@@ -1,0 +1,378 @@
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/creack/pty"
+)
+
+// drainAfterExit bounds how long Wait keeps reading output after the
+// process exited, when a background child still holds the pipes open.
+const drainAfterExit = 100 * time.Millisecond
+
+// runscExitFailure is the exit status runsc uses for its own failures (G4).
+const runscExitFailure = 128
+
+func newCmd(path string, args []string, stdin io.Reader, stdout, stderr io.Writer) *exec.Cmd {
+	cmd := exec.Command(path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	return cmd
+}
+
+// process is a running `runsc exec`.
+type process struct {
+	d   *Driver
+	h   string
+	m   *boxMeta
+	cmd *exec.Cmd
+	pid int      // the process's PID inside the sandbox
+	pty *os.File // the pty master of a TTY process
+
+	done chan struct{} // closed when code and err are final
+	code int
+	err  error
+}
+
+// Exec starts spec.Cmd in the sandbox with `runsc exec` and returns once the
+// process runs inside. A command that cannot start (missing program, bad
+// working directory) is an error wrapping ErrInvalid, not an exit code.
+func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpec) (boxrun.Process, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(spec.Cmd) == 0 || spec.Cmd[0] == "" {
+		return nil, fmt.Errorf("gvisor: empty command: %w", boxrun.ErrInvalid)
+	}
+	if spec.Dir != "" && !filepath.IsAbs(spec.Dir) {
+		return nil, fmt.Errorf("gvisor: working directory %q is not absolute: %w", spec.Dir, boxrun.ErrInvalid)
+	}
+	for _, kv := range spec.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("gvisor: env entry %q is not KEY=VALUE: %w", kv, boxrun.ErrInvalid)
+		}
+	}
+	m, err := d.runningMeta(handle)
+	if err != nil {
+		return nil, err
+	}
+	p, startErr, err := d.startProcess(ctx, handle, m, spec)
+	if err != nil {
+		return nil, err
+	}
+	if startErr != "" {
+		return nil, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], startErr, boxrun.ErrInvalid)
+	}
+	return p, nil
+}
+
+// runningMeta returns the meta of a running box, or ErrNotFound /
+// ErrConflict.
+func (d *Driver) runningMeta(h string) (*boxMeta, error) {
+	if !d.exists(h) {
+		return nil, notFound(h)
+	}
+	m, err := d.readMeta(h)
+	if err != nil {
+		return nil, fmt.Errorf("gvisor: %w", err)
+	}
+	if !d.running(h) {
+		return nil, fmt.Errorf("gvisor: sandbox %s is not running: %w", h, boxrun.ErrConflict)
+	}
+	return m, nil
+}
+
+// startProcess runs `runsc exec` for spec. It returns the process, or the
+// text of runsc's own error when the command could not start (startErr), or
+// err for anything else.
+func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec boxrun.ProcessSpec) (_ *process, startErr string, _ error) {
+	dir := spec.Dir
+	if dir == "" {
+		dir = m.Workdir
+	}
+	args := append(d.globalArgs(m), "exec", "--internal-pid-file=/proc/self/fd/3", "--cwd="+dir)
+	for _, kv := range spec.Env {
+		args = append(args, "--env="+kv)
+	}
+	args = append(args, h)
+	args = append(args, spec.Cmd...)
+
+	// runsc writes the internal PID into fd 3, a pipe: it is not a regular
+	// file, so runsc writes in place, and the read returns the moment the
+	// process is running inside. EOF without a PID means it never started.
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		return nil, "", fmt.Errorf("gvisor: %w", err)
+	}
+	defer pidR.Close()
+
+	p := &process{d: d, h: h, m: m, done: make(chan struct{})}
+	cmd := exec.Command(d.runscPath, args...)
+	cmd.ExtraFiles = []*os.File{pidW}
+	var childEnds []*os.File
+	closeChildEnds := func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+		pidW.Close()
+	}
+	var stdoutR, stderrR, stdinW *os.File
+	if spec.TTY {
+		master, tty, err := pty.Open()
+		if err != nil {
+			return nil, "", fmt.Errorf("gvisor: open pty: %w", err)
+		}
+		size := spec.Size
+		if size.Rows == 0 || size.Cols == 0 {
+			size = boxrun.TermSize{Rows: 24, Cols: 80}
+		}
+		_ = pty.Setsize(master, &pty.Winsize{Rows: size.Rows, Cols: size.Cols})
+		p.pty = master
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		childEnds = append(childEnds, tty)
+		stdoutR = master
+	} else {
+		var stdoutW, stderrW *os.File
+		if stdoutR, stdoutW, err = os.Pipe(); err != nil {
+			closeChildEnds()
+			return nil, "", fmt.Errorf("gvisor: %w", err)
+		}
+		childEnds = append(childEnds, stdoutW)
+		if stderrR, stderrW, err = os.Pipe(); err != nil {
+			stdoutR.Close()
+			closeChildEnds()
+			return nil, "", fmt.Errorf("gvisor: %w", err)
+		}
+		childEnds = append(childEnds, stderrW)
+		cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+		if spec.Stdin != nil {
+			var stdinR *os.File
+			if stdinR, stdinW, err = os.Pipe(); err != nil {
+				stdoutR.Close()
+				stderrR.Close()
+				closeChildEnds()
+				return nil, "", fmt.Errorf("gvisor: %w", err)
+			}
+			childEnds = append(childEnds, stdinR)
+			cmd.Stdin = stdinR
+		}
+	}
+	closeParentEnds := func() {
+		for _, f := range []*os.File{stdoutR, stderrR, stdinW} {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		closeChildEnds()
+		closeParentEnds()
+		return nil, "", fmt.Errorf("gvisor: runsc exec: %w", err)
+	}
+	closeChildEnds()
+	p.cmd = cmd
+
+	// Output pumps. stderr is held back until the start is known: before
+	// that, anything on it is runsc's own error text.
+	started := make(chan bool, 1)
+	var stderrBuf bytes.Buffer
+	var pumps sync.WaitGroup
+	pumps.Add(1)
+	go func() {
+		defer pumps.Done()
+		pump(stdoutR, spec.Stdout)
+	}()
+	if stderrR != nil {
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			if <-started {
+				pump(stderrR, spec.Stderr)
+			} else {
+				pump(stderrR, limitWriter{&stderrBuf, 64 << 10})
+			}
+		}()
+	}
+	var stdinDone chan struct{}
+	if spec.Stdin != nil {
+		dst := stdinW
+		if spec.TTY {
+			dst = p.pty
+		}
+		stdinDone = make(chan struct{})
+		go func() {
+			defer close(stdinDone)
+			_, _ = io.Copy(dst, spec.Stdin)
+			if !spec.TTY {
+				dst.Close()
+			}
+		}()
+	}
+
+	// The waiter: process exit, then a bounded drain of the output.
+	exited := make(chan struct{})
+	go func() {
+		werr := cmd.Wait()
+		close(exited)
+		deadline := time.Now().Add(drainAfterExit)
+		stdoutR.SetReadDeadline(deadline)
+		if stderrR != nil {
+			stderrR.SetReadDeadline(deadline)
+		}
+		pumps.Wait()
+		closeParentEnds()
+		p.code, p.err = p.exitStatus(werr)
+		close(p.done)
+	}()
+
+	pidc := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 32)
+		n, _ := pidR.Read(buf)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+		pidc <- pid
+	}()
+	select {
+	case pid := <-pidc:
+		if pid > 0 {
+			p.pid = pid
+			started <- true
+			return p, "", nil
+		}
+		started <- false
+		<-p.done
+		msg := strings.TrimSpace(stderrBuf.String())
+		if msg == "" {
+			msg = fmt.Sprintf("runsc exec exited with %d", p.code)
+		}
+		if p.pty != nil {
+			p.pty.Close()
+		}
+		return nil, msg, nil
+	case <-ctx.Done():
+		// The process may still start: kill it once its PID is known.
+		go func() {
+			if pid := <-pidc; pid > 0 {
+				started <- true
+				_, _ = d.runsc(context.Background(), m, 30*time.Second, "kill", "--pgid", strconv.Itoa(pid), h, "KILL")
+			} else {
+				started <- false
+			}
+			<-p.done
+			if p.pty != nil {
+				p.pty.Close()
+			}
+		}()
+		return nil, "", fmt.Errorf("gvisor: exec: %w", ctx.Err())
+	}
+}
+
+// exitStatus turns the end of `runsc exec` into the process's exit code.
+func (p *process) exitStatus(werr error) (int, error) {
+	st := p.cmd.ProcessState
+	if st == nil {
+		return -1, fmt.Errorf("gvisor: runsc exec: %w: %w", werr, boxrun.ErrRuntime)
+	}
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return -1, fmt.Errorf("gvisor: runsc exec killed on the host by %v: %w", ws.Signal(), boxrun.ErrRuntime)
+	}
+	code := ws.ExitStatus()
+	if code == runscExitFailure && p.pid > 0 && !p.d.running(p.h) {
+		return -1, fmt.Errorf("gvisor: sandbox %s died: %w", p.h, boxrun.ErrRuntime)
+	}
+	return code, nil
+}
+
+// pump copies r to w (nil: discard) until EOF, an error or the read
+// deadline. A pty master reports EIO once the terminal's last user is gone;
+// that is EOF too. Errors of w stop the copy; the rest is drained and
+// dropped so the process is never blocked on a full pipe.
+func pump(r *os.File, w io.Writer) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && w != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				w = nil
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+type limitWriter struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l limitWriter) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		if len(p) > room {
+			l.b.Write(p[:room])
+		} else {
+			l.b.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+// Wait waits for the process to exit and its output to be written.
+func (p *process) Wait() (int, error) {
+	<-p.done
+	return p.code, p.err
+}
+
+// Signal sends sig to the process's group inside the sandbox. Signalling a
+// process that has exited is not an error.
+func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_, err := p.d.runsc(ctx, p.m, 30*time.Second, "kill", "--pgid", strconv.Itoa(p.pid), p.h, strconv.Itoa(int(sig)))
+	if err != nil {
+		select {
+		case <-p.done:
+			return nil // exited meanwhile
+		default:
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("gvisor: signal: %w", err)
+		}
+		return fmt.Errorf("gvisor: signal: %w: %w", err, boxrun.ErrRuntime)
+	}
+	return nil
+}
+
+// Resize sets the terminal size of a TTY process.
+func (p *process) Resize(ctx context.Context, size boxrun.TermSize) error {
+	if p.pty == nil {
+		return fmt.Errorf("gvisor: resize: not a TTY process: %w", boxrun.ErrInvalid)
+	}
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := pty.Setsize(p.pty, &pty.Winsize{Rows: size.Rows, Cols: size.Cols}); err != nil {
+		return fmt.Errorf("gvisor: resize: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Prune removes every box whose handle is not in keep, with all its host
+// resources, and cleans up after crashes: sandboxes whose processes died
+// (kept boxes become stopped, their files stay), runsc state files, locks
+// and sockets without a box, stray runsc processes, leftover cgroups,
+// overlay mounts, and runsc's null-netns mount when no sandbox is left.
+func (d *Driver) Prune(ctx context.Context, keep []string) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	keepSet := map[string]bool{}
+	for _, h := range keep {
+		keepSet[h] = true
+	}
+	var errs []error
+
+	// 1. Box directories.
+	ents, err := os.ReadDir(d.boxesDir)
+	if err != nil {
+		return fmt.Errorf("gvisor: prune: %w", err)
+	}
+	for _, e := range ents {
+		h := e.Name()
+		if !validHandle(h) {
+			errs = append(errs, d.removeStrayDir(filepath.Join(d.boxesDir, h)))
+			continue
+		}
+		unlock := d.lock(h)
+		switch {
+		case !keepSet[h]:
+			errs = append(errs, d.destroy(ctx, h))
+		case !d.running(h):
+			m, err := d.readMeta(h)
+			if err != nil {
+				m = nil
+			}
+			errs = append(errs, d.teardown(ctx, h, m))
+		}
+		unlock()
+	}
+
+	// 2. runsc state, locks and sockets of sandboxes with no live kept box.
+	live := map[string]bool{}
+	for h := range keepSet {
+		if d.exists(h) && d.running(h) {
+			live[h] = true
+		}
+	}
+	if ents, err := os.ReadDir(d.runDir); err == nil {
+		for _, e := range ents {
+			id := runscFileID(e.Name())
+			if id == "" || live[id] {
+				continue
+			}
+			unlock := d.lock(id)
+			errs = append(errs, d.teardown(ctx, id, nil))
+			unlock()
+		}
+	}
+
+	// 3. Stray runsc processes (create, exec, gofer, sandbox) of this root.
+	d.killStraysExcept(live)
+
+	// 4. Mounts under Dir that no live box owns.
+	if mounts, err := mountsUnder(d.dir); err == nil {
+		for _, mp := range mounts {
+			if mp == filepath.Join(d.runDir, "null-netns") {
+				continue
+			}
+			rel, _ := filepath.Rel(d.boxesDir, mp)
+			if h, rest, _ := strings.Cut(rel, string(filepath.Separator)); live[h] && rest == "rootfs" {
+				continue
+			}
+			errs = append(errs, unmountAll(mp))
+		}
+	}
+	d.releaseNullNetNS()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("gvisor: prune: %w", err)
+	}
+	return nil
+}
+
+// runscFileID returns the container ID a file in the runsc root belongs to
+// ("" for other files).
+func runscFileID(name string) string {
+	switch {
+	case strings.HasPrefix(name, "runsc-") && strings.HasSuffix(name, ".sock"):
+		return strings.TrimSuffix(strings.TrimPrefix(name, "runsc-"), ".sock")
+	case strings.HasSuffix(name, ".state"), strings.HasSuffix(name, ".lock"):
+		sid, _, ok := strings.Cut(name, "_sandbox:")
+		if ok {
+			return sid
+		}
+	}
+	return ""
+}
+
+// removeStrayDir removes a directory in boxes/ that is not a box, after
+// unmounting anything below it.
+func (d *Driver) removeStrayDir(dir string) error {
+	mounts, _ := mountsUnder(dir)
+	for _, mp := range mounts {
+		if err := unmountAll(mp); err != nil {
+			return err
+		}
+	}
+	if mounts, _ := mountsUnder(dir); len(mounts) > 0 {
+		return fmt.Errorf("gvisor: %s still has mounts", dir)
+	}
+	return os.RemoveAll(dir)
+}
+
+// killStraysExcept SIGKILLs every process of this driver's runsc root that
+// belongs to no box in live, and waits a moment for them to go.
+func (d *Driver) killStraysExcept(live map[string]bool) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	root := []byte("--root=" + d.runDir)
+	self := os.Getpid()
+	killed := 0
+	for _, e := range ents {
+		pid := atoiPositive(e.Name())
+		if pid <= 0 || pid == self {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(append(cmdline, 0), append(root, 0)) {
+			continue
+		}
+		owned := false
+		for h := range live {
+			if bytes.Contains(cmdline, []byte(h)) {
+				owned = true
+				break
+			}
+		}
+		if owned {
+			continue
+		}
+		if p, err := os.FindProcess(pid); err == nil && p.Kill() == nil {
+			killed++
+		}
+	}
+	if killed > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
