@@ -94,3 +94,97 @@ func create(t testing.TB, d *gvisor.Driver, spec boxrun.SandboxSpec) string {
 	}
 	return h
 }
+
+func gvisorNew(t testing.TB, dir string) (*gvisor.Driver, error) {
+	t.Helper()
+	return gvisor.New(gvisor.Config{Dir: dir})
+}
+
+// mountsUnder lists the host mounts at or below dir.
+func mountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// processesMentioning lists host processes whose command line contains s.
+func processesMentioning(t testing.TB, s string) []string {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(b, []byte(s)) {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // a zombie waiting for its reaper holds nothing
+		}
+		out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return out
+}
+
+// assertNothingLeftOf checks that box h has nothing left on the host: no
+// box dir, no runsc files, no cgroup, no process, no mount.
+func assertNothingLeftOf(t testing.TB, dir, h string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "boxes", h)); !os.IsNotExist(err) {
+		t.Errorf("box dir of %s still there (%v)", h, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "run"))
+	for _, e := range ents {
+		if strings.Contains(e.Name(), h) {
+			t.Errorf("runsc file left: %s", e.Name())
+		}
+	}
+	cg, _ := filepath.Glob("/sys/fs/cgroup/*/boxrun/" + h)
+	if len(cg) > 0 {
+		t.Errorf("cgroups left: %v", cg)
+	}
+	if ps := processesMentioning(t, h); len(ps) > 0 {
+		t.Errorf("processes left: %v", ps)
+	}
+	if ms := mountsUnder(t, filepath.Join(dir, "boxes", h)); len(ms) > 0 {
+		t.Errorf("mounts left: %v", ms)
+	}
+}
+
+// assertNothingLeft checks assertNothingLeftOf for every handle, and that no
+// mount, runsc file or process of the driver's directory is left at all.
+func assertNothingLeft(t testing.TB, dir string, handles ...string) {
+	t.Helper()
+	for _, h := range handles {
+		assertNothingLeftOf(t, dir, h)
+	}
+	if ms := mountsUnder(t, dir); len(ms) > 0 {
+		t.Errorf("mounts left under %s: %v", dir, ms)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "run")); len(ents) > 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("runsc root not empty: %v", names)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "boxes")); len(ents) > 0 {
+		t.Errorf("boxes dir not empty: %d entries", len(ents))
+	}
+	if ps := processesMentioning(t, dir); len(ps) > 0 {
+		t.Errorf("processes left: %v", ps)
+	}
+}
