@@ -150,8 +150,13 @@ func pumpStdin(ctx context.Context, conn *websocket.Conn, r io.Reader) {
 	}
 }
 
-// stdinEOF tells the server that terminal input ended.
-func stdinEOF(ctx context.Context, conn *websocket.Conn) {}
+// stdinEOF tells the program that terminal input ended. The protocol has no
+// end-of-input message, so it sends what a terminal sends: an EOT (Ctrl-D),
+// which a line-reading program such as a shell takes as end of input, just
+// as the local Manager's terminal does when Stdin ends.
+func stdinEOF(ctx context.Context, conn *websocket.Conn) {
+	_ = conn.Write(ctx, websocket.MessageBinary, []byte{0x04})
+}
 
 // pumpResize sends a resize text frame for every size received.
 func pumpResize(ctx context.Context, conn *websocket.Conn, sizes <-chan boxrun.TermSize) {

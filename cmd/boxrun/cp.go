@@ -1,0 +1,202 @@
+package main
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/boxrun/boxrun/client"
+	"github.com/boxrun/boxrun/internal/tarutil"
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+func newCpCmd(cfg *rootConfig) *ffcli.Command {
+	fs := cfg.newFlagSet("cp")
+	return &ffcli.Command{
+		Name:       "cp",
+		ShortUsage: "boxrun cp SRC BOX:DST | boxrun cp BOX:SRC DST",
+		ShortHelp:  "copy files or directories between the host and a box",
+		LongHelp: "Like docker cp: a DST that is an existing directory (or ends in /) receives SRC\n" +
+			"under its own name; otherwise SRC is copied to DST. SRC - reads a tar stream from\n" +
+			"stdin, DST - writes one to stdout. An argument is BOX:PATH when it has a ':' and\n" +
+			"does not start with '/' or '.'.",
+		FlagSet: fs,
+		Options: ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			pos, err := interspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) != 2 {
+				return usagef("cp needs SRC and DST")
+			}
+			src, dst := pos[0], pos[1]
+			if box, p, ok := remotePath(src); ok {
+				svc, err := cfg.service(ctx)
+				if err != nil {
+					return err
+				}
+				return download(ctx, cfg, svc, box, p, dst)
+			}
+			if box, p, ok := remotePath(dst); ok {
+				svc, err := cfg.service(ctx)
+				if err != nil {
+					return err
+				}
+				return upload(ctx, cfg, svc, src, box, p)
+			}
+			return usagef("One of src/dst must be in BOX:PATH format")
+		},
+	}
+}
+
+// remotePath splits BOX:PATH (spec §14.2's rule).
+func remotePath(arg string) (box, p string, ok bool) {
+	box, p, ok = strings.Cut(arg, ":")
+	if !ok || box == "" || strings.HasPrefix(box, "/") || strings.HasPrefix(box, ".") {
+		return "", "", false
+	}
+	return box, p, true
+}
+
+// upload copies the host path src to p in box.
+func upload(ctx context.Context, cfg *rootConfig, svc *client.Client, src, box, p string) error {
+	if !path.IsAbs(p) {
+		return usagef("box path must be absolute: %s", p)
+	}
+	if src == "-" {
+		if err := svc.CopyIn(ctx, box, p, cfg.stdin); err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.stdout, "Uploaded to %s:%s\n", box, p)
+		return nil
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("File not found: %s", src)
+	}
+	intoDir := strings.HasSuffix(p, "/") || remoteIsDir(ctx, svc, box, p)
+	if st.Mode().IsRegular() {
+		dest := p
+		if intoDir {
+			dest = path.Join(p, filepath.Base(src))
+		}
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := svc.UploadFile(ctx, box, dest, f); err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.stdout, "Uploaded to %s:%s\n", box, dest)
+		return nil
+	}
+	// A directory (or anything else): a tar stream through the archive
+	// endpoint, its top entry renamed to the destination's name.
+	destDir, from, to := p, filepath.Base(src), filepath.Base(src)
+	if !intoDir {
+		destDir, to = path.Dir(p), path.Base(p)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarutil.Create(ctx, pw, src)) }()
+	err = svc.CopyIn(ctx, box, destDir, renameTar(pr, from, to))
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.stdout, "Uploaded to %s:%s\n", box, path.Join(destDir, to))
+	return nil
+}
+
+// download copies p in box to the host path dst.
+func download(ctx context.Context, cfg *rootConfig, svc *client.Client, box, p, dst string) error {
+	if dst == "-" {
+		return svc.CopyOut(ctx, box, p, cfg.stdout)
+	}
+	from := path.Base(p)
+	destDir, to := dst, from
+	if st, err := os.Stat(dst); err != nil || !st.IsDir() {
+		if strings.HasSuffix(dst, "/") {
+			destDir = dst
+		} else {
+			destDir, to = filepath.Dir(dst), filepath.Base(dst)
+		}
+	}
+	if err := os.MkdirAll(destDir, 0o755); err != nil {
+		return fmt.Errorf("Writing file: %w", err)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(svc.CopyOut(ctx, box, p, pw)) }()
+	err := tarutil.Extract(ctx, renameTar(pr, from, to), destDir)
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.stdout, "Downloaded to %s\n", filepath.Join(destDir, to))
+	return nil
+}
+
+// remoteIsDir reports whether p is a directory in box, by reading the first
+// header of its archive (false when it is missing or cannot be read).
+func remoteIsDir(ctx context.Context, svc *client.Client, box, p string) bool {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(svc.CopyOut(cctx, box, p, pw)) }()
+	defer pr.CloseWithError(io.ErrClosedPipe)
+	hdr, err := tar.NewReader(pr).Next()
+	return err == nil && hdr.Typeflag == tar.TypeDir
+}
+
+// renameTar rewrites a tar stream whose entries start with from so that they
+// start with to instead (hard link targets included).
+func renameTar(r io.Reader, from, to string) io.Reader {
+	if from == to {
+		return r
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
+		rename := func(name string) string {
+			clean := strings.TrimPrefix(name, "./")
+			if clean == from || clean == from+"/" {
+				return to + strings.TrimPrefix(clean, from)
+			}
+			if rest, ok := strings.CutPrefix(clean, from+"/"); ok {
+				return to + "/" + rest
+			}
+			return name
+		}
+		for {
+			hdr, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				pw.CloseWithError(tw.Close())
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			hdr.Name = rename(hdr.Name)
+			if hdr.Typeflag == tar.TypeLink {
+				hdr.Linkname = rename(hdr.Linkname)
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return pr
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+func newInfoCmd(cfg *rootConfig) *ffcli.Command {
+	fs := cfg.newFlagSet("info")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	return &ffcli.Command{
+		Name:       "info",
+		ShortUsage: "boxrun info [--json]",
+		ShortHelp:  "show the server address and its resource limits",
+		FlagSet:    fs,
+		Options:    ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			svc, err := cfg.service(ctx)
+			if err != nil {
+				return err
+			}
+			info, err := svc.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(cfg, info)
+			}
+			addr, _ := cfg.target()
+			if cfg.svc != nil && cfg.svc.URL() == "http://localhost" {
+				addr = "unix://" + cfg.socketPath()
+			}
+			fmt.Fprintf(cfg.stdout, "Server:     %s\n", addr)
+			fmt.Fprintf(cfg.stdout, "Max CPU:    %d\n", info.MaxCPU)
+			fmt.Fprintf(cfg.stdout, "Max memory: %d MB\n", info.MaxMemoryMB)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+
+	"github.com/boxrun/boxrun"
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+func newInspectCmd(cfg *rootConfig) *ffcli.Command {
+	fs := cfg.newFlagSet("inspect")
+	execs := fs.Bool("execs", false, "print the execs of the box instead (newest first)")
+	return &ffcli.Command{
+		Name:       "inspect",
+		ShortUsage: "boxrun inspect [flags] BOX...",
+		ShortHelp:  "print boxes (or their execs) as a JSON array",
+		FlagSet:    fs,
+		Options:    ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			pos, err := interspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) == 0 {
+				return usagef("inspect needs at least one BOX")
+			}
+			svc, err := cfg.service(ctx)
+			if err != nil {
+				return err
+			}
+			if *execs {
+				all := []*boxrun.Exec{}
+				for _, b := range pos {
+					es, err := svc.ListExecs(ctx, b)
+					if err != nil {
+						return err
+					}
+					all = append(all, es...)
+				}
+				return writeJSON(cfg, all)
+			}
+			boxes := make([]*boxrun.Box, 0, len(pos))
+			for _, b := range pos {
+				box, err := svc.Get(ctx, b)
+				if err != nil {
+					return err
+				}
+				boxes = append(boxes, box)
+			}
+			return writeJSON(cfg, boxes)
+		},
+	}
+}

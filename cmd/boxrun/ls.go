@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/boxrun/boxrun"
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+func newLsCmd(cfg *rootConfig, name string) *ffcli.Command {
+	fs := cfg.newFlagSet(name)
+	status := fs.String("status", "", "only boxes with this status (running, stopped, creating, error, all)")
+	fs.StringVar(status, "s", "", "shorthand for --status")
+	asJSON := fs.Bool("json", false, "print the boxes as a JSON array")
+	quiet := fs.Bool("quiet", false, "print box IDs only")
+	fs.BoolVar(quiet, "q", false, "shorthand for --quiet")
+	help := "list boxes, newest first"
+	if name == "list" {
+		help = "alias of ls"
+	}
+	return &ffcli.Command{
+		Name:       name,
+		ShortUsage: "boxrun " + name + " [flags]",
+		ShortHelp:  help,
+		FlagSet:    fs,
+		Options:    ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			pos, err := interspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) > 0 {
+				return usagef("%s takes no arguments", name)
+			}
+			svc, err := cfg.service(ctx)
+			if err != nil {
+				return err
+			}
+			boxes, err := svc.List(ctx, boxrun.BoxFilter{Status: boxrun.BoxStatus(*status)})
+			if err != nil {
+				return err
+			}
+			switch {
+			case *asJSON:
+				if boxes == nil {
+					boxes = []*boxrun.Box{}
+				}
+				return writeJSON(cfg, boxes)
+			case *quiet:
+				for _, b := range boxes {
+					fmt.Fprintln(cfg.stdout, b.ID)
+				}
+				return nil
+			}
+			printBoxTable(cfg, boxes)
+			return nil
+		},
+	}
+}
+
+// printBoxTable prints the spec §14.3 table.
+func printBoxTable(cfg *rootConfig, boxes []*boxrun.Box) {
+	if len(boxes) == 0 {
+		fmt.Fprintln(cfg.stdout, "No boxes found.")
+		return
+	}
+	header := fmt.Sprintf("%-20s %-15s %-12s %-25s %4s %8s %6s %-20s",
+		"ID", "NAME", "STATUS", "IMAGE", "CPU", "MEM", "DISK", "CREATED")
+	header = strings.TrimRight(header, " ")
+	fmt.Fprintln(cfg.stdout, cfg.bold(header))
+	fmt.Fprintln(cfg.stdout, cfg.dim(strings.Repeat("-", len(header))))
+	for _, b := range boxes {
+		created := boxrun.FormatTime(b.CreatedAt)
+		if len(created) > 19 {
+			created = created[:19]
+		}
+		name := b.Name
+		if name == "" {
+			name = "-"
+		}
+		line := fmt.Sprintf("%-20s %-15s %s %-25s %4d %7dMB %5dG %-20s",
+			b.ID, name, cfg.colorStatus(b.Status, 12), b.Image, b.CPU, b.MemoryMB, b.DiskSizeGB, created)
+		fmt.Fprintln(cfg.stdout, strings.TrimRight(line, " "))
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/image"
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+// serveConfig holds the flags of `boxrun serve`.
+type serveConfig struct {
+	host, socket string
+	port         int
+	driver       string
+	runsc        string
+	maxCPU       string
+	maxMemoryMB  string
+	verbose      bool
+}
+
+func newServeCmd(cfg *rootConfig) *ffcli.Command {
+	fs := cfg.newFlagSet("serve")
+	var sc serveConfig
+	fs.StringVar(&sc.host, "host", "127.0.0.1", "TCP address to listen on")
+	fs.IntVar(&sc.port, "port", 9090, "TCP port to listen on")
+	fs.StringVar(&sc.socket, "socket", "", "listen on this Unix socket instead of TCP")
+	fs.StringVar(&sc.driver, "driver", envOr(cfg.getenv, "BOXRUN_DRIVER", "gvisor"), "isolation backend: gvisor or qemu (env BOXRUN_DRIVER)")
+	fs.StringVar(&sc.runsc, "runsc", "", "path of runsc for the gvisor driver (default: $BOXRUN_RUNSC, next to this binary, or PATH)")
+	fs.StringVar(&sc.maxCPU, "max-cpu", cfg.getenv("BOXRUN_MAX_CPU"), "total vCPUs running boxes may reserve (env BOXRUN_MAX_CPU; default: host CPUs)")
+	fs.StringVar(&sc.maxMemoryMB, "max-memory-mb", cfg.getenv("BOXRUN_MAX_MEMORY_MB"), "total MiB running boxes may reserve (env BOXRUN_MAX_MEMORY_MB; default: host RAM)")
+	fs.BoolVar(&sc.verbose, "verbose", false, "debug logging")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "boxrun serve [--host 127.0.0.1] [--port 9090] [--socket PATH] [--driver gvisor|qemu]",
+		ShortHelp:  "run the BoxRun server (HTTP API + dashboard) in the foreground",
+		LongHelp: "State (SQLite, images, sandboxes) lives in --state-dir (env BOXRUN_STATE_DIR).\n" +
+			"Unlike other commands, serve reads no BOXRUN_HOST/PORT/SOCKET: those tell clients\n" +
+			"where to connect. A non-loopback --host needs --token (env BOXRUN_TOKEN).",
+		FlagSet: fs,
+		// No env prefix here: BOXRUN_HOST/PORT/SOCKET are client settings
+		// (spec §12.2); serve's env vars are read explicitly above.
+		Options: []ff.Option{ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser), ff.WithIgnoreUndefined(true)},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usagef("serve takes no arguments")
+			}
+			if cfg.token == "" {
+				cfg.token = cfg.getenv("BOXRUN_TOKEN")
+			}
+			return serve(ctx, cfg, &sc)
+		},
+	}
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// limit parses a BOXRUN_MAX_* value: "" or invalid (with a warning) is 0,
+// the detected default.
+func limit(cfg *rootConfig, name, v string) int64 {
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		fmt.Fprintf(cfg.stderr, "Warning: invalid %s %q (want an integer > 0); using the detected value\n", name, v)
+		return 0
+	}
+	return n
+}
+
+// openDriver makes the selected isolation backend.
+func openDriver(sc *serveConfig, stateDir string, log *slog.Logger) (boxrun.Driver, error) {
+	switch sc.driver {
+	case "gvisor":
+		return gvisor.New(gvisor.Config{Dir: filepath.Join(stateDir, "gvisor"), Runsc: sc.runsc, Logger: log})
+	case "qemu":
+		return openQEMU(stateDir, log)
+	}
+	return nil, usagef("unknown driver %q (want gvisor or qemu)", sc.driver)
+}
+
+// openManager opens the local Manager of serve.
+func openManager(cfg *rootConfig, sc *serveConfig, log *slog.Logger) (*boxrun.Manager, error) {
+	d, err := openDriver(sc, cfg.stateDir, log)
+	if err != nil {
+		return nil, err
+	}
+	images, err := image.Open(filepath.Join(cfg.stateDir, "images"), image.WithLogger(log))
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	m, err := boxrun.Open(cfg.stateDir,
+		boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLogger(log),
+		boxrun.WithLimits(limit(cfg, "BOXRUN_MAX_CPU", sc.maxCPU), limit(cfg, "BOXRUN_MAX_MEMORY_MB", sc.maxMemoryMB)))
+	if err != nil {
+		images.Close()
+		d.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// serve runs the server until ctx ends (spec §13).
+func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
+	level := slog.LevelInfo
+	if sc.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+		return fmt.Errorf("Failed to start server: %w", err)
+	}
+	var ln net.Listener
+	var err error
+	if sc.socket != "" {
+		if ln, err = httpapi.Listen("unix", sc.socket); err != nil {
+			return fmt.Errorf("Failed to bind %s: %w", sc.socket, err)
+		}
+	} else {
+		removeStaleSocket(envOr(cfg.getenv, "BOXRUN_SOCKET", cfg.socketPath()))
+		addr := net.JoinHostPort(sc.host, strconv.Itoa(sc.port))
+		if ln, err = httpapi.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("Failed to bind %s: %w", addr, err)
+		}
+	}
+	m, err := openManager(cfg, sc, log)
+	if err != nil {
+		ln.Close()
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		return fmt.Errorf("Failed to start server: %w", err)
+	}
+	defer m.Close()
+	if sc.socket != "" {
+		fmt.Fprintf(cfg.stdout, "Starting BoxRun server on %s\n", sc.socket)
+	} else {
+		url := "http://" + ln.Addr().String()
+		fmt.Fprintf(cfg.stdout, "Starting BoxRun server on %s\n", url)
+		fmt.Fprintf(cfg.stdout, "Dashboard: %s/ui\n", url)
+	}
+	var opts []httpapi.Option
+	opts = append(opts, httpapi.WithLogger(log))
+	if cfg.token != "" {
+		opts = append(opts, httpapi.WithToken(cfg.token))
+	}
+	err = httpapi.New(m, opts...).Serve(ctx, ln)
+	if sc.socket != "" {
+		os.Remove(sc.socket)
+	}
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil // Ctrl-C is a clean exit (spec §13)
+}
+
+// removeStaleSocket deletes a socket file nobody listens on, so that
+// auto-detecting clients fall back to TCP (spec §13). A live socket of
+// another server is left alone.
+func removeStaleSocket(path string) {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&os.ModeSocket == 0 {
+		return
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return
+	}
+	os.Remove(path)
+}
