@@ -31,7 +31,12 @@ func openStore(ctx context.Context, file string) (*store, error) {
 	pool, err := sqlitex.NewPool(file, sqlitex.PoolOptions{
 		PoolSize: 8,
 		PrepareConn: func(conn *sqlite.Conn) error {
-			return sqlitex.ExecuteScript(conn, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;", nil)
+			for _, q := range []string{"PRAGMA foreign_keys = ON;", "PRAGMA synchronous = NORMAL;"} {
+				if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	})
 	if err != nil {
