@@ -1,0 +1,35 @@
+# BoxRun build and test entry points. `make test` is the test command CI runs.
+GO ?= go
+export GOTOOLCHAIN := local
+
+.PHONY: all build runsc deps test vet fmt-check bench demo clean
+
+all: build
+
+deps: ## Debian packages the tests and the gVisor/QEMU drivers need (root).
+	./scripts/install-deps.sh
+
+runsc: bin/runsc
+bin/runsc: tools/go.mod
+	cd tools && CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o ../bin/runsc gvisor.dev/gvisor/runsc
+
+build: runsc
+	CGO_ENABLED=0 $(GO) build -o bin/boxrun ./cmd/boxrun
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+test: runsc fmt-check vet
+	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -race -timeout 20m ./...
+
+bench: runsc
+	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+demo:
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin
