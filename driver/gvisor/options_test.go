@@ -1,0 +1,87 @@
+package gvisor_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/boxrun/boxrun"
+)
+
+func TestDriver_Volumes(t *testing.T) {
+	d, _ := newDriver(t)
+	rw, ro := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(ro, "conf"), []byte("cfg"), 0o644)
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, boxrun.SandboxSpec{BoxID: "vol", Image: img, Volumes: []boxrun.Volume{
+		{HostPath: rw, GuestPath: "/data"},
+		{HostPath: ro, GuestPath: "/etc/app", Readonly: true},
+	}})
+	if _, _, code := run(t, d, h, nil, "sh", "-c", "echo w > /data/out"); code != 0 {
+		t.Fatalf("write to rw volume: exit %d", code)
+	}
+	if b, _ := os.ReadFile(filepath.Join(rw, "out")); string(b) != "w\n" {
+		t.Fatalf("host sees %q", b)
+	}
+	if out, _, _ := run(t, d, h, nil, "cat", "/etc/app/conf"); out != "cfg" {
+		t.Fatalf("ro volume: %q", out)
+	}
+	if _, errOut, code := run(t, d, h, nil, "sh", "-c", "echo x > /etc/app/new"); code == 0 || !strings.Contains(errOut, "Read-only") {
+		t.Fatalf("write to ro volume: exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(ro, "new")); err == nil {
+		t.Fatal("ro volume was written")
+	}
+	// Creating with a missing host path fails cleanly.
+	_, err := d.Create(context.Background(), boxrun.SandboxSpec{BoxID: "bad", Image: img, Volumes: []boxrun.Volume{{HostPath: "/no/such/dir", GuestPath: "/x"}}})
+	if !errors.Is(err, boxrun.ErrInvalid) {
+		t.Fatalf("missing volume: %v", err)
+	}
+}
+
+func TestDriver_Limits(t *testing.T) {
+	d, _ := newDriver(t)
+	if !d.Limits().Memory {
+		t.Skip("no memory cgroup controller on this host")
+	}
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, boxrun.SandboxSpec{BoxID: "lim", Image: img, CPU: 1, MemoryMB: 200})
+	out, _, _ := run(t, d, h, nil, "sh", "-c", "grep MemTotal /proc/meminfo")
+	if !strings.Contains(out, " 204800 kB") {
+		t.Fatalf("MemTotal inside: %q, want 204800 kB", out)
+	}
+	b, err := os.ReadFile("/sys/fs/cgroup/memory/boxrun/" + h + "/memory.limit_in_bytes")
+	if d.Limits().Cgroups == "v1" && (err != nil || strings.TrimSpace(string(b)) != "209715200") {
+		t.Fatalf("memory cgroup limit: %q %v", b, err)
+	}
+	if d.Limits().CPU && d.Limits().Cgroups == "v1" {
+		b, err := os.ReadFile("/sys/fs/cgroup/cpu/boxrun/" + h + "/cpu.cfs_quota_us")
+		if err != nil || strings.TrimSpace(string(b)) != "100000" {
+			t.Fatalf("cpu quota: %q %v", b, err)
+		}
+	}
+}
+
+func TestDriver_Network(t *testing.T) {
+	d, _ := newDriver(t)
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	ifaces := func(h string) []string {
+		out, _, _ := run(t, d, h, nil, "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1")
+		return strings.Fields(out)
+	}
+	off := create(t, d, boxrun.SandboxSpec{BoxID: "off", Image: img})
+	if got := ifaces(off); len(got) != 1 || got[0] != "lo" {
+		t.Fatalf("network off: interfaces %v, want [lo]", got)
+	}
+	// Loopback works without network.
+	if out, _, code := run(t, d, off, nil, "sh", "-c", "nc -l -p 7001 -e echo pong & sleep 0.3; echo | nc 127.0.0.1 7001"); code != 0 || !strings.Contains(out, "pong") {
+		t.Fatalf("loopback: %q %d", out, code)
+	}
+	on := create(t, d, boxrun.SandboxSpec{BoxID: "on", Image: img, Network: true})
+	if got := ifaces(on); len(got) < 2 {
+		t.Fatalf("network on: interfaces %v, want the host's", got)
+	}
+}
