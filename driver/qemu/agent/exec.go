@@ -1,0 +1,306 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
+)
+
+// Output left in the pipes after the process exited is drained until the
+// pipes stay empty for drainIdle, and never longer than drainMax: a
+// background child that keeps the pipe open must not hold the exec open.
+const (
+	drainIdle = 50 * time.Millisecond
+	drainMax  = 2 * time.Second
+)
+
+// proc is a running exec.
+type proc struct {
+	pid   int
+	tty   *os.File // pty master; nil without TTY
+	ttyFd int
+}
+
+func bgCtx() context.Context { return context.Background() }
+
+// exec runs one command and streams it over st.
+func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
+	fw := &frameWriter{w: st}
+	a.mu.Lock()
+	ready := a.setup != nil
+	a.mu.Unlock()
+	if !ready {
+		fw.json(proto.FrameResult, fail(proto.KindOther, errors.New("box is not set up")))
+		return
+	}
+	if _, dup := mine.LoadOrStore(req.ID, struct{}{}); dup || req.ID == "" {
+		fw.json(proto.FrameResult, fail(proto.KindInvalid, fmt.Errorf("bad exec ID %q", req.ID)))
+		return
+	}
+	defer mine.Delete(req.ID)
+
+	p, outs, stdin, ch, err := a.spawn(req)
+	if err != nil {
+		kind := proto.KindOther
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			kind = proto.KindNotFound
+		}
+		fw.json(proto.FrameResult, fail(kind, err))
+		return
+	}
+	a.mu.Lock()
+	a.procs[req.ID] = p
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.procs, req.ID)
+		a.mu.Unlock()
+	}()
+	fw.json(proto.FrameResult, proto.Result{PID: p.pid})
+
+	// stdin: FrameData and FrameEOF from the host.
+	go func() {
+		defer func() {
+			if stdin != nil && req.TTY == false {
+				stdin.Close()
+			}
+		}()
+		for {
+			typ, payload, err := proto.ReadFrame(st)
+			if err != nil {
+				return
+			}
+			switch typ {
+			case proto.FrameData:
+				if stdin != nil {
+					if _, err := stdin.Write(payload); err != nil && !req.TTY {
+						stdin.Close()
+						stdin = nil
+					}
+				}
+			case proto.FrameEOF:
+				if stdin != nil && !req.TTY {
+					stdin.Close()
+					stdin = nil
+				}
+			}
+		}
+	}()
+
+	var exited atomic.Bool
+	var exitTime atomic.Int64
+	var wg sync.WaitGroup
+	for i, f := range outs {
+		typ := proto.FrameStdout
+		if i == 1 {
+			typ = proto.FrameStderr
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer f.Close()
+			buf := make([]byte, proto.DataChunk)
+			for {
+				n, err := f.Read(buf)
+				if n > 0 {
+					if fw.frame(typ, buf[:n]) != nil {
+						return
+					}
+					if exited.Load() {
+						if time.Since(time.Unix(0, exitTime.Load())) > drainMax {
+							return
+						}
+						f.SetReadDeadline(time.Now().Add(drainIdle))
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	ws := <-ch
+	exitTime.Store(time.Now().UnixNano())
+	exited.Store(true)
+	for _, f := range outs {
+		f.SetReadDeadline(time.Now().Add(drainIdle))
+	}
+	wg.Wait()
+	code := ws.ExitStatus()
+	if ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	fw.json(proto.FrameExit, proto.Exit{Code: code})
+}
+
+// spawn forks the process. It returns the output files to stream (stdout
+// and stderr, or the pty master), the stdin writer (nil for none) and the
+// channel that receives the wait status.
+func (a *agent) spawn(req *proto.Request) (p *proc, outs []*os.File, stdin *os.File, ch chan unix.WaitStatus, err error) {
+	if len(req.Cmd) == 0 {
+		return nil, nil, nil, nil, errors.New("empty command")
+	}
+	dir := req.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("working directory %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, nil, nil, nil, fmt.Errorf("working directory %s: %w", dir, unix.ENOTDIR)
+	}
+	prog, err := lookPath(req.Cmd[0], req.Env, dir)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	attr := &syscall.ProcAttr{Dir: dir, Env: req.Env, Sys: &syscall.SysProcAttr{}}
+	var childFiles []*os.File
+	p = &proc{}
+	if req.TTY {
+		master, slave, err := openPty()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		rows, cols := req.Rows, req.Cols
+		if rows == 0 || cols == 0 {
+			rows, cols = 24, 80
+		}
+		unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+		attr.Files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
+		attr.Sys.Setsid = true
+		attr.Sys.Setctty = true
+		attr.Sys.Ctty = 0
+		childFiles = []*os.File{slave}
+		p.ttyFd = master.fd
+		p.tty = master.f
+		outs = []*os.File{master.f}
+		stdin = master.f
+	} else {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		attr.Files = []uintptr{inR.Fd(), outW.Fd(), errW.Fd()}
+		attr.Sys.Setpgid = true
+		childFiles = []*os.File{inR, outW, errW}
+		outs = []*os.File{outR, errR}
+		stdin = inW
+	}
+	argv := append([]string{}, req.Cmd...)
+	ch = make(chan unix.WaitStatus, 1)
+	a.mu.Lock()
+	pid, err := syscall.ForkExec(prog, argv, attr)
+	if err == nil {
+		a.waiters[pid] = ch
+	}
+	a.mu.Unlock()
+	for _, f := range childFiles {
+		f.Close()
+	}
+	if err != nil {
+		for _, f := range outs {
+			f.Close()
+		}
+		if !req.TTY {
+			stdin.Close()
+		}
+		return nil, nil, nil, nil, fmt.Errorf("start %s: %w", req.Cmd[0], err)
+	}
+	p.pid = pid
+	return p, outs, stdin, ch, nil
+}
+
+// lookPath finds prog like execvp would, with PATH taken from env.
+func lookPath(prog string, env []string, dir string) (string, error) {
+	if strings.Contains(prog, "/") {
+		path := prog
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		if err := executable(path); err != nil {
+			return "", fmt.Errorf("exec %q: %w", prog, err)
+		}
+		return path, nil
+	}
+	pathVar := defaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, d := range filepath.SplitList(pathVar) {
+		if d == "" {
+			d = "."
+		}
+		path := filepath.Join(d, prog)
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		if executable(path) == nil {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: executable file not found in $PATH: %w", prog, fs.ErrNotExist)
+}
+
+func executable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fs.ErrPermission
+	}
+	return nil
+}
+
+type ptyMaster struct {
+	f  *os.File
+	fd int
+}
+
+// openPty opens a pty pair; the master is non-blocking so that reads honor
+// deadlines.
+func openPty() (*ptyMaster, *os.File, error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open pty: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("open pty slave: %w", err)
+	}
+	return &ptyMaster{f: os.NewFile(uintptr(fd), "ptmx"), fd: fd}, slave, nil
+}

@@ -1,0 +1,168 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/internal/tarutil"
+	"golang.org/x/sys/unix"
+)
+
+const newRoot = "/mnt/root"
+
+// doSetup mounts the box: the ext4 root device, the kernel filesystems and
+// the virtiofs volumes inside it, then moves it over / and chroots the
+// agent into it, so every later path is a path inside the box. A second
+// setup (the host reconnected) only resets the clock.
+func (a *agent) doSetup(s *proto.Setup) error {
+	if s == nil {
+		return errors.New("setup: missing parameters")
+	}
+	if s.TimeUnixNano > 0 {
+		tv := unix.NsecToTimeval(s.TimeUnixNano)
+		unix.Settimeofday(&tv)
+	}
+	a.mu.Lock()
+	done := a.setup != nil
+	a.mu.Unlock()
+	if done {
+		return nil
+	}
+	if s.Hostname != "" {
+		unix.Sethostname([]byte(s.Hostname))
+	}
+	if err := waitFile(s.RootDevice, 10*time.Second); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(newRoot, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(s.RootDevice, newRoot, "ext4", unix.MS_NOATIME, ""); err != nil {
+		return fmt.Errorf("mount root %s: %w", s.RootDevice, err)
+	}
+	mounts := []struct {
+		fs, dir, data string
+		flags         uintptr
+	}{
+		{"proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"sysfs", "sys", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"devtmpfs", "dev", "", unix.MS_NOSUID},
+		{"devpts", "dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"tmpfs", "dev/shm", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
+	}
+	for _, m := range mounts {
+		dir := filepath.Join(newRoot, m.dir)
+		if err := mkdirIn(dir); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.fs, dir, m.fs, m.flags, m.data); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dir, err)
+		}
+	}
+	// /dev/ptmx must open the new devpts instance.
+	ptmx := filepath.Join(newRoot, "dev/ptmx")
+	os.Remove(ptmx)
+	os.Symlink("pts/ptmx", ptmx)
+	if err := mkdirIn(filepath.Join(newRoot, "tmp")); err == nil {
+		os.Chmod(filepath.Join(newRoot, "tmp"), 0o1777)
+	}
+	for _, v := range s.Volumes {
+		dir := filepath.Join(newRoot, filepath.Clean("/"+v.Path))
+		if err := mkdirIn(dir); err != nil {
+			return err
+		}
+		var flags uintptr
+		if v.Readonly {
+			flags = unix.MS_RDONLY
+		}
+		if err := unix.Mount(v.Tag, dir, "virtiofs", flags, ""); err != nil {
+			return fmt.Errorf("mount volume %s: %w", v.Path, err)
+		}
+	}
+	if err := os.Chdir(newRoot); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if s.Workdir != "" {
+		if err := os.MkdirAll(s.Workdir, 0o755); err != nil {
+			return fmt.Errorf("workdir: %w", err)
+		}
+	}
+	a.mu.Lock()
+	a.setup = s
+	a.mu.Unlock()
+	return nil
+}
+
+// mkdirIn creates dir unless it exists (as a directory or a symlink to one).
+func mkdirIn(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+func waitFile(path string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		_, err := os.Stat(path)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// copyIn extracts the tar stream of FrameData frames into dst.
+func copyIn(st io.Reader, dst string) proto.Result {
+	dr := &proto.DataReader{R: st}
+	if !filepath.IsAbs(dst) {
+		return fail(proto.KindInvalid, fmt.Errorf("copy in: %q is not absolute", dst))
+	}
+	err := tarutil.Extract(bgCtx(), dr, dst)
+	io.Copy(io.Discard, dr)
+	if err != nil {
+		return fail(errKind(err), err)
+	}
+	return proto.Result{}
+}
+
+// copyOut writes a tar stream of src as FrameData frames (no FrameEOF).
+func copyOut(st io.Writer, src string) proto.Result {
+	if !filepath.IsAbs(src) {
+		return fail(proto.KindInvalid, fmt.Errorf("copy out: %q is not absolute", src))
+	}
+	if _, err := os.Lstat(src); err != nil {
+		return fail(errKind(err), err)
+	}
+	if err := tarutil.Create(bgCtx(), proto.DataWriter{W: st, Typ: proto.FrameData}, src); err != nil {
+		return fail(errKind(err), err)
+	}
+	return proto.Result{}
+}
+
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return proto.KindNotFound
+	case errors.Is(err, tarutil.ErrUnsafePath):
+		return proto.KindInvalid
+	}
+	return proto.KindOther
+}

@@ -1,0 +1,159 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
+)
+
+// dialUnix connects to the socket name in dir. Paths longer than a
+// sockaddr_un allows are reached through /proc/self/fd/<dirfd>/name.
+func dialUnix(ctx context.Context, dir, name string) (net.Conn, error) {
+	var dl net.Dialer
+	p := filepath.Join(dir, name)
+	if len(p) < 100 {
+		return dl.DialContext(ctx, "unix", p)
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return dl.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
+}
+
+// agentConn is a yamux session with one box's agent. Every operation is
+// one stream; the session is safe for concurrent use.
+type agentConn struct {
+	conn net.Conn
+	sess *yamux.Session
+}
+
+func dialAgent(ctx context.Context, dir string) (*agentConn, error) {
+	conn, err := dialUnix(ctx, dir, agentSock)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := yamux.Client(conn, proto.Config())
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &agentConn{conn: conn, sess: sess}, nil
+}
+
+// Close ends the session (the agent then kills the execs it started).
+func (c *agentConn) Close() error {
+	c.sess.Close()
+	return c.conn.Close()
+}
+
+// dead reports whether the session has ended.
+func (c *agentConn) dead() bool { return c.sess.IsClosed() }
+
+// open opens a stream and sends req. The stream is closed when ctx ends
+// before release is called.
+func (c *agentConn) open(ctx context.Context, req *proto.Request) (st *yamux.Stream, release func() bool, err error) {
+	st, err = c.sess.OpenStream()
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent session: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Close(); st.SetDeadline(time.Now()) })
+	if err := proto.WriteJSON(st, proto.FrameRequest, req); err != nil {
+		stop()
+		st.Close()
+		return nil, nil, ctxErr(ctx, err)
+	}
+	return st, stop, nil
+}
+
+// call runs a request whose answer is a single Result.
+func (c *agentConn) call(ctx context.Context, req *proto.Request) (proto.Result, error) {
+	st, release, err := c.open(ctx, req)
+	if err != nil {
+		return proto.Result{}, err
+	}
+	defer st.Close()
+	defer release()
+	var res proto.Result
+	if err := proto.ReadJSON(st, proto.FrameResult, &res); err != nil {
+		return res, ctxErr(ctx, fmt.Errorf("agent %s: %w", req.Op, err))
+	}
+	return res, resultErr(req.Op, res)
+}
+
+// resultErr maps an agent error to the boxrun error kinds.
+func resultErr(op string, res proto.Result) error {
+	if res.Error == "" {
+		return nil
+	}
+	switch res.Kind {
+	case proto.KindNotFound:
+		return fmt.Errorf("%s: %s: %w", op, res.Error, boxrun.ErrNotFound)
+	case proto.KindInvalid:
+		return fmt.Errorf("%s: %s: %w", op, res.Error, boxrun.ErrInvalid)
+	}
+	return fmt.Errorf("%s: %s", op, res.Error)
+}
+
+// ctxErr prefers ctx's error, mapped to the boxrun kinds, over err.
+func ctxErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", boxrun.ErrTimeout, ctx.Err())
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", boxrun.ErrCanceled, ctx.Err())
+	}
+	return err
+}
+
+// qmp runs one QMP command on the box's monitor socket.
+func qmp(ctx context.Context, dir, command string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := dialUnix(ctx, dir, qmpSock)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	dec := json.NewDecoder(conn)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		return fmt.Errorf("qmp greeting: %w", err)
+	}
+	for _, cmd := range []string{"qmp_capabilities", command} {
+		if _, err := fmt.Fprintf(conn, "{\"execute\":%q}\n", cmd); err != nil {
+			return err
+		}
+		for {
+			var msg map[string]json.RawMessage
+			if err := dec.Decode(&msg); err != nil {
+				if cmd == "quit" && errors.Is(err, io.EOF) {
+					return nil
+				}
+				return fmt.Errorf("qmp %s: %w", cmd, err)
+			}
+			if e, ok := msg["error"]; ok {
+				return fmt.Errorf("qmp %s: %s", cmd, e)
+			}
+			if _, ok := msg["return"]; ok {
+				break
+			}
+		}
+	}
+	return nil
+}

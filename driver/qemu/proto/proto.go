@@ -1,0 +1,226 @@
+// Package proto is the wire protocol between the qemu driver and its guest
+// agent. The host and the agent share one virtio-serial port, multiplexed
+// with yamux (see Session); every operation is one yamux stream that starts
+// with a Request frame from the host, carries data frames both ways, and
+// ends with a Result (or Exit) frame from the agent.
+//
+// A frame is a 1-byte type, a 4-byte big-endian payload length and the
+// payload. JSON frames hold a Request, Result or Exit; data frames hold raw
+// bytes of one stream (stdin, stdout, stderr or a tar stream).
+package proto
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Frame types.
+const (
+	FrameRequest byte = 1 // host→agent: JSON Request, first frame of a stream
+	FrameResult  byte = 2 // agent→host: JSON Result (op started, or finished)
+	FrameData    byte = 3 // stdin (host→agent) or a tar stream (either way)
+	FrameEOF     byte = 4 // end of FrameData in this direction
+	FrameStdout  byte = 5 // agent→host: stdout (or TTY output)
+	FrameStderr  byte = 6 // agent→host: stderr
+	FrameExit    byte = 7 // agent→host: JSON Exit, last frame of an exec
+)
+
+// MaxPayload bounds a frame's payload; data frames are at most DataChunk.
+const (
+	MaxPayload = 1 << 20
+	DataChunk  = 32 << 10
+)
+
+// Operations (Request.Op).
+const (
+	OpPing     = "ping"     // Result only
+	OpSetup    = "setup"    // mount the rootfs and volumes; idempotent
+	OpExec     = "exec"     // Result (started or not), output frames, Exit
+	OpSignal   = "signal"   // signal the process group of exec ID
+	OpResize   = "resize"   // resize the terminal of exec ID
+	OpCopyIn   = "copyin"   // host sends a tar as FrameData+FrameEOF, then Result
+	OpCopyOut  = "copyout"  // agent sends a tar as FrameData+FrameEOF, then Result
+	OpShutdown = "shutdown" // kill everything, sync, power off; Result first
+)
+
+// Error kinds (Result.Kind), mapped to boxrun error kinds by the driver.
+const (
+	KindNotFound = "not_found"
+	KindInvalid  = "invalid"
+	KindOther    = "other"
+)
+
+// Request is the first frame of every stream.
+type Request struct {
+	Op     string   `json:"op"`
+	ID     string   `json:"id,omitempty"`   // exec ID (exec, signal, resize)
+	Cmd    []string `json:"cmd,omitempty"`  // exec
+	Env    []string `json:"env,omitempty"`  // exec: the whole environment
+	Dir    string   `json:"dir,omitempty"`  // exec working directory
+	TTY    bool     `json:"tty,omitempty"`  // exec on a pty
+	Rows   uint16   `json:"rows,omitempty"` // exec (TTY), resize
+	Cols   uint16   `json:"cols,omitempty"` // exec (TTY), resize
+	Signal int      `json:"signal,omitempty"`
+	Path   string   `json:"path,omitempty"` // copyin destination dir, copyout source
+	Setup  *Setup   `json:"setup,omitempty"`
+}
+
+// Setup tells the agent how to prepare the box after boot.
+type Setup struct {
+	TimeUnixNano int64   `json:"time_unix_nano"` // host clock, to set the guest clock
+	Hostname     string  `json:"hostname"`
+	RootDevice   string  `json:"root_device"` // e.g. /dev/vda (ext4)
+	Workdir      string  `json:"workdir"`     // created if missing
+	Volumes      []Mount `json:"volumes,omitempty"`
+}
+
+// Mount is a virtiofs volume: Tag mounted at Path inside the rootfs.
+type Mount struct {
+	Tag      string `json:"tag"`
+	Path     string `json:"path"`
+	Readonly bool   `json:"readonly"`
+}
+
+// Result reports the outcome of an operation (or that an exec started).
+type Result struct {
+	Error  string `json:"error,omitempty"`
+	Kind   string `json:"kind,omitempty"`   // with Error: KindNotFound, KindInvalid or KindOther
+	PID    int    `json:"pid,omitempty"`    // exec: guest PID
+	Info   string `json:"info,omitempty"`   // ping/setup: agent description
+	Uptime int64  `json:"uptime,omitempty"` // ping/setup: guest uptime in ms
+}
+
+// Exit ends an exec stream.
+type Exit struct {
+	Code  int    `json:"code"` // 128+n when killed by signal n
+	Error string `json:"error,omitempty"`
+}
+
+// ErrFrameTooLarge is returned by ReadFrame for an oversized frame.
+var ErrFrameTooLarge = errors.New("proto: frame too large")
+
+// WriteFrame writes one frame. Callers serialize writes to w.
+func WriteFrame(w io.Writer, typ byte, payload []byte) error {
+	if len(payload) > MaxPayload {
+		return ErrFrameTooLarge
+	}
+	buf := make([]byte, 5+len(payload))
+	buf[0] = typ
+	binary.BigEndian.PutUint32(buf[1:5], uint32(len(payload)))
+	copy(buf[5:], payload)
+	_, err := w.Write(buf)
+	return err
+}
+
+// WriteJSON writes v as a JSON frame of type typ.
+func WriteJSON(w io.Writer, typ byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return WriteFrame(w, typ, b)
+}
+
+// ReadFrame reads one frame.
+func ReadFrame(r io.Reader) (typ byte, payload []byte, err error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:5])
+	if n > MaxPayload {
+		return 0, nil, ErrFrameTooLarge
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, fmt.Errorf("proto: short frame: %w", io.ErrUnexpectedEOF)
+	}
+	return hdr[0], payload, nil
+}
+
+// ReadJSON reads a frame that must be of type want and decodes it into v.
+func ReadJSON(r io.Reader, want byte, v any) error {
+	typ, payload, err := ReadFrame(r)
+	if err != nil {
+		return err
+	}
+	if typ != want {
+		return fmt.Errorf("proto: got frame type %d, want %d", typ, want)
+	}
+	return json.Unmarshal(payload, v)
+}
+
+// DataWriter turns writes into FrameData frames of at most DataChunk bytes.
+type DataWriter struct {
+	W   io.Writer
+	Typ byte // FrameData, FrameStdout or FrameStderr
+}
+
+// Write writes p as one or more frames.
+func (d DataWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := min(len(p), DataChunk)
+		if err := WriteFrame(d.W, d.Typ, p[:c]); err != nil {
+			return n, err
+		}
+		n += c
+		p = p[c:]
+	}
+	return n, nil
+}
+
+// DataReader reads the payloads of FrameData frames until FrameEOF. Any
+// other frame type is an error.
+type DataReader struct {
+	R   io.Reader
+	buf []byte
+	eof bool
+}
+
+// Read implements io.Reader.
+func (d *DataReader) Read(p []byte) (int, error) {
+	for len(d.buf) == 0 {
+		if d.eof {
+			return 0, io.EOF
+		}
+		typ, payload, err := ReadFrame(d.R)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		switch typ {
+		case FrameData:
+			d.buf = payload
+		case FrameEOF:
+			d.eof = true
+		default:
+			return 0, fmt.Errorf("proto: unexpected frame type %d in data", typ)
+		}
+	}
+	n := copy(p, d.buf)
+	d.buf = d.buf[n:]
+	return n, nil
+}
+
+// Config is the yamux configuration both sides use: no keepalives (an
+// emulated guest can stall for seconds) and no logging.
+func Config() *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.EnableKeepAlive = false
+	c.AcceptBacklog = 1024
+	c.ConnectionWriteTimeout = 5 * time.Minute
+	c.StreamOpenTimeout = 5 * time.Minute
+	c.StreamCloseTimeout = 5 * time.Minute
+	c.MaxStreamWindowSize = 1 << 20
+	c.LogOutput = io.Discard
+	return c
+}
