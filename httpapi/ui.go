@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 )
 
 // uiFiles is the web UI: ui/index.html and the vendored xterm.js.
@@ -16,6 +17,11 @@ var uiFiles embed.FS
 // handleUI serves GET /ui (the page, spec §5.18) and /ui/vendor/* assets.
 // Every response is no-cache, so an upgraded server is picked up at once.
 func (s *Server) handleUI(w http.ResponseWriter, r *http.Request, p params) error {
+	if strings.HasSuffix(r.URL.Path, "/ui/") {
+		// The page's URLs are relative to <base>/ui, not <base>/ui/.
+		http.Redirect(w, r, "../ui", http.StatusMovedPermanently)
+		return nil
+	}
 	name := "index.html"
 	if p.seg != "" {
 		name = path.Clean(p.seg)
