@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"sync"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitemigration"
@@ -24,7 +25,9 @@ const appID int32 = 0x42787275 // "Bxru"
 // connection for the duration of one operation; writes run in IMMEDIATE
 // transactions. Helpers named with a conn parameter compose inside one.
 type store struct {
-	pool *sqlitex.Pool
+	pool      *sqlitex.Pool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func openStore(ctx context.Context, file string) (*store, error) {
@@ -44,7 +47,7 @@ func openStore(ctx context.Context, file string) (*store, error) {
 	}
 	s := &store{pool: pool}
 	if err := s.migrate(ctx); err != nil {
-		pool.Close()
+		s.close()
 		return nil, err
 	}
 	return s, nil
@@ -81,6 +84,18 @@ func (s *store) migrate(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// A reference server's database has no application ID: claim it.
+	var id int64
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA application_id;", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { id = stmt.ColumnInt64(0); return nil },
+	}); err != nil {
+		return err
+	}
+	if id == 0 {
+		if err := sqlitex.ExecuteTransient(conn, fmt.Sprintf("PRAGMA application_id = %d;", appID), nil); err != nil {
+			return err
+		}
+	}
 	if err := sqlitemigration.Migrate(ctx, conn, schema); err != nil {
 		return fmt.Errorf("migrate %s: %w", path.Base(names[len(names)-1]), err)
 	}
@@ -109,7 +124,11 @@ func addMissingColumns(conn *sqlite.Conn, alters map[string]string) error {
 	return nil
 }
 
-func (s *store) close() error { return s.pool.Close() }
+// close closes the pool; it is idempotent.
+func (s *store) close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.pool.Close() })
+	return s.closeErr
+}
 
 // read runs fn on a pooled connection.
 func (s *store) read(ctx context.Context, fn func(conn *sqlite.Conn) error) error {
