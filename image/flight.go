@@ -1,0 +1,126 @@
+package image
+
+import (
+	"context"
+	"sync"
+
+	boxrun "github.com/boxrun/boxrun"
+)
+
+// flightGroup runs at most one pull per key at a time. Callers pulling the
+// same key while it runs join it: they all get its result and its progress
+// (the latest state of each layer is replayed to late joiners). The pull
+// runs on its own context, canceled when every caller has given up or the
+// Store closes, so one impatient caller does not fail the others.
+type flightGroup struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+type flight struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	img    *boxrun.Image
+	err    error
+
+	mu      sync.Mutex // guards the fields below and serializes progress calls
+	waiters int
+	nextSub int
+	subs    map[int]func(boxrun.PullProgress)
+	layers  []string
+	last    map[string]boxrun.PullProgress
+}
+
+func (g *flightGroup) init() { g.m = map[string]*flight{} }
+
+// do joins the flight for key, starting it with fn if there is none, and
+// waits for its result or for ctx to end. fn runs under the flight's own
+// context (derived from base) and reports progress through the function
+// it is given. start is called (with g.mu held) before a new flight's
+// goroutine starts; it returns false to refuse (the Store is closing).
+func (g *flightGroup) do(ctx, base context.Context, key string, progress func(boxrun.PullProgress),
+	start func() bool, finish func(), fn func(context.Context, func(boxrun.PullProgress)) (*boxrun.Image, error)) (*boxrun.Image, error) {
+	g.mu.Lock()
+	f, ok := g.m[key]
+	if !ok {
+		if !start() {
+			g.mu.Unlock()
+			return nil, context.Canceled
+		}
+		fctx, cancel := context.WithCancel(base)
+		f = &flight{ctx: fctx, cancel: cancel, done: make(chan struct{}),
+			subs: map[int]func(boxrun.PullProgress){}, last: map[string]boxrun.PullProgress{}}
+		g.m[key] = f
+		go func() {
+			defer finish()
+			img, err := fn(fctx, f.report)
+			g.mu.Lock()
+			if g.m[key] == f {
+				delete(g.m, key)
+			}
+			g.mu.Unlock()
+			f.img, f.err = img, err
+			cancel()
+			close(f.done)
+		}()
+	}
+	sub := f.join(progress)
+	g.mu.Unlock()
+
+	select {
+	case <-f.done:
+		f.leave(sub)
+		if f.img == nil {
+			return nil, f.err
+		}
+		img := *f.img
+		return &img, f.err
+	case <-ctx.Done():
+		if f.leave(sub) == 0 {
+			g.mu.Lock()
+			if g.m[key] == f {
+				delete(g.m, key) // new callers start afresh
+			}
+			g.mu.Unlock()
+			f.cancel()
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (f *flight) join(progress func(boxrun.PullProgress)) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waiters++
+	id := f.nextSub
+	f.nextSub++
+	if progress != nil {
+		f.subs[id] = progress
+		for _, l := range f.layers {
+			progress(f.last[l])
+		}
+	}
+	return id
+}
+
+// leave unsubscribes a caller and returns how many remain.
+func (f *flight) leave(id int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.subs, id)
+	f.waiters--
+	return f.waiters
+}
+
+func (f *flight) report(p boxrun.PullProgress) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.last[p.Layer]; !ok {
+		f.layers = append(f.layers, p.Layer)
+	}
+	f.last[p.Layer] = p
+	for _, sub := range f.subs {
+		sub(p)
+	}
+}

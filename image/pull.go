@@ -1,0 +1,346 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	boxrun "github.com/boxrun/boxrun"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+)
+
+// Pull resolves ref and makes its rootfs ready, fetching and unpacking only
+// what is not cached, and returns the image. ref is one of:
+//
+//	alpine, ubuntu:24.04, host:5000/x/y:tag, …@sha256:…   a registry image
+//	oci:/path/to/layout[:tag|@sha256:…]                    an OCI image layout
+//	docker-archive:/path/to/image.tar[:repo:tag]            a `docker save` tarball
+//	dir:/path/to/rootfs                                     an unpacked rootfs, used in place
+//
+// Registry names are normalized as Docker does (alpine is
+// index.docker.io/library/alpine:latest); multi-arch images resolve to the
+// Store's platform. A cached tag is checked against the registry with one
+// HEAD request; when the registry cannot be reached at all, the cached
+// image is used. Digest references and local sources need no registry once
+// cached.
+//
+// progress, when non-nil, receives each layer's bytes done and total, with
+// Cached set for layers already in the cache. Calls are serialized and must
+// not block. Concurrent Pulls of one reference share one pull.
+//
+// Errors are *boxrun.Error values: IMAGE_PULL_FAILED (matching
+// boxrun.ErrImagePull) with the registry's reason in the message, or
+// CANCELED/TIMEOUT when ctx ends first.
+func (s *Store) Pull(ctx context.Context, ref string, progress func(boxrun.PullProgress)) (*boxrun.Image, error) {
+	if s.closed() {
+		return nil, s.closedError(ref)
+	}
+	src, err := parseRef(ref, s.nameOpts())
+	if err != nil {
+		return nil, pullError(ref, err)
+	}
+	if src.kind == kindDir {
+		if !isDir(src.path) {
+			return nil, pullError(ref, fmt.Errorf("%s is not a directory", src.path))
+		}
+		return &boxrun.Image{Ref: ref, Rootfs: src.path}, nil
+	}
+	img, err := s.flights.do(ctx, s.ctx, src.key, progress, s.startFlight, s.wg.Done,
+		func(ctx context.Context, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+			return s.pull(ctx, src, report)
+		})
+	if err != nil {
+		if s.closed() && ctx.Err() == nil {
+			return nil, s.closedError(ref)
+		}
+		return nil, pullError(ref, err)
+	}
+	img.Ref = ref
+	return img, nil
+}
+
+func (s *Store) startFlight() bool {
+	if s.closed() {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Store) closedError(ref string) error {
+	return &boxrun.Error{Code: boxrun.CodeImagePullFailed,
+		Message: fmt.Sprintf("Failed to pull image '%s': image store closed", ref), Err: boxrun.ErrClosed}
+}
+
+func (s *Store) nameOpts() []name.Option {
+	if s.opts.insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+func (s *Store) remoteOpts(ctx context.Context) []remote.Option {
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(s.opts.keychain),
+		remote.WithPlatform(s.opts.platform),
+		remote.WithUserAgent("boxrun"),
+	}
+	if s.opts.transport != nil {
+		opts = append(opts, remote.WithTransport(s.opts.transport))
+	}
+	return append(opts, s.opts.remote...)
+}
+
+// pull runs in a flight: one per reference at a time.
+func (s *Store) pull(ctx context.Context, src *source, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	switch src.kind {
+	case kindRegistry:
+		return s.pullRegistry(ctx, src, report)
+	default:
+		return s.pullLocal(ctx, src, report)
+	}
+}
+
+func (s *Store) pullRegistry(ctx context.Context, src *source, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+	ropts := s.remoteOpts(ctx)
+	if img, ok := s.cachedRegistry(ctx, src, ropts, report); ok {
+		return img, nil
+	}
+	desc, err := remote.Get(src.ref, ropts...)
+	if err != nil {
+		return nil, err
+	}
+	img, err := desc.Image() // an index resolves to the Store's platform
+	if err != nil {
+		return nil, err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	return s.build(ctx, src, desc.Digest.String(), digest.String(), kindRegistry, img, report)
+}
+
+// cachedRegistry returns the cached image of a registry reference when it
+// is still current.
+func (s *Store) cachedRegistry(ctx context.Context, src *source, ropts []remote.Option, report func(boxrun.PullProgress)) (*boxrun.Image, bool) {
+	idx, err := s.index.read()
+	if err != nil {
+		return nil, false
+	}
+	platform := s.opts.platform.String()
+	if d, ok := src.ref.(name.Digest); ok {
+		// Pinned: any cached image with this digest will do.
+		want := d.DigestStr()
+		for _, r := range idx.Refs {
+			if r.Platform == platform && (r.Remote == want || r.Digest == want) {
+				return s.ready(ctx, src, want, idx.Images[r.Digest], report)
+			}
+		}
+		return s.ready(ctx, src, want, idx.Images[want], report)
+	}
+	r := idx.Refs[src.key]
+	if r == nil || r.Platform != platform || idx.Images[r.Digest] == nil {
+		return nil, false
+	}
+	head, err := remote.Head(src.ref, ropts...)
+	switch {
+	case err == nil && head.Digest.String() == r.Remote:
+	case err != nil && !isRegistryAnswer(err) && ctx.Err() == nil:
+		s.log.Warn("image: registry unreachable, using the cached image", "ref", src.given, "err", err)
+	default:
+		return nil, false
+	}
+	return s.ready(ctx, src, r.Remote, idx.Images[r.Digest], report)
+}
+
+// ready returns img if its rootfs is in place, recording src as a name of
+// it. It reports every layer as cached.
+func (s *Store) ready(ctx context.Context, src *source, remoteDigest string, e *imageEntry, report func(boxrun.PullProgress)) (*boxrun.Image, bool) {
+	if e == nil {
+		return nil, false
+	}
+	chain, err := v1.NewHash(e.ChainID)
+	if err != nil || !isDir(s.rootfsPath(chain)) {
+		return nil, false
+	}
+	for _, l := range e.Layers {
+		id := l.Digest
+		if id == "" {
+			id = l.DiffID
+		}
+		report(boxrun.PullProgress{Ref: src.given, Layer: id, Done: l.Size, Total: l.Size, Cached: true})
+	}
+	if err := s.recordRef(src, remoteDigest, e, false); err != nil {
+		s.log.Warn("image: record reference", "ref", src.given, "err", err)
+	}
+	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: s.rootfsPath(chain), Config: e.Config}, true
+}
+
+// recordRef points src at image e in the index (adding e if add is set).
+func (s *Store) recordRef(src *source, remoteDigest string, e *imageEntry, add bool) error {
+	idx, err := s.index.read()
+	if err == nil && !add {
+		if r := idx.Refs[src.key]; r != nil && r.Digest == e.Digest && r.Remote == remoteDigest && idx.Images[e.Digest] != nil {
+			return nil // nothing new: spare the write
+		}
+	}
+	now := time.Now().UTC()
+	return s.index.update(func(x *index) error {
+		if add || x.Images[e.Digest] == nil {
+			if old := x.Images[e.Digest]; old != nil {
+				e.Pulled = old.Pulled
+			}
+			x.Images[e.Digest] = e
+		}
+		display := src.given
+		if old := x.Refs[src.key]; old != nil {
+			display = old.Ref
+		}
+		x.Refs[src.key] = &refEntry{Ref: display, Digest: e.Digest, Remote: remoteDigest,
+			Platform: s.opts.platform.String(), Pulled: now}
+		return nil
+	})
+}
+
+// build fetches and unpacks the layers of img, builds its rootfs and
+// records it under src.
+func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest string, kind sourceKind, img v1.Image, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+	e, jobs, err := s.describe(src, digest, kind, img)
+	if err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.jobs)
+	for _, j := range jobs {
+		g.Go(func() error { return s.ensureLayer(gctx, j, report) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	rootfs, err := s.ensureRootfs(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordRef(src, remoteDigest, e, true); err != nil {
+		return nil, err
+	}
+	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: rootfs, Config: e.Config}, nil
+}
+
+// describe makes the index entry of img and the jobs that fetch its layers.
+func (s *Store) describe(src *source, digest string, kind sourceKind, img v1.Image) (*imageEntry, []*layerJob, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read layers: %w", err)
+	}
+	e := &imageEntry{
+		Digest: digest,
+		Source: string(kind),
+		Config: boxrun.ImageConfig{
+			Env:        cf.Config.Env,
+			WorkingDir: cf.Config.WorkingDir,
+			Entrypoint: cf.Config.Entrypoint,
+			Cmd:        cf.Config.Cmd,
+			User:       cf.Config.User,
+		},
+		Created: cf.Created.Time.UTC(),
+		Pulled:  time.Now().UTC(),
+	}
+	var jobs []*layerJob
+	diffIDs := make([]v1.Hash, 0, len(layers))
+	for _, l := range layers {
+		diffID, err := l.DiffID()
+		if err != nil {
+			return nil, nil, fmt.Errorf("layer diff ID: %w", err)
+		}
+		j := &layerJob{ref: src.given, diffID: diffID, open: l.Uncompressed}
+		if kind != kindArchive {
+			// docker save tarballs hold uncompressed layers: their digest
+			// and size would mean compressing them, so they go by diff ID.
+			if j.digest, err = l.Digest(); err != nil {
+				return nil, nil, fmt.Errorf("layer digest: %w", err)
+			}
+			if j.size, err = l.Size(); err != nil {
+				return nil, nil, fmt.Errorf("layer size: %w", err)
+			}
+			j.open, j.compressed, j.cache = l.Compressed, true, kind == kindRegistry
+		}
+		jobs = append(jobs, j)
+		diffIDs = append(diffIDs, diffID)
+		e.Layers = append(e.Layers, layerEntry{DiffID: diffID.String(), Digest: digestString(j.digest), Size: j.size})
+		e.Size += j.size
+	}
+	e.ChainID = chainID(diffIDs).String()
+	return e, jobs, nil
+}
+
+func digestString(h v1.Hash) string {
+	if h.Hex == "" {
+		return ""
+	}
+	return h.String()
+}
+
+// ensureRootfs builds the rootfs of e from its unpacked layers, once.
+func (s *Store) ensureRootfs(e *imageEntry) (string, error) {
+	chain, err := v1.NewHash(e.ChainID)
+	if err != nil {
+		return "", err
+	}
+	dst := s.rootfsPath(chain)
+	if isDir(dst) {
+		return dst, nil
+	}
+	_, err, _ = s.rootfsSF.Do(chain.String(), func() (any, error) {
+		if isDir(dst) {
+			return nil, nil
+		}
+		tmp, err := os.MkdirTemp(s.tmp, "rootfs-")
+		if err != nil {
+			return nil, err
+		}
+		m := &merger{root: tmp, isRoot: s.isRoot}
+		for _, l := range e.Layers {
+			h, err := v1.NewHash(l.DiffID)
+			if err != nil {
+				removeAll(tmp)
+				return nil, err
+			}
+			if err := s.applyLayer(m, h); err != nil {
+				removeAll(tmp)
+				return nil, fmt.Errorf("apply layer %s: %w", l.DiffID, err)
+			}
+		}
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			removeAll(tmp)
+			return nil, err
+		}
+		return nil, renameDir(tmp, dst)
+	})
+	if err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// closeAll closes rc and reports the first error.
+func closeAll(err error, c io.Closer) error {
+	if cerr := c.Close(); err == nil && cerr != nil && !errors.Is(cerr, os.ErrClosed) {
+		return cerr
+	}
+	return err
+}
