@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 )
@@ -142,4 +143,26 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// OpenDir returns a Root for the directory name (relative, "." for root
+// itself) inside root, first creating it and its missing parents (mode 0755)
+// when create is set. Symlinks on the way are followed only while they stay
+// inside root; a name that is absolute, has "..", or resolves out of root is
+// an error wrapping ErrUnsafePath. A missing directory (create unset) is an
+// error wrapping fs.ErrNotExist. The caller closes the returned Root.
+func OpenDir(root *os.Root, name string, create bool) (*os.Root, error) {
+	name, err := cleanName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBeneath(root, name); err != nil {
+		return nil, err
+	}
+	if create && name != "." {
+		if err := root.MkdirAll(name, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return root.OpenRoot(name)
 }
