@@ -160,7 +160,8 @@ func (d *Driver) Kernel() string { return d.kernel }
 
 // Close releases the driver's connections to the agents. Running boxes keep
 // running and can be reached again by a new Driver on the same Dir. Close
-// is idempotent.
+// is idempotent; a closed Driver still works (it reconnects on demand), so
+// cleanups that run after Close succeed.
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -199,9 +200,6 @@ func validHandle(h string) bool {
 func (d *Driver) get(handle string) (*box, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return nil, boxrun.ErrClosed
-	}
 	if b, ok := d.boxes[handle]; ok {
 		return b, nil
 	}
@@ -283,10 +281,6 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return fail(boxrun.ErrClosed)
-	}
 	d.boxes[handle] = b
 	d.mu.Unlock()
 	if err := d.boot(ctx, b); err != nil {

@@ -158,7 +158,12 @@ func (a *agent) spawn(req *proto.Request) (p *proc, outs []*os.File, stdin *os.F
 	if dir == "" {
 		dir = "/"
 	}
-	if fi, err := os.Stat(dir); err != nil {
+	// Like runc, create a missing working directory.
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("working directory %s: %w", dir, err)
+		}
+	} else if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("working directory %s: %w", dir, err)
 	} else if !fi.IsDir() {
 		return nil, nil, nil, nil, fmt.Errorf("working directory %s: %w", dir, unix.ENOTDIR)
