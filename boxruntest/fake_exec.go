@@ -268,8 +268,9 @@ func (p *fakeProcess) wait() {
 	default:
 		p.exitCode = ws.ExitStatus()
 	}
+	cut := time.Now().Add(drainIdle)
 	for _, s := range p.streams {
-		s.finish()
+		s.finish(cut)
 	}
 	p.closeFiles()
 }
@@ -375,13 +376,15 @@ func (s *stream) pump() {
 	}
 }
 
-// finish is called once the process has exited: it gives the stream
-// drainIdle to reach EOF, then cuts it (see pump) and waits for the pump.
-func (s *stream) finish() {
+// finish is called once the process has exited: it gives the stream until
+// cut to reach EOF, then cuts it (see pump) and waits for the pump.
+func (s *stream) finish(cut time.Time) {
+	timer := time.NewTimer(time.Until(cut))
+	defer timer.Stop()
 	select {
 	case <-s.done:
 		return
-	case <-time.After(drainIdle):
+	case <-timer.C:
 	}
 	_ = s.f.SetReadDeadline(time.Now())
 	<-s.done

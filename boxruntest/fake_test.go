@@ -1,7 +1,19 @@
 package boxruntest_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
@@ -12,4 +24,181 @@ func TestFakeDriver(t *testing.T) {
 		New:           func(t *testing.T) boxrun.Driver { return boxruntest.NewFakeDriver(t.TempDir()) },
 		HostProcesses: true,
 	})
+}
+
+func TestFakeDriver_SlowConsumer(t *testing.T) {
+	d := boxruntest.NewFakeDriver(t.TempDir())
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	// The writer is slower than the drain window: output written before the
+	// process exited must still arrive in full.
+	w := &slowWriter{delay: 60 * time.Millisecond}
+	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{Cmd: []string{"head", "-c", "300000", "/dev/zero"}, Dir: "/root", Stdout: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		t.Fatalf("Wait = %d, %v", code, err)
+	}
+	if got, want := w.n.Load(), int64(300000); got != want {
+		t.Errorf("got %d bytes, want %d", got, want)
+	}
+}
+
+func TestFakeDriver_Reopen(t *testing.T) {
+	dir := t.TempDir()
+	d1 := boxruntest.NewFakeDriver(dir)
+	h := mustCreate(t, d1, boxrun.SandboxSpec{Workdir: "/root"})
+	d2 := boxruntest.NewFakeDriver(dir)
+	if st, err := d2.State(t.Context(), h); st != boxrun.SandboxRunning || err != nil {
+		t.Fatalf("State from a new driver = %q, %v", st, err)
+	}
+	if err := d2.Stop(t.Context(), h); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d1.State(t.Context(), h); st != boxrun.SandboxStopped {
+		t.Errorf("State = %q after Stop by the other driver", st)
+	}
+}
+
+func TestFakeDriver_Errors(t *testing.T) {
+	d := boxruntest.NewFakeDriver(t.TempDir())
+	ctx := t.Context()
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	if err := d.Stop(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	spec := boxrun.ProcessSpec{Cmd: []string{"true"}, Dir: "/root"}
+	if _, err := d.Exec(ctx, h, spec); !errors.Is(err, boxrun.ErrConflict) {
+		t.Errorf("Exec in stopped box: %v, want ErrConflict", err)
+	}
+	if _, err := d.Exec(ctx, "fake-missing", spec); !errors.Is(err, boxrun.ErrNotFound) {
+		t.Errorf("Exec in missing box: %v, want ErrNotFound", err)
+	}
+	if err := d.Start(ctx, "fake-missing"); !errors.Is(err, boxrun.ErrNotFound) {
+		t.Errorf("Start of missing box: %v, want ErrNotFound", err)
+	}
+	if err := d.CopyIn(ctx, "fake-missing", "/root", strings.NewReader("")); !errors.Is(err, boxrun.ErrNotFound) {
+		t.Errorf("CopyIn to missing box: %v, want ErrNotFound", err)
+	}
+	if err := d.CopyIn(ctx, h, "relative", strings.NewReader("")); !errors.Is(err, boxrun.ErrInvalid) {
+		t.Errorf("CopyIn to a relative path: %v, want ErrInvalid", err)
+	}
+	if _, err := d.Create(ctx, boxrun.SandboxSpec{Workdir: "relative"}); !errors.Is(err, boxrun.ErrInvalid) {
+		t.Errorf("Create with a relative workdir: %v, want ErrInvalid", err)
+	}
+}
+
+// TestFakeDriver_EscapeStaysInBox checks on the host that a symlink escape
+// attempt wrote nothing outside the box directory.
+func TestFakeDriver_EscapeStaysInBox(t *testing.T) {
+	dir := t.TempDir()
+	d := boxruntest.NewFakeDriver(filepath.Join(dir, "driver"))
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../..", Mode: 0o777})
+	_ = tw.WriteHeader(&tar.Header{Name: "up/escaped", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644})
+	_, _ = tw.Write([]byte("x"))
+	_ = tw.Close()
+	if err := d.CopyIn(t.Context(), h, "/root", &buf); !errors.Is(err, boxrun.ErrInvalid) {
+		t.Fatalf("CopyIn = %v, want ErrInvalid", err)
+	}
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.Name() == "escaped" {
+			t.Errorf("escaped file written at %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFakeDriver_Volume(t *testing.T) {
+	host := t.TempDir()
+	d := boxruntest.NewFakeDriver(t.TempDir())
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root", Volumes: []boxrun.Volume{{HostPath: host, GuestPath: "/mnt/vol"}}})
+	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo v > f"}, Dir: "/mnt/vol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		t.Fatalf("Wait = %d, %v", code, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "f")); err != nil || string(b) != "v\n" {
+		t.Errorf("volume file: %q, %v", b, err)
+	}
+}
+
+func TestFakeDriver_PruneKeepsForeignEntries(t *testing.T) {
+	dir := t.TempDir()
+	d := boxruntest.NewFakeDriver(dir)
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	foreign := filepath.Join(dir, "boxes", "not-a-fake-box")
+	if err := os.MkdirAll(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Prune(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.State(t.Context(), h); st != boxrun.SandboxMissing {
+		t.Errorf("State after Prune = %q", st)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("foreign entry: %v", err)
+	}
+}
+
+func TestBusyboxImage(t *testing.T) {
+	img := boxruntest.BusyboxImage(t)
+	if img.Ref != "busybox-test" || !slices.Contains(img.Config.Env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin") {
+		t.Errorf("image = %+v", img)
+	}
+	for name, want := range map[string]string{"bin/sh": "busybox", "bin/cat": "busybox", "bin/sha256sum": "busybox"} {
+		if got, err := os.Readlink(filepath.Join(img.Rootfs, name)); err != nil || got != want {
+			t.Errorf("%s -> %q, %v; want -> %s", name, got, err, want)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(img.Rootfs, "bin/busybox")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o755 {
+		t.Errorf("bin/busybox: %v, %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(img.Rootfs, "etc/passwd")); err != nil || !strings.HasPrefix(string(b), "root:x:0:0:") {
+		t.Errorf("etc/passwd: %q, %v", b, err)
+	}
+	for _, d := range []string{"root", "tmp"} {
+		if fi, err := os.Stat(filepath.Join(img.Rootfs, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	// The applet symlinks work (busybox dispatches on argv[0]).
+	out, err := exec.Command(filepath.Join(img.Rootfs, "bin/echo"), "hi").Output()
+	if err != nil || string(out) != "hi\n" {
+		t.Errorf("bin/echo hi: %q, %v", out, err)
+	}
+	// A second call reuses the cached rootfs.
+	if again := boxruntest.BusyboxImage(t); again.Rootfs != img.Rootfs {
+		t.Errorf("second call built %s, first %s", again.Rootfs, img.Rootfs)
+	}
+}
+
+func mustCreate(t *testing.T, d boxrun.Driver, spec boxrun.SandboxSpec) string {
+	t.Helper()
+	h, err := d.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Remove(context.Background(), h) })
+	return h
+}
+
+// slowWriter counts bytes, sleeping delay on each write.
+type slowWriter struct {
+	delay time.Duration
+	n     atomic.Int64
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	w.n.Add(int64(len(p)))
+	return len(p), nil
 }

@@ -163,6 +163,17 @@ func (s *suite) testExec(t *testing.T) {
 		}
 	})
 
+	t.Run("ChattyBackgroundChild", func(t *testing.T) {
+		start := time.Now()
+		r := s.run(t, s.shared, sh(wd, "while :; do echo spam; sleep 0.05; done & echo hi"))
+		if el := time.Since(start); el > quickLimit {
+			t.Errorf("Wait took %v: a background child writing to stdout kept it waiting", el)
+		}
+		if r.code != 0 || !strings.Contains(r.stdout, "hi\n") {
+			t.Errorf("got code %d, stdout %q; want 0 and hi", r.code, r.stdout)
+		}
+	})
+
 	t.Run("Concurrent", func(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 8 {

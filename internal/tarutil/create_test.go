@@ -180,3 +180,56 @@ func TestCreateRoot(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenDir(t *testing.T) {
+	base := t.TempDir()
+	mustWrite(t, filepath.Join(base, "box/in/file"), "inside")
+	for _, err := range []error{
+		os.MkdirAll(filepath.Join(base, "outside"), 0o755),
+		os.Symlink("../outside", filepath.Join(base, "box/up")),
+		os.Symlink("/tmp", filepath.Join(base, "box/abs")),
+		os.Symlink("in", filepath.Join(base, "box/alias")),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := os.OpenRoot(filepath.Join(base, "box"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+
+	t.Run("Create", func(t *testing.T) {
+		sub, err := tarutil.OpenDir(root, "alias/new/deeper", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		if fi, err := os.Stat(filepath.Join(base, "box/in/new/deeper")); err != nil || !fi.IsDir() {
+			t.Errorf("not created through the inside symlink: %v", err)
+		}
+	})
+	t.Run("Existing", func(t *testing.T) {
+		sub, err := tarutil.OpenDir(root, ".", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+	})
+	t.Run("ErrNotExist", func(t *testing.T) {
+		if _, err := tarutil.OpenDir(root, "missing", false); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("err = %v, want fs.ErrNotExist", err)
+		}
+	})
+	for _, name := range []string{"up", "up/x", "abs/x", "../outside", "/tmp"} {
+		t.Run("ErrUnsafePath/"+name, func(t *testing.T) {
+			if _, err := tarutil.OpenDir(root, name, true); !errors.Is(err, tarutil.ErrUnsafePath) {
+				t.Errorf("err = %v, want ErrUnsafePath", err)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(base, "outside")); len(entries) != 0 {
+				t.Errorf("created outside: %v", entries)
+			}
+		})
+	}
+}
