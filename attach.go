@@ -54,14 +54,10 @@ func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (in
 	if err != nil {
 		return 0, Errorf(CodeRuntimeError, "Failed to start exec: %w", err)
 	}
-	type result struct {
-		code int
-		err  error
-	}
-	exited := make(chan result, 1)
+	exited := make(chan procResult, 1)
 	go func() {
 		code, err := proc.Wait()
-		exited <- result{code, err}
+		exited <- procResult{code, err}
 	}()
 	for {
 		select {
@@ -79,16 +75,27 @@ func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (in
 				m.log.Debug("attach: resize", "box", b.ID, "err", err)
 			}
 		case <-ctx.Done():
-			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			_ = proc.Signal(kctx, syscall.SIGKILL)
-			cancel()
-			res := <-exited
-			if res.err != nil {
-				return 0, nil
-			}
-			return res.code, nil
+			return killAndWait(proc, exited), nil
 		case <-m.ctx.Done():
-			return 0, ErrClosed
+			return killAndWait(proc, exited), ErrClosed
 		}
 	}
+}
+
+type procResult struct {
+	code int
+	err  error
+}
+
+// killAndWait kills an attached program and returns its exit status (0 when
+// it cannot be known).
+func killAndWait(proc Process, exited <-chan procResult) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = proc.Signal(ctx, syscall.SIGKILL)
+	res := <-exited
+	if res.err != nil {
+		return 0
+	}
+	return res.code
 }

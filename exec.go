@@ -107,6 +107,7 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 		return nil, err
 	}
 	m.bus.publish(ev)
+	go r.flusher()
 
 	dir := req.Workdir
 	if dir == "" {
@@ -160,7 +161,6 @@ func newExecRun(m *Manager, e *Exec, tee map[string]io.Writer) *execRun {
 		wake: make(chan struct{}, 1), flushed: make(chan struct{}), stop: make(chan struct{}),
 	}
 	r.cond = sync.NewCond(&r.mu)
-	go r.flusher()
 	return r
 }
 

@@ -122,6 +122,10 @@ func (m *Manager) Close() error {
 		for _, r := range runs {
 			r.kill(ExecFailed, "server shutting down")
 		}
+		// Canceling the Manager's context ends attach sessions (killing
+		// their programs), live event streams and subscriptions. Exec pumps
+		// store their final state with a context that is not canceled.
+		m.cancel()
 		done := make(chan struct{})
 		go func() { m.calls.Wait(); m.wg.Wait(); close(done) }()
 		timer := time.NewTimer(m.cfg.stopTimeout)
@@ -131,7 +135,6 @@ func (m *Manager) Close() error {
 		case <-timer.C:
 			m.log.Warn("close: background work did not finish in time", "timeout", m.cfg.stopTimeout)
 		}
-		m.cancel()
 		m.bus.closeAll()
 		var errs []error
 		errs = append(errs, m.store.close())

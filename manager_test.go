@@ -606,3 +606,38 @@ func TestManager_ConcurrentExecs(t *testing.T) {
 		t.Fatalf("execs = %d", len(execs))
 	}
 }
+
+func TestManager_CloseFinalizesRunningExecs(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *boxrun.Manager {
+		m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(dir+"/fake")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := open()
+	b := mustCreate(t, m, boxrun.BoxSpec{})
+	e, err := m.StartExec(ctxT(t), b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "30"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamDone := make(chan error, 1)
+	go func() {
+		streamDone <- m.ExecEvents(context.Background(), e.ID, -1, func(boxrun.ExecEvent) error { return nil })
+	}()
+	start := time.Now()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	<-streamDone
+	m = open()
+	defer m.Close()
+	got, err := m.GetExec(ctxT(t), e.ID)
+	if err != nil || got.Status != boxrun.ExecFailed || got.ErrorMessage != "server shutting down" {
+		t.Fatalf("exec after Close = %+v, %v", got, err)
+	}
+}

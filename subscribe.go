@@ -105,6 +105,8 @@ func (s *subscription) run(ctx context.Context) error {
 			}
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.m.ctx.Done():
+			return ErrClosed
 		}
 	}
 }
@@ -115,6 +117,8 @@ func (s *subscription) send(ctx context.Context, ev Event) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.m.ctx.Done():
+		return ErrClosed
 	}
 }
 
