@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -97,7 +98,14 @@ func parseRef(ref string, opts []name.Option) (*source, error) {
 		return src, nil
 	}
 
+	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "~") {
+		return nil, fmt.Errorf("%q is a path, not an image reference: local images need a %s, %s or %s prefix",
+			ref, PrefixOCI, PrefixDockerArchive, PrefixDir)
+	}
 	r, err := name.ParseReference(ref, opts...)
+	if err == nil {
+		err = checkDockerName(r)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("invalid reference (local images need a %s, %s or %s prefix): %w",
 			PrefixOCI, PrefixDockerArchive, PrefixDir, err)
@@ -123,6 +131,23 @@ func splitExisting(s, seps string) (p, sel string) {
 		}
 	}
 	return s, ""
+}
+
+// checkDockerName rejects references that Docker would not parse.
+func checkDockerName(r name.Reference) error {
+	// Docker's grammar for a registry host and a repository path component
+	// (go-containerregistry's parser accepts more, such as "./x").
+	hostRE := regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+	componentRE := regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	if host := r.Context().RegistryStr(); !hostRE.MatchString(host) {
+		return fmt.Errorf("bad registry host %q", host)
+	}
+	for _, c := range strings.Split(r.Context().RepositoryStr(), "/") {
+		if !componentRE.MatchString(c) {
+			return fmt.Errorf("bad repository name component %q", c)
+		}
+	}
+	return nil
 }
 
 func localPath(p string) (string, error) {
