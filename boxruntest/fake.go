@@ -1,6 +1,7 @@
 package boxruntest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,9 +13,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/internal/tarutil"
@@ -37,9 +40,11 @@ import (
 //     enforced); CPU, memory, disk and network settings are ignored.
 //   - The environment is the host's, then SandboxSpec.Env, then
 //     ProcessSpec.Env; PATH always stays the host's, so programs are found.
-//   - Each process gets its own process group (its own session with TTY);
-//     Signal, Stop and Remove kill that group. A background child that
-//     leaves its group (setsid) escapes them.
+//   - Each process gets its own process group (its own session with TTY),
+//     which Signal kills. Every process also gets BOXRUNTEST_FAKE_BOX=<handle>
+//     in its environment: Stop and Remove kill every host process carrying
+//     it (found in /proc), so background children die with their box unless
+//     they clear their environment.
 //
 // Box state ("running"/"stopped") and spec are files in the box directory,
 // so a new FakeDriver over the same dir sees the same boxes (their processes
@@ -210,7 +215,7 @@ func (d *FakeDriver) Stop(ctx context.Context, handle string) error {
 	if st == boxrun.SandboxMissing {
 		return fmt.Errorf("fake: stop %s: %w", handle, boxrun.ErrNotFound)
 	}
-	if err := b.killAll(ctx); err != nil {
+	if err := b.killAll(ctx, handle); err != nil {
 		return fmt.Errorf("fake: stop %s: %w", handle, err)
 	}
 	return d.writeState(handle, boxrun.SandboxStopped)
@@ -224,7 +229,7 @@ func (d *FakeDriver) Remove(ctx context.Context, handle string) error {
 	b := d.box(handle)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.killAll(ctx); err != nil {
+	if err := b.killAll(ctx, handle); err != nil {
 		return fmt.Errorf("fake: remove %s: %w", handle, err)
 	}
 	if err := removeAll(d.boxDir(handle)); err != nil {
@@ -273,12 +278,15 @@ func (d *FakeDriver) Prune(ctx context.Context, keep []string) error {
 // idempotent.
 func (d *FakeDriver) Close() error { return nil }
 
-// killAll kills the process group of every process of b and waits for them
-// to be reaped (bounded by ctx). The caller holds b.mu.
-func (b *fakeBox) killAll(ctx context.Context) error {
+// killAll kills the process group of every process of b, then every other
+// host process carrying the box's marker in its environment (background
+// children that outlived their parent or left its group), and waits for
+// b's processes to be reaped (bounded by ctx). The caller holds b.mu.
+func (b *fakeBox) killAll(ctx context.Context, handle string) error {
 	for p := range b.procs {
 		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
 	}
+	killMarked(markerEnv + "=" + handle)
 	for p := range b.procs {
 		select {
 		case <-p.done:
@@ -288,6 +296,41 @@ func (b *fakeBox) killAll(ctx context.Context) error {
 		delete(b.procs, p)
 	}
 	return nil
+}
+
+// markerEnv is the environment variable naming a process's box. The fake
+// finds a box's stray processes by it in /proc/<pid>/environ, which, unlike
+// process groups, does not risk hitting an unrelated process after PID reuse.
+const markerEnv = "BOXRUNTEST_FAKE_BOX"
+
+// killMarked sends SIGKILL to every process whose initial environment holds
+// the entry marker, scanning /proc again while it finds some (they may fork).
+func killMarked(marker string) {
+	entry := []byte("\x00" + marker + "\x00")
+	self := os.Getpid()
+	for range 10 {
+		dirs, err := os.ReadDir("/proc")
+		if err != nil {
+			return
+		}
+		found := false
+		for _, e := range dirs {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if err != nil || !bytes.Contains(append([]byte{0}, env...), entry) {
+				continue
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			found = true
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // rootPath maps an absolute box path to a path relative to the box's fs

@@ -77,7 +77,8 @@ func (d *FakeDriver) Exec(ctx context.Context, handle string, spec boxrun.Proces
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		return nil, fmt.Errorf("fake: exec: working directory %s: %w", dir, err)
 	}
-	p, err := startProcess(spec, cwd, mergeEnv(os.Environ(), bs.Env, spec.Env))
+	env := mergeEnv(os.Environ(), bs.Env, spec.Env, []string{markerEnv + "=" + handle})
+	p, err := startProcess(spec, cwd, env)
 	if err != nil {
 		return nil, fmt.Errorf("fake: exec %q: %w", spec.Cmd[0], err)
 	}

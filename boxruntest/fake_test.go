@@ -5,21 +5,29 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 )
 
 func TestFakeDriver(t *testing.T) {
+	// Registered first, so it runs after the suite's own cleanups.
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	boxruntest.TestDriver(t, boxruntest.DriverHarness{
 		New:           func(t *testing.T) boxrun.Driver { return boxruntest.NewFakeDriver(t.TempDir()) },
 		HostProcesses: true,
@@ -201,4 +209,66 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 	time.Sleep(w.delay)
 	w.n.Add(int64(len(p)))
 	return len(p), nil
+}
+
+// TestFakeDriver_StrayChildren checks that Stop and Remove kill background
+// children that outlived their parent, also outside its process group.
+func TestFakeDriver_StrayChildren(t *testing.T) {
+	d := boxruntest.NewFakeDriver(t.TempDir())
+	for _, op := range []string{"Stop", "Remove"} {
+		t.Run(op, func(t *testing.T) {
+			h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+			var out bytes.Buffer
+			p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{
+				Cmd: []string{"sh", "-c", "sleep 30 & echo $!; setsid sleep 30 & echo $!"}, Dir: "/root", Stdout: &out,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, err := p.Wait(); code != 0 || err != nil {
+				t.Fatalf("Wait = %d, %v", code, err)
+			}
+			var pids []int
+			for _, f := range strings.Fields(out.String()) {
+				pid, err := strconv.Atoi(f)
+				if err != nil {
+					t.Fatalf("output %q", out.String())
+				}
+				pids = append(pids, pid)
+			}
+			if len(pids) != 2 {
+				t.Fatalf("output %q", out.String())
+			}
+			switch op {
+			case "Stop":
+				err = d.Stop(t.Context(), h)
+			case "Remove":
+				err = d.Remove(t.Context(), h)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pid := range pids {
+				if !gone(pid, 5*time.Second) {
+					t.Errorf("background child %d still alive after %s", pid, op)
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		})
+	}
+}
+
+// gone reports whether pid disappears (or becomes a zombie) within limit.
+func gone(pid int, limit time.Duration) bool {
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		// The state follows the ")" that ends the command name.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return true
+		}
+	}
+	return false
 }
