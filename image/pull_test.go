@@ -317,7 +317,7 @@ func TestPull_Concurrent(t *testing.T) {
 	src := imagetest.Image(t, v1.Config{}, base, imagetest.Layer(t, imagetest.File("top", 0o644, "a")))
 	other := imagetest.Image(t, v1.Config{}, base, imagetest.Layer(t, imagetest.File("top", 0o644, "b")))
 	ref := imagetest.Push(t, host, "same:1", src)
-	alias := imagetest.Push(t, host, "same:2", src)   // another name of the same image
+	alias := imagetest.Push(t, host, "same:2", src)     // another name of the same image
 	otherRef := imagetest.Push(t, host, "other", other) // shares the base layer
 	s := MustOpen(t)
 
