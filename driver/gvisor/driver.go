@@ -234,17 +234,12 @@ func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
 	if err := writeFileAtomic(filepath.Join(d.boxDir(h), "config.json"), cb); err != nil {
 		return fmt.Errorf("gvisor: %w", err)
 	}
-	if err := d.create(ctx, h, m); err != nil {
-		return err
-	}
-	if _, err := d.runsc(ctx, m, time.Minute, "start", h); err != nil {
-		return fmt.Errorf("gvisor: start sandbox: %w: %w", err, boxrun.ErrRuntime)
-	}
-	return nil
+	return d.create(ctx, h, m)
 }
 
-// create runs runsc create with its stdio away from any pipe (G1): stdin
-// /dev/null, output to <box>/create.log, whose text becomes the error.
+// create runs `runsc run --detach` (create and start in one process) with
+// its stdio away from any pipe (G1): stdin /dev/null, output to
+// <box>/create.log, whose text becomes the error.
 func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -257,7 +252,7 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	defer logf.Close()
 	d.rootMu.RLock()
 	defer d.rootMu.RUnlock()
-	args := append(d.globalArgs(m), "create", "--bundle="+d.boxDir(h), h)
+	args := append(d.globalArgs(m), "run", "--detach", "--bundle="+d.boxDir(h), h)
 	cmd := newCmd(d.runscPath, args, nil, logf, logf)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -272,10 +267,10 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 		_ = cmd.Process.Kill()
 		werr = <-done
 	}
-	d.log.DebugContext(ctx, "runsc create", "handle", h, "dur", time.Since(start), "err", werr)
+	d.log.DebugContext(ctx, "runsc run --detach", "handle", h, "dur", time.Since(start), "err", werr)
 	if werr != nil {
 		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("gvisor: runsc create: %w: %s: %w", werr, strings.TrimSpace(string(out)), boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: runsc run: %w: %s: %w", werr, strings.TrimSpace(string(out)), boxrun.ErrRuntime)
 	}
 	return nil
 }

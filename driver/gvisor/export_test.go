@@ -1,0 +1,33 @@
+package gvisor
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+)
+
+// BareRunsc returns the runsc binary and the global flags the driver uses
+// for a box without network, so benchmarks can call runsc directly as a
+// baseline.
+func (d *Driver) BareRunsc() (string, []string) {
+	return d.runscPath, d.globalArgs(nil)
+}
+
+// WriteBareBundle writes bundle/config.json for a plain `runsc run` of args
+// on the read-only rootfs, with the same mounts, limits and namespaces as a
+// box but no helper and no overlay.
+func (d *Driver) WriteBareBundle(bundle, rootfs, id string, args []string) error {
+	m := &boxMeta{BoxID: "bare", Lower: rootfs, CPU: 1, MemoryMB: 256, Env: mergeEnv(nil), Workdir: "/"}
+	s := d.bundleConfig(id, m)
+	s.Root = ociRoot{Path: rootfs, Readonly: true}
+	s.Process.Args = args
+	s.Mounts = s.Mounts[:len(s.Mounts)-1] // drop the helper
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600)
+}
