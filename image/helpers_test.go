@@ -167,3 +167,12 @@ func digestOf(tb testing.TB, img v1.Image) string {
 	}
 	return d.String()
 }
+
+func mustTime(tb testing.TB, s string) time.Time {
+	tb.Helper()
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tm
+}
