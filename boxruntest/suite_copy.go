@@ -49,6 +49,10 @@ func (s *suite) testCopy(t *testing.T) {
 	})
 
 	t.Run("OutOfExec", func(t *testing.T) {
+		// Exec needs an existing working directory (a missing one is an error).
+		if r := s.run(t, s.shared, sh("/tmp", "mkdir -p copy-out")); r.code != 0 {
+			t.Fatalf("setup: code %d, stderr %q", r.code, r.stderr)
+		}
 		r := s.run(t, s.shared, sh("/tmp/copy-out", "printf hello > made.txt && mkdir -p d/e && printf x > d/e/f"))
 		if r.code != 0 {
 			t.Fatalf("setup: code %d, stderr %q", r.code, r.stderr)
@@ -90,7 +94,7 @@ func (s *suite) testCopy(t *testing.T) {
 
 	t.Run("ErrEscape", func(t *testing.T) {
 		const dst = "/tmp/esc/in"
-		if r := s.run(t, s.shared, sh(dst, "ln -s / planted")); r.code != 0 {
+		if r := s.run(t, s.shared, sh("/tmp", "mkdir -p esc/in && ln -s / esc/in/planted")); r.code != 0 {
 			t.Fatalf("setup: code %d, stderr %q", r.code, r.stderr)
 		}
 		cases := map[string][]tarEntry{
