@@ -29,10 +29,18 @@ func newDriver(t testing.TB) (*gvisor.Driver, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := d.Prune(context.Background(), nil); err != nil {
+		// A new driver on the same directory prunes everything, and then
+		// nothing may be left on the host.
+		d.Close()
+		d2, err := gvisor.New(gvisor.Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d2.Prune(context.Background(), nil); err != nil {
 			t.Errorf("prune: %v", err)
 		}
-		d.Close()
+		d2.Close()
+		assertNothingLeft(t, dir)
 	})
 	return d, dir
 }

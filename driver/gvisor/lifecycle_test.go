@@ -2,13 +2,16 @@ package gvisor_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor"
 )
 
 func TestDriver_Lifecycle(t *testing.T) {
@@ -118,4 +121,73 @@ func TestNew_Errors(t *testing.T) {
 	if _, err := gvisorNew(t, ""); !errors.Is(err, boxrun.ErrInvalid) {
 		t.Fatalf("no Dir: %v", err)
 	}
+}
+
+// TestDriver_SandboxDied kills the sandbox process from outside (as the
+// host OOM killer does): State says stopped at once, although the dead
+// process stays a zombie until its reaper gets to it (G6); a running exec
+// ends with an error; Start brings the box back with its files.
+func TestDriver_SandboxDied(t *testing.T) {
+	ctx := context.Background()
+	d, dir := newDriver(t)
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, boxrun.SandboxSpec{BoxID: "died", Image: img})
+	run(t, d, h, nil, "sh", "-c", "echo before > /root/f")
+	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sleep", "60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "run", h+"_sandbox:"+h+".state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Sandbox struct{ Pid int } `json:"sandbox"`
+	}
+	if err := json.Unmarshal(state, &st); err != nil || st.Sandbox.Pid <= 0 {
+		t.Fatalf("state file: %v %+v", err, st)
+	}
+	if err := syscall.Kill(st.Sandbox.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { s, _ := d.State(ctx, h); return s == boxrun.SandboxStopped })
+	if _, err := p.Wait(); !errors.Is(err, boxrun.ErrRuntime) {
+		t.Fatalf("Wait of an exec in a dead sandbox: %v, want ErrRuntime", err)
+	}
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := run(t, d, h, nil, "cat", "/root/f"); out != "before\n" {
+		t.Fatalf("after restart: %q", out)
+	}
+}
+
+// TestDriver_CreateFails checks that a Create that fails, in the driver or
+// in runsc, leaves nothing behind.
+func TestDriver_CreateFails(t *testing.T) {
+	ctx := context.Background()
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	t.Run("WorkdirIsAFile", func(t *testing.T) {
+		d, dir := newDriver(t)
+		if _, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "bad", Image: img, Workdir: "/bin/busybox/x"}); err == nil {
+			t.Fatal("Create succeeded")
+		}
+		assertNothingLeft(t, dir)
+	})
+	t.Run("InitNotExecutable", func(t *testing.T) {
+		bogus := filepath.Join(t.TempDir(), "init")
+		os.WriteFile(bogus, []byte("not a program"), 0o755)
+		dir := filepath.Join(t.TempDir(), "gvisor")
+		d, err := gvisor.New(gvisor.Config{Dir: dir, InitPath: bogus})
+		if err != nil {
+			t.Skip(err)
+		}
+		defer d.Close()
+		_, err = d.Create(ctx, boxrun.SandboxSpec{BoxID: "bad", Image: img})
+		if !errors.Is(err, boxrun.ErrRuntime) {
+			t.Fatalf("Create: %v, want ErrRuntime", err)
+		}
+		t.Log(err)
+		assertNothingLeft(t, dir)
+	})
 }
