@@ -30,6 +30,11 @@ type DriverHarness struct {
 	// (FakeDriver): pwd then prints a host path ending in the box path, so
 	// working directories are compared by suffix.
 	HostProcesses bool
+
+	// NoVolumes says that the driver does not support SandboxSpec.Volumes
+	// yet: the lifecycle sandbox is then created without them and the
+	// volume checks are skipped. Every finished driver must support them.
+	NoVolumes bool
 }
 
 // waitLimit bounds every wait on a process in the suite, so a driver that
@@ -67,6 +72,9 @@ func TestDriver(t *testing.T, h DriverHarness) {
 	}
 	s := &suite{d: d, h: h}
 	s.shared = s.create(t, "shared", "/work/dir")
+	if t.Failed() {
+		return
+	}
 
 	t.Run("Exec", s.testExec)
 	t.Run("TTY", s.testTTY)
@@ -91,7 +99,7 @@ type suite struct {
 }
 
 // create makes a running sandbox and removes it when t ends.
-func (s *suite) create(t *testing.T, name, workdir string) string {
+func (s *suite) create(t *testing.T, name, workdir string, volumes ...boxrun.Volume) string {
 	t.Helper()
 	var env []string
 	if s.h.Image != nil {
@@ -100,9 +108,12 @@ func (s *suite) create(t *testing.T, name, workdir string) string {
 	env = append(env, "BOXRUN_TEST=box", "OVERRIDE=box")
 	spec := boxrun.SandboxSpec{
 		BoxID: "boxruntest-" + name, Image: s.h.Image, CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
-		Workdir: workdir, Env: env,
+		Workdir: workdir, Env: env, Volumes: volumes,
 	}
 	handle, err := s.d.Create(t.Context(), spec)
+	if err != nil && len(volumes) > 0 {
+		t.Fatalf("Create %s with volumes: %v (set DriverHarness.NoVolumes while the driver lacks them)", name, err)
+	}
 	if err != nil {
 		t.Fatalf("Create %s: %v", name, err)
 	}

@@ -27,6 +27,9 @@ func (s *suite) testExec(t *testing.T) {
 				t.Errorf("exit %d: got code %d", code, r.code)
 			}
 		}
+		if r := s.run(t, s.shared, sh(wd, "kill -9 $$")); r.code != 128+9 {
+			t.Errorf("killed by SIGKILL: got code %d, want 137", r.code)
+		}
 	})
 
 	t.Run("Stdio", func(t *testing.T) {

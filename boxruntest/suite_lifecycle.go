@@ -2,7 +2,11 @@ package boxruntest
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/boxrun/boxrun"
@@ -20,9 +24,22 @@ func (s *suite) wantState(t *testing.T, handle string, want boxrun.SandboxState)
 	}
 }
 
-// testLifecycle covers Stop, Start and Prune on a second sandbox.
+// testLifecycle covers volumes, Stop, Start and Prune on a second sandbox.
 func (s *suite) testLifecycle(t *testing.T) {
-	h := s.create(t, "lifecycle", "/root")
+	rw, ro := t.TempDir(), t.TempDir()
+	for _, dir := range []string{rw, ro} {
+		if err := os.WriteFile(filepath.Join(dir, "host.txt"), []byte("from host\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	volumes := []boxrun.Volume{
+		{HostPath: rw, GuestPath: "/mnt/rw"},
+		{HostPath: ro, GuestPath: "/mnt/ro", Readonly: true},
+	}
+	if s.h.NoVolumes {
+		volumes = nil
+	}
+	h := s.create(t, "lifecycle", "/root", volumes...)
 	ctx := t.Context()
 	s.wantState(t, h, boxrun.SandboxRunning)
 	if err := s.d.CopyIn(ctx, h, "/root", mkTar(t, tarEntry{Name: "copied.txt", Body: "copied\n"})); err != nil {
@@ -35,6 +52,30 @@ func (s *suite) testLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	t.Run("Volumes", func(t *testing.T) {
+		if s.h.NoVolumes {
+			t.Skip("DriverHarness.NoVolumes: the driver does not support volumes yet")
+		}
+		if r := s.run(t, h, sh("/mnt/rw", "cat host.txt && echo from box > box.txt")); r.code != 0 || r.stdout != "from host\n" {
+			t.Errorf("rw volume: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if b, err := os.ReadFile(filepath.Join(rw, "box.txt")); err != nil || string(b) != "from box\n" {
+			t.Errorf("file written in the rw volume, seen on the host: %q, %v", b, err)
+		}
+		if r := s.run(t, h, sh("/mnt/ro", "cat host.txt")); r.code != 0 || r.stdout != "from host\n" {
+			t.Errorf("ro volume: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if s.h.HostProcesses {
+			return // the fake cannot enforce Readonly
+		}
+		if r := s.run(t, h, sh("/mnt/ro", "echo x > box.txt")); r.code == 0 {
+			t.Error("writing to a read-only volume succeeded")
+		}
+		if _, err := os.Stat(filepath.Join(ro, "box.txt")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("read-only volume written on the host: %v", err)
+		}
+	})
 
 	t.Run("Stop", func(t *testing.T) {
 		if err := s.d.Stop(ctx, h); err != nil {
@@ -64,6 +105,13 @@ func (s *suite) testLifecycle(t *testing.T) {
 		if want := "copied\nwritten\n"; r.stdout != want {
 			t.Errorf("files after stop and start: %q (stderr %q), want %q", r.stdout, r.stderr, want)
 		}
+		if s.h.NoVolumes {
+			return
+		}
+		r = s.run(t, h, sh("/mnt/rw", "cat box.txt"))
+		if want := "from box\n"; r.stdout != want {
+			t.Errorf("rw volume after stop and start: %q (stderr %q), want %q", r.stdout, r.stderr, want)
+		}
 	})
 
 	t.Run("Prune", func(t *testing.T) {
@@ -74,6 +122,15 @@ func (s *suite) testLifecycle(t *testing.T) {
 		s.wantState(t, s.shared, boxrun.SandboxRunning)
 		if err := s.d.Remove(ctx, h); err != nil {
 			t.Errorf("Remove of a pruned sandbox: %v", err)
+		}
+		// Volumes belong to the host, not to the sandbox.
+		if s.h.NoVolumes {
+			return
+		}
+		for _, f := range []string{filepath.Join(rw, "host.txt"), filepath.Join(rw, "box.txt"), filepath.Join(ro, "host.txt")} {
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("volume content gone after the sandbox: %v", err)
+			}
 		}
 	})
 }
