@@ -44,8 +44,13 @@ type ptySession struct {
 
 func startOnPty(t *testing.T, bin string, args ...string) *ptySession {
 	t.Helper()
+	return startOnPtyEnv(t, nil, bin, args...)
+}
+
+func startOnPtyEnv(t *testing.T, env []string, bin string, args ...string) *ptySession {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "TERM=xterm")
+	cmd.Env = append(append(os.Environ(), "TERM=xterm"), env...)
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {
 		t.Fatal(err)
@@ -116,10 +121,18 @@ func (s *ptySession) wait() int {
 	}
 }
 
-// TestCLI_ShellOnPty runs `boxrun shell` on a real pseudo-terminal, types
-// commands and reads their output, then exits the shell with a code.
-func TestCLI_ShellOnPty(t *testing.T) {
+// TestCLI_Binary builds the CLI once and runs the tests that need the real
+// binary: terminals on a pty, and auto-start with a gVisor-backed server.
+func TestCLI_Binary(t *testing.T) {
 	bin := buildCLI(t)
+	t.Run("ShellOnPty", func(t *testing.T) { testShellOnPty(t, bin) })
+	t.Run("AttachOnPty", func(t *testing.T) { testAttachOnPty(t, bin) })
+	t.Run("Gvisor", func(t *testing.T) { testGvisor(t, bin) })
+}
+
+// testShellOnPty runs `boxrun shell` on a real pseudo-terminal, types
+// commands and reads their output, then exits the shell with a code.
+func testShellOnPty(t *testing.T, bin string) {
 	s := newTestServer(t)
 	sess := startOnPty(t, bin, "--url", s.url, "--autostart=false", "shell", "--name", "ptybox", "busybox")
 	sess.waitOutput("Created box ptybox")
@@ -135,10 +148,9 @@ func TestCLI_ShellOnPty(t *testing.T) {
 	}
 }
 
-// TestCLI_AttachOnPty attaches to a running box on a pty and checks that a
+// testAttachOnPty attaches to a running box on a pty and checks that a
 // terminal resize (SIGWINCH) reaches the program.
-func TestCLI_AttachOnPty(t *testing.T) {
-	bin := buildCLI(t)
+func testAttachOnPty(t *testing.T, bin string) {
 	s := newTestServer(t)
 	if _, err := s.m.Create(context.Background(), boxrun.BoxSpec{Image: "busybox", Name: "att"}); err != nil {
 		t.Fatal(err)
