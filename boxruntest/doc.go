@@ -1,0 +1,35 @@
+// Package boxruntest holds test helpers for BoxRun and its drivers.
+//
+// # Overview
+//
+//   - TestDriver is the conformance suite of boxrun.Driver. Every driver
+//     (gvisor, qemu, the fake) runs it from its own tests with a
+//     DriverHarness; the doc comments of boxrun.Driver are what it checks.
+//   - FakeDriver is a boxrun.Driver that runs commands as plain host
+//     processes in a per-box directory. It has NO ISOLATION and exists only
+//     so that Manager, httpapi, client and CLI tests run fast everywhere.
+//   - NewManager opens a Manager over a FakeDriver in t.TempDir().
+//   - BusyboxImage builds a minimal rootfs (busybox and its applets) for
+//     real drivers' tests.
+//
+// # Usage
+//
+// A driver package runs the suite like this:
+//
+//	func TestDriver(t *testing.T) {
+//		boxruntest.TestDriver(t, boxruntest.DriverHarness{
+//			New: func(t *testing.T) boxrun.Driver {
+//				d, err := mydriver.New(mydriver.Config{Dir: t.TempDir()})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return d
+//			},
+//			Image: boxruntest.BusyboxImage(t),
+//		})
+//	}
+//
+// The suite creates two sandboxes in all (one shared by the exec, TTY and
+// copy subtests, one for volumes, stop/start and prune), so it stays cheap
+// for drivers whose sandboxes take seconds to boot.
+package boxruntest
