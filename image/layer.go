@@ -28,6 +28,7 @@ type layerJob struct {
 	size       int64   // bytes of the blob; 0 if unknown
 	compressed bool    // open returns the blob as stored, to be verified against digest
 	cache      bool    // keep the blob under blobs/ (registry pulls)
+	verifies   bool    // open's stream checks the digest itself, failing at EOF (go-containerregistry's remote)
 	open       func() (io.ReadCloser, error)
 }
 
@@ -75,7 +76,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(boxrun.
 	if j.cache {
 		blob := s.blobPath(j.digest)
 		if f, err := os.Open(blob); err == nil {
-			tmp, err := s.unpackLayer(ctx, f, j, nil, report)
+			tmp, err := s.unpackLayer(ctx, f, j, nil, true, report)
 			f.Close()
 			if err == nil {
 				return s.commitLayer(tmp, j, "", "")
@@ -104,7 +105,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(boxrun.
 	if blobFile != nil {
 		w = blobFile
 	}
-	tmp, err := s.unpackLayer(ctx, rc, j, w, report)
+	tmp, err := s.unpackLayer(ctx, rc, j, w, !j.verifies, report)
 	err = closeAll(err, rc)
 	if blobFile != nil {
 		err = closeAll(err, blobFile)
@@ -134,16 +135,17 @@ func (s *Store) commitLayer(tmp string, j *layerJob, blobTmp, blob string) error
 	return renameDir(tmp, s.layerPath(j.diffID))
 }
 
-// unpackLayer reads a layer stream once: it hashes it (and the tar inside
-// it), copies it to blob when non-nil, and unpacks the tar into a new work
-// directory, which it returns. Any digest mismatch fails it (errDigest), so
-// unverified content never reaches the cache.
-func (s *Store) unpackLayer(ctx context.Context, r io.Reader, j *layerJob, blob io.Writer, report func(boxrun.PullProgress)) (string, error) {
+// unpackLayer reads a layer stream once: it hashes it (unless verify is
+// false: the stream does that itself) and the tar inside it, copies it to
+// blob when non-nil, and unpacks the tar into a new work directory, which it
+// returns. Any digest mismatch fails it (errDigest), so unverified content
+// never reaches the cache.
+func (s *Store) unpackLayer(ctx context.Context, r io.Reader, j *layerJob, blob io.Writer, verify bool, report func(boxrun.PullProgress)) (string, error) {
 	tmp, err := os.MkdirTemp(s.tmp, "layer-")
 	if err != nil {
 		return "", err
 	}
-	meta, err := s.unpackInto(ctx, tmp, r, j, blob, report)
+	meta, err := s.unpackInto(ctx, tmp, r, j, blob, verify, report)
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(meta); err == nil {
@@ -160,7 +162,7 @@ func (s *Store) unpackLayer(ctx context.Context, r io.Reader, j *layerJob, blob 
 	return tmp, nil
 }
 
-func (s *Store) unpackInto(ctx context.Context, tmp string, r io.Reader, j *layerJob, blob io.Writer, report func(boxrun.PullProgress)) (*layerMeta, error) {
+func (s *Store) unpackInto(ctx context.Context, tmp string, r io.Reader, j *layerJob, blob io.Writer, verify bool, report func(boxrun.PullProgress)) (*layerMeta, error) {
 	fsDir := filepath.Join(tmp, "fs")
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return nil, err
@@ -169,13 +171,16 @@ func (s *Store) unpackInto(ctx context.Context, tmp string, r io.Reader, j *laye
 	pr.emit()
 	var in io.Reader = pr
 	var blobHash hash.Hash
-	if j.compressed {
+	var w []io.Writer
+	if j.compressed && verify {
 		blobHash = sha256.New()
-		w := io.Writer(blobHash)
-		if blob != nil {
-			w = io.MultiWriter(blobHash, blob)
-		}
-		in = io.TeeReader(in, w)
+		w = append(w, blobHash)
+	}
+	if blob != nil {
+		w = append(w, blob)
+	}
+	if len(w) > 0 {
+		in = io.TeeReader(in, io.MultiWriter(w...))
 	}
 	br := bufio.NewReaderSize(in, 256<<10)
 	dr, err := decompress(br)

@@ -277,7 +277,8 @@ func (s *Store) describe(src *source, digest string, kind sourceKind, img v1.Ima
 			if j.size, err = l.Size(); err != nil {
 				return nil, nil, fmt.Errorf("layer size: %w", err)
 			}
-			j.open, j.compressed, j.cache = l.Compressed, true, kind == kindRegistry
+			j.open, j.compressed = l.Compressed, true
+			j.cache, j.verifies = kind == kindRegistry, kind == kindRegistry
 		}
 		jobs = append(jobs, j)
 		diffIDs = append(diffIDs, diffID)

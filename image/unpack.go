@@ -91,6 +91,9 @@ func unpackTar(ctx context.Context, r io.Reader, root string, isRoot bool) (*lay
 		}
 	}
 	for _, a := range u.attrs {
+		if !isDir(u.path(a.name)) {
+			continue // replaced by a later entry
+		}
 		if err := u.setAttrs(a.name, a.hdr, true); err != nil {
 			return nil, err
 		}
