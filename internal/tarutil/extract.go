@@ -14,8 +14,9 @@ import (
 )
 
 // Extract extracts the tar stream r into the host directory dst, creating
-// dst (and its parents) if needed. See ExtractRoot for what is extracted and
-// how entries are confined to dst.
+// dst (and its parents) if needed. dst itself is resolved as usual (symlinks
+// in it are followed); every entry is then confined to it. See ExtractRoot
+// for what is extracted.
 func Extract(ctx context.Context, r io.Reader, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("extract: %w", err)
