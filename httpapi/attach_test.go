@@ -26,7 +26,7 @@ type term struct {
 
 func (e *env) attach(ctx context.Context, box string, query url.Values) *term {
 	e.t.Helper()
-	u := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/v1/boxes/" + box + "/attach?" + query.Encode()
+	u := "ws" + strings.TrimPrefix(e.url, "http") + "/v1/boxes/" + box + "/attach?" + query.Encode()
 	conn, res, err := websocket.Dial(ctx, u, nil)
 	if err != nil {
 		e.t.Fatalf("dial attach: %v (%v)", err, res)
@@ -221,7 +221,7 @@ func TestAttach_Errors(t *testing.T) {
 		if r.status != 400 || jsonOf[map[string]any](t, r)["code"] != "VALIDATION_ERROR" {
 			t.Errorf("%d %s", r.status, r.body)
 		}
-		u := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/v1/boxes/old/attach?rows=-1"
+		u := "ws" + strings.TrimPrefix(e.url, "http") + "/v1/boxes/old/attach?rows=-1"
 		_, res, err := websocket.Dial(ctx, u, nil)
 		if err == nil || res == nil || res.StatusCode != 400 {
 			t.Errorf("dial with rows=-1: %v %v", err, res)
@@ -233,7 +233,7 @@ func TestAttach_Errors(t *testing.T) {
 		}
 	})
 	t.Run("ErrCrossOrigin", func(t *testing.T) {
-		u := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/v1/boxes/old/attach"
+		u := "ws" + strings.TrimPrefix(e.url, "http") + "/v1/boxes/old/attach"
 		_, res, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
 		if err == nil || res == nil || res.StatusCode != 403 {
 			t.Errorf("cross-origin dial: %v %v", err, res)

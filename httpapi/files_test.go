@@ -258,7 +258,7 @@ func TestUploadDownload_1GiB(t *testing.T) {
 		}
 		pw.CloseWithError(err)
 	}()
-	req, _ := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v1/boxes/"+box.ID+"/files/upload", pr)
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.url+"/v1/boxes/"+box.ID+"/files/upload", pr)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -270,7 +270,7 @@ func TestUploadDownload_1GiB(t *testing.T) {
 		t.Fatalf("upload: %d %s", res.StatusCode, body)
 	}
 
-	req, _ = http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v1/boxes/"+box.ID+"/files/download", strings.NewReader(`{"path":"/root/big.bin"}`))
+	req, _ = http.NewRequestWithContext(ctx, "POST", e.url+"/v1/boxes/"+box.ID+"/files/download", strings.NewReader(`{"path":"/root/big.bin"}`))
 	req.Header.Set("Content-Type", "application/json")
 	res, err = http.DefaultClient.Do(req)
 	if err != nil {

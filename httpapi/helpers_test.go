@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden files")
 type env struct {
 	t   testing.TB
 	mgr *boxrun.Manager
-	srv *httptest.Server
+	url string // base URL of the server
 }
 
 // newEnv starts a Server over a fresh Manager; both end with the test.
@@ -35,7 +35,7 @@ func newEnv(t testing.TB, opts ...httpapi.Option) *env {
 	mgr := boxruntest.NewManager(t)
 	srv := httptest.NewServer(httpapi.New(mgr, opts...))
 	t.Cleanup(srv.Close)
-	return &env{t: t, mgr: mgr, srv: srv}
+	return &env{t: t, mgr: mgr, url: srv.URL}
 }
 
 // response is a finished HTTP exchange.
@@ -52,7 +52,7 @@ func (e *env) do(method, path, body string, hdr ...string) response {
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}

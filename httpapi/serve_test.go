@@ -27,7 +27,12 @@ type served struct {
 
 func serve(t *testing.T, ln net.Listener, opts ...httpapi.Option) *served {
 	t.Helper()
-	mgr := boxruntest.NewManager(t)
+	return serveManager(t, boxruntest.NewManager(t), ln, opts...)
+}
+
+// serveManager serves mgr on ln until the test ends.
+func serveManager(t *testing.T, mgr *boxrun.Manager, ln net.Listener, opts ...httpapi.Option) *served {
+	t.Helper()
 	srv := httpapi.New(mgr, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)

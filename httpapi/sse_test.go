@@ -31,7 +31,7 @@ type sseStream struct {
 
 // readSSE opens path and parses events until the server closes the stream.
 func (e *env) readSSE(ctx context.Context, path string, hdr ...string) (*sseStream, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", e.url+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +357,7 @@ func TestEventsExtension(t *testing.T) {
 	box := e.createBox(`{"image":"busybox","name":"ev"}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/v1/events?replay=true&type=box.created&box_id="+box.ID, nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/events?replay=true&type=box.created&box_id="+box.ID, nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
