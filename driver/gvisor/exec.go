@@ -298,21 +298,55 @@ func (p *process) exitStatus(werr error) (int, error) {
 }
 
 // pump copies r to w (nil: discard) until EOF, an error or the read
-// deadline. A pty master reports EIO once the terminal's last user is gone;
-// that is EOF too. Errors of w stop the copy; the rest is drained and
-// dropped so the process is never blocked on a full pipe.
+// deadline the waiter sets after the process exited. A pty master reports
+// EIO once the terminal's last user is gone; that is EOF too. Errors of w
+// stop the writes; the rest is drained and dropped so the process is never
+// blocked on a full pipe.
 func pump(r *os.File, w io.Writer) {
 	buf := make([]byte, 64<<10)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 && w != nil {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+	write := func(p []byte) {
+		if w != nil {
+			if _, err := w.Write(p); err != nil {
 				w = nil
 			}
+		}
+	}
+	for {
+		n, err := r.Read(buf)
+		write(buf[:n])
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// A slow w may have kept us past the deadline: what the
+			// exited process wrote is still in the pipe. Take what is
+			// there now without waiting (bounded: a background child may
+			// keep writing).
+			drainAvailable(r, buf, write)
 		}
 		if err != nil {
 			return
 		}
+	}
+}
+
+// drainAvailable reads from r without blocking until it is empty, at EOF,
+// or drainAfterExit has passed.
+func drainAvailable(r *os.File, buf []byte, write func([]byte)) {
+	if r.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return
+	}
+	for end := time.Now().Add(drainAfterExit); time.Now().Before(end); {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr = syscall.Read(int(fd), buf)
+			return true // never wait for more
+		}); err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		write(buf[:n])
 	}
 }
 

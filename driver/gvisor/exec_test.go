@@ -115,6 +115,18 @@ func TestDriver_Exec(t *testing.T) {
 		}
 		wg.Wait()
 	})
+	t.Run("SlowWriterGetsEverything", func(t *testing.T) {
+		// The writer is slower than the drain bound after exit: the output
+		// the process wrote before exiting must still arrive in full.
+		w := &slowWriter{delay: 150 * time.Millisecond}
+		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"head", "-c", "300000", "/dev/zero"}, Stdout: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, err := p.Wait(); code != 0 || err != nil || w.n != 300000 {
+			t.Fatalf("code %d err %v: %d bytes, want 300000", code, err, w.n)
+		}
+	})
 	t.Run("LargeOutput", func(t *testing.T) {
 		var n countWriter
 		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"head", "-c", "33554432", "/dev/zero"}, Stdout: &n})
@@ -208,4 +220,15 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+type slowWriter struct {
+	delay time.Duration
+	n     int
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(s.delay)
+	s.n += len(p)
+	return len(p), nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/driver/gvisor"
@@ -190,4 +191,48 @@ func TestDriver_CreateFails(t *testing.T) {
 		t.Log(err)
 		assertNothingLeft(t, dir)
 	})
+}
+
+// TestDriver_StopGraceful checks that Stop sends SIGTERM to every process
+// of the box and waits for them (up to StopGrace) before the sandbox goes.
+func TestDriver_StopGraceful(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "gvisor")
+	d, err := gvisor.New(gvisor.Config{Dir: dir, StopGrace: 1500 * time.Millisecond})
+	if errors.Is(err, gvisor.ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		d.Prune(ctx, nil)
+		assertNothingLeft(t, dir)
+	}()
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, boxrun.SandboxSpec{BoxID: "grace", Image: img})
+	// One process saves its work on TERM (slowly), one ignores TERM.
+	var out syncBuffer
+	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap 'sleep 0.3; echo saved > /root/saved; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	var out2 syncBuffer
+	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") && strings.Contains(out2.String(), "ready") })
+	start := time.Now()
+	if err := d.Stop(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	if el < 1400*time.Millisecond || el > 4*time.Second {
+		t.Errorf("Stop took %v; want about the 1.5s grace (one process ignores TERM)", el)
+	}
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := run(t, d, h, nil, "cat", "/root/saved"); out != "saved\n" {
+		t.Fatalf("the TERM handler's file: %q", out)
+	}
 }

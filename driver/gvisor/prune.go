@@ -16,10 +16,9 @@ import (
 // (kept boxes become stopped, their files stay), runsc state files, locks
 // and sockets without a box, stray runsc processes, leftover cgroups,
 // overlay mounts, and runsc's null-netns mount when no sandbox is left.
+//
+// Prune works on a closed driver too: cleanup is always allowed.
 func (d *Driver) Prune(ctx context.Context, keep []string) error {
-	if err := d.checkOpen(); err != nil {
-		return err
-	}
 	keepSet := map[string]bool{}
 	for _, h := range keep {
 		keepSet[h] = true
