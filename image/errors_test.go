@@ -265,3 +265,24 @@ func TestPull_Cancel(t *testing.T) {
 		t.Errorf("tmp holds %q after Close", got)
 	}
 }
+
+// TestPull_Insecure reaches a plain-HTTP registry under a non-loopback
+// name (a transport dials the test server whatever the host): refused
+// without WithInsecure (HTTPS only), fine with it.
+func TestPull_Insecure(t *testing.T) {
+	addr := imagetest.Registry(t)
+	imagetest.Push(t, addr, "app:1", imagetest.Image(t, v1.Config{}, imagetest.Layer(t, imagetest.File("f", 0o644, "plain"))))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	ref := "registry.example:5000/app:1"
+
+	_, err := MustOpen(t, image.WithTransport(tr)).Pull(context.Background(), ref, nil)
+	wantPullFailed(t, err, ref, "https://registry.example:5000")
+
+	img := MustPull(t, MustOpen(t, image.WithTransport(tr), image.WithInsecure(true)), ref)
+	if got := readFile(t, img.Rootfs, "f"); got != "plain" {
+		t.Errorf("f = %q", got)
+	}
+}

@@ -22,6 +22,7 @@ type options struct {
 	insecure  bool
 	jobs      int
 	remote    []remote.Option
+	policy    PullPolicy
 }
 
 func defaultOptions() options {
@@ -30,6 +31,7 @@ func defaultOptions() options {
 		platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		logger:   slog.New(slog.DiscardHandler),
 		jobs:     3,
+		policy:   PullAlways,
 	}
 }
 
@@ -105,4 +107,30 @@ func WithConcurrency(n int) Option {
 // remote.WithRetryBackoff or remote.WithUserAgent.
 func WithRemoteOptions(opts ...remote.Option) Option {
 	return func(o *options) error { o.remote = append(o.remote, opts...); return nil }
+}
+
+// PullPolicy says when Pull asks a registry whether a cached tag moved.
+type PullPolicy string
+
+// Pull policies.
+const (
+	// PullAlways checks a cached tag with one HEAD request and pulls what
+	// changed; when the registry cannot be reached, the cached image is
+	// used. The default.
+	PullAlways PullPolicy = "always"
+	// PullMissing uses a cached image without asking the registry, as
+	// `docker run` does; only references not cached are pulled.
+	PullMissing PullPolicy = "missing"
+)
+
+// WithPullPolicy sets when cached tags are checked against the registry.
+// Default PullAlways. Digest references and local sources never need it.
+func WithPullPolicy(p PullPolicy) Option {
+	return func(o *options) error {
+		if p != PullAlways && p != PullMissing {
+			return fmt.Errorf("image: unknown pull policy %q", p)
+		}
+		o.policy = p
+		return nil
+	}
 }

@@ -26,9 +26,9 @@ import (
 // Registry names are normalized as Docker does (alpine is
 // index.docker.io/library/alpine:latest); multi-arch images resolve to the
 // Store's platform. A cached tag is checked against the registry with one
-// HEAD request; when the registry cannot be reached at all, the cached
-// image is used. Digest references and local sources need no registry once
-// cached.
+// HEAD request (see WithPullPolicy); when the registry cannot be reached at
+// all, the cached image is used. Digest references and local sources need
+// no registry once cached.
 //
 // progress, when non-nil, receives each layer's bytes done and total, with
 // Cached set for layers already in the cache. Calls are serialized and must
@@ -151,6 +151,9 @@ func (s *Store) cachedRegistry(ctx context.Context, src *source, ropts []remote.
 	r := idx.Refs[src.key]
 	if r == nil || r.Platform != platform || idx.Images[r.Digest] == nil {
 		return nil, false
+	}
+	if s.opts.policy == PullMissing {
+		return s.ready(ctx, src, r.Remote, idx.Images[r.Digest], report)
 	}
 	head, err := remote.Head(src.ref, ropts...)
 	switch {

@@ -3,12 +3,14 @@ package image_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -363,4 +365,41 @@ func TestPull_Concurrent(t *testing.T) {
 	if got := entries(t, filepath.Join(s.Dir(), "layers/sha256")); len(got) != 3 {
 		t.Errorf("%d layers unpacked, want 3", len(got))
 	}
+}
+
+func TestPull_Offline(t *testing.T) {
+	c := newCounter()
+	var down atomic.Bool
+	host := imagetest.Registry(t, imagetest.WithMiddleware(c.wrap), imagetest.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				hj, _ := w.(http.Hijacker)
+				conn, _, _ := hj.Hijack()
+				conn.Close() // as if unreachable
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	ref := imagetest.Push(t, host, "app", imagetest.Image(t, v1.Config{}, imagetest.Layer(t, imagetest.File("f", 0o644, "x"))))
+	dir := t.TempDir()
+	first := MustPull(t, MustOpenDir(t, dir), ref)
+
+	t.Run("PullMissing", func(t *testing.T) {
+		c.reset()
+		img := MustPull(t, MustOpenDir(t, dir, image.WithPullPolicy(image.PullMissing)), ref)
+		if img.Rootfs != first.Rootfs || c.get("HEAD manifest")+c.get("GET manifest") != 0 {
+			t.Errorf("rootfs %s, %d manifest requests; want cached, none", img.Rootfs, c.get("HEAD manifest")+c.get("GET manifest"))
+		}
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		down.Store(true)
+		defer down.Store(false)
+		if img := MustPull(t, MustOpenDir(t, dir), ref); img.Rootfs != first.Rootfs {
+			t.Errorf("rootfs %s, want the cached %s", img.Rootfs, first.Rootfs)
+		}
+		other := host + "/never-pulled"
+		_, err := MustOpenDir(t, dir).Pull(context.Background(), other, nil)
+		wantPullFailed(t, err, other, "")
+	})
 }
