@@ -138,13 +138,19 @@ type result struct {
 // exit code and output. Stdout and Stderr of spec are replaced.
 func (s *suite) run(t *testing.T, handle string, spec boxrun.ProcessSpec) result {
 	t.Helper()
+	return s.runWithin(t, handle, spec, waitLimit)
+}
+
+// runWithin is run with a limit on the wait.
+func (s *suite) runWithin(t *testing.T, handle string, spec boxrun.ProcessSpec, limit time.Duration) result {
+	t.Helper()
 	var out, errOut syncBuffer
 	spec.Stdout, spec.Stderr = &out, &errOut
 	p, err := s.d.Exec(t.Context(), handle, spec)
 	if err != nil {
 		t.Fatalf("Exec %q: %v", spec.Cmd, err)
 	}
-	code, err := waitProc(t, p, waitLimit)
+	code, err := waitProc(t, p, limit)
 	if err != nil {
 		t.Fatalf("Wait %q: %v", spec.Cmd, err)
 	}
@@ -172,7 +178,7 @@ func waitProc(t *testing.T, p boxrun.Process, limit time.Duration) (int, error) 
 	case r := <-ch:
 		return r.code, r.err
 	case <-time.After(limit):
-		t.Fatalf("Wait did not return within %v", limit)
+		t.Fatalf("Wait did not return within %v (output held open by a background child must not keep Wait waiting)", limit)
 		return 0, nil
 	}
 }
