@@ -65,8 +65,13 @@ func (g *flightGroup) do(ctx, base context.Context, key string, progress func(bo
 			close(f.done)
 		}()
 	}
-	sub := f.join(progress)
+	// Count the waiter under g.mu, so that the last waiter leaving (below,
+	// also under g.mu) cannot cancel a flight someone has just joined.
+	f.mu.Lock()
+	f.waiters++
+	f.mu.Unlock()
 	g.mu.Unlock()
+	sub := f.subscribe(progress)
 
 	select {
 	case <-f.done:
@@ -77,22 +82,23 @@ func (g *flightGroup) do(ctx, base context.Context, key string, progress func(bo
 		img := *f.img
 		return &img, f.err
 	case <-ctx.Done():
+		g.mu.Lock()
 		if f.leave(sub) == 0 {
-			g.mu.Lock()
 			if g.m[key] == f {
 				delete(g.m, key) // new callers start afresh
 			}
-			g.mu.Unlock()
 			f.cancel()
 		}
+		g.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }
 
-func (f *flight) join(progress func(boxrun.PullProgress)) int {
+// subscribe adds progress (if non-nil) to the flight's subscribers,
+// replaying the latest state of each layer first.
+func (f *flight) subscribe(progress func(boxrun.PullProgress)) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.waiters++
 	id := f.nextSub
 	f.nextSub++
 	if progress != nil {

@@ -73,6 +73,7 @@ func (s *Store) ensureLayer(ctx context.Context, j *layerJob, report func(boxrun
 // used if it verifies; if it does not (corrupt, truncated) it is deleted and
 // fetched again.
 func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(boxrun.PullProgress)) error {
+	report(boxrun.PullProgress{Ref: j.ref, Layer: j.id(), Total: j.size})
 	if j.cache {
 		blob := s.blobPath(j.digest)
 		if f, err := os.Open(blob); err == nil {
@@ -168,7 +169,6 @@ func (s *Store) unpackInto(ctx context.Context, tmp string, r io.Reader, j *laye
 		return nil, err
 	}
 	pr := &progressReader{ctx: ctx, r: r, report: report, p: boxrun.PullProgress{Ref: j.ref, Layer: j.id(), Total: j.size}}
-	pr.emit()
 	var in io.Reader = pr
 	var blobHash hash.Hash
 	var w []io.Writer

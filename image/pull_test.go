@@ -403,3 +403,56 @@ func TestPull_Offline(t *testing.T) {
 		wantPullFailed(t, err, other, "")
 	})
 }
+
+// TestPull_SharedFlight: callers of one pull all get its progress, and one
+// giving up does not fail the others or restart the work.
+func TestPull_SharedFlight(t *testing.T) {
+	c := newCounter()
+	c.delay = 300 * time.Millisecond
+	host := imagetest.Registry(t, imagetest.WithMiddleware(c.wrap))
+	src := imagetest.Image(t, v1.Config{}, imagetest.Layer(t, imagetest.File("f", 0o644, "x")))
+	ref := imagetest.Push(t, host, "shared", src)
+	s := MustOpen(t)
+
+	var (
+		mu     sync.Mutex
+		events = map[string]int{}
+		wg     sync.WaitGroup
+	)
+	started := make(chan struct{})
+	var once sync.Once
+	pull := func(ctx context.Context, who string) error {
+		_, err := s.Pull(ctx, ref, func(p boxrun.PullProgress) {
+			mu.Lock()
+			events[who]++
+			mu.Unlock()
+			once.Do(func() { close(started) })
+		})
+		return err
+	}
+	// The impatient caller gives up once the layer has started (its blob
+	// GET takes 300 ms); the patient one joined before.
+	impatient, cancel := context.WithCancel(context.Background())
+	var errImpatient, errPatient error
+	wg.Go(func() { errImpatient = pull(impatient, "impatient") })
+	time.Sleep(20 * time.Millisecond)
+	wg.Go(func() { errPatient = pull(context.Background(), "patient") })
+	<-started
+	cancel()
+	wg.Wait()
+
+	if boxrun.ErrorCode(errImpatient) != boxrun.CodeCanceled {
+		t.Errorf("impatient: %v, want CANCELED", errImpatient)
+	}
+	if errPatient != nil {
+		t.Errorf("patient: %v", errPatient)
+	}
+	if got := c.blobGets(t, src); got != 1 {
+		t.Errorf("layer fetched %d times, want 1", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if events["impatient"] == 0 || events["patient"] == 0 {
+		t.Errorf("progress events = %v, want some for both", events)
+	}
+}
