@@ -272,3 +272,68 @@ func gone(pid int, limit time.Duration) bool {
 	}
 	return false
 }
+
+// TestFakeDriver_CopyConfinedToBox checks that box paths through symlinks
+// leading out of the box directory (to the host) are refused both ways.
+func TestFakeDriver_CopyConfinedToBox(t *testing.T) {
+	d := boxruntest.NewFakeDriver(t.TempDir())
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{Cmd: []string{"ln", "-s", "/", "hostroot"}, Dir: "/root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		t.Fatalf("ln: %d, %v", code, err)
+	}
+	var out bytes.Buffer
+	if err := d.CopyOut(t.Context(), h, "/root/hostroot/etc/passwd", &out); !errors.Is(err, boxrun.ErrInvalid) {
+		t.Errorf("CopyOut through a symlink to the host root: %v, want ErrInvalid", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("CopyOut wrote %d bytes", out.Len())
+	}
+	hostDir := t.TempDir()
+	if err := d.CopyIn(t.Context(), h, "/root/hostroot"+hostDir, strings.NewReader("")); !errors.Is(err, boxrun.ErrInvalid) {
+		t.Errorf("CopyIn through a symlink to the host root: %v, want ErrInvalid", err)
+	}
+	// CopyOut of the symlink itself is fine: it is stored, not followed.
+	out.Reset()
+	if err := d.CopyOut(t.Context(), h, "/root/hostroot", &out); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&out)
+	if hdr, err := tr.Next(); err != nil || hdr.Typeflag != tar.TypeSymlink || hdr.Linkname != "/" {
+		t.Errorf("CopyOut of the symlink: %+v, %v", hdr, err)
+	}
+}
+
+// TestFakeDriver_TTYStdinEOF checks that EOF on Stdin of a TTY process
+// reaches it as the terminal's EOF character.
+func TestFakeDriver_TTYStdinEOF(t *testing.T) {
+	d := boxruntest.NewFakeDriver(t.TempDir())
+	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	var out bytes.Buffer
+	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{
+		Cmd: []string{"cat"}, Dir: "/root", TTY: true, Stdin: strings.NewReader("hello\n"), Stdout: &out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if code, err := p.Wait(); code != 0 || err != nil {
+			t.Errorf("Wait = %d, %v", code, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.Signal(t.Context(), syscall.SIGKILL)
+		<-done
+		t.Fatal("cat on a terminal did not see EOF")
+	}
+	if !strings.Contains(out.String(), "hello") {
+		t.Errorf("output %q", out.String())
+	}
+}
