@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
-	"github.com/boxrun/boxrun/internal/tarutil"
 )
 
 // FakeDriver is a boxrun.Driver for fast tests. IT PROVIDES NO ISOLATION AT
@@ -31,8 +29,10 @@ import (
 // A box is a directory, <dir>/boxes/<handle>/fs, standing in for the box's
 // file system:
 //   - ProcessSpec.Dir "/x/y" runs the process in <fs>/x/y, created if
-//     missing; so relative paths in commands land in the box, absolute ones
-//     on the host, and pwd prints the host path.
+//     missing (real drivers fail instead); so relative paths in commands
+//     land in the box, absolute ones on the host, and pwd prints the host
+//     path. An empty Dir means the sandbox workdir. Create makes <fs>/tmp
+//     and the workdir.
 //   - CopyIn and CopyOut map absolute box paths into <fs> and are confined
 //     to it with internal/tarutil (symlinks leading out are rejected).
 //   - The image's rootfs is not used (the host's binaries run instead);
@@ -41,15 +41,21 @@ import (
 //   - The environment is the host's, then SandboxSpec.Env, then
 //     ProcessSpec.Env; PATH always stays the host's, so programs are found.
 //   - Each process gets its own process group (its own session with TTY),
-//     which Signal kills. Every process also gets BOXRUNTEST_FAKE_BOX=<handle>
+//     which Signal kills. A TTY process sees EOF on Stdin as the terminal's
+//     EOF character (^D), since a terminal cannot be half-closed. Every process also gets BOXRUNTEST_FAKE_BOX=<handle>
 //     in its environment: Stop and Remove kill every host process carrying
 //     it (found in /proc), so background children die with their box unless
 //     they clear their environment.
 //
 // Box state ("running"/"stopped") and spec are files in the box directory,
 // so a new FakeDriver over the same dir sees the same boxes (their processes
-// are not adopted). The directory belongs to the driver: Prune deletes every
-// box under it that it is not told to keep.
+// are not adopted). Prune deletes every box under <dir>/boxes ("fake-*"
+// handles) that it is not told to keep. Copies work on stopped boxes too.
+//
+// Errors: an unknown handle wraps boxrun.ErrNotFound (Remove and State
+// report it as the contract says), Exec in a stopped box and Start
+// of a running one wrap boxrun.ErrConflict, bad arguments wrap
+// boxrun.ErrInvalid.
 //
 // All methods are safe for concurrent use. The zero value is not usable; use
 // NewFakeDriver.
@@ -331,81 +337,6 @@ func killMarked(marker string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// rootPath maps an absolute box path to a path relative to the box's fs
-// directory ("." for "/").
-func rootPath(p string) (string, error) {
-	if !path.IsAbs(p) {
-		return "", fmt.Errorf("path %q is not absolute: %w", p, boxrun.ErrInvalid)
-	}
-	rel := strings.TrimPrefix(path.Clean(p), "/")
-	if rel == "" {
-		rel = "."
-	}
-	return rel, nil
-}
-
-// copyErr wraps the kinds the Driver contract asks for around a tarutil error.
-func copyErr(op, p string, err error) error {
-	switch {
-	case errors.Is(err, tarutil.ErrUnsafePath):
-		return fmt.Errorf("fake: %s %s: %w: %w", op, p, boxrun.ErrInvalid, err)
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("fake: %s %s: %w: %w", op, p, boxrun.ErrNotFound, err)
-	}
-	return fmt.Errorf("fake: %s %s: %w", op, p, err)
-}
-
-// openBoxRoot opens the fs directory of a box that exists (running or not).
-func (d *FakeDriver) openBoxRoot(handle string) (*os.Root, error) {
-	st, err := d.State(context.Background(), handle)
-	if err != nil {
-		return nil, err
-	}
-	if st == boxrun.SandboxMissing {
-		return nil, fmt.Errorf("fake: box %s: %w", handle, boxrun.ErrNotFound)
-	}
-	return os.OpenRoot(d.fsDir(handle))
-}
-
-// CopyIn extracts r into the box directory dst, confined to the box.
-func (d *FakeDriver) CopyIn(ctx context.Context, handle, dst string, r io.Reader) error {
-	rel, err := rootPath(dst)
-	if err != nil {
-		return fmt.Errorf("fake: copy in: %w", err)
-	}
-	root, err := d.openBoxRoot(handle)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	sub, err := tarutil.OpenDir(root, rel, true)
-	if err != nil {
-		return copyErr("copy in", dst, err)
-	}
-	defer sub.Close()
-	if err := tarutil.ExtractRoot(ctx, r, sub); err != nil {
-		return copyErr("copy in", dst, err)
-	}
-	return nil
-}
-
-// CopyOut writes a tar of the box path src to w, confined to the box.
-func (d *FakeDriver) CopyOut(ctx context.Context, handle, src string, w io.Writer) error {
-	rel, err := rootPath(src)
-	if err != nil {
-		return fmt.Errorf("fake: copy out: %w", err)
-	}
-	root, err := d.openBoxRoot(handle)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if err := tarutil.CreateRoot(ctx, w, root, rel); err != nil {
-		return copyErr("copy out", src, err)
-	}
-	return nil
 }
 
 // removeAll is os.RemoveAll that also copes with directories left without
