@@ -80,7 +80,7 @@ func (c *rootConfig) service(ctx context.Context) (*client.Client, error) {
 	}
 	err = probe(ctx, cl)
 	if err == nil || !errors.Is(err, client.ErrUnavailable) {
-		c.svc = cl // any other error is the server's answer
+		c.svc, c.addr = cl, addr // any other error is the server's answer
 		return cl, nil
 	}
 	if ctx.Err() != nil {
@@ -92,7 +92,7 @@ func (c *rootConfig) service(ctx context.Context) (*client.Client, error) {
 	if cl, err = c.startServer(ctx); err != nil {
 		return nil, err
 	}
-	c.svc = cl
+	c.svc, c.addr = cl, "unix://"+c.socketPath()
 	return cl, nil
 }
 

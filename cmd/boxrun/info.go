@@ -28,11 +28,7 @@ func newInfoCmd(cfg *rootConfig) *ffcli.Command {
 			if *asJSON {
 				return writeJSON(cfg, info)
 			}
-			addr, _ := cfg.target()
-			if cfg.svc != nil && cfg.svc.URL() == "http://localhost" {
-				addr = "unix://" + cfg.socketPath()
-			}
-			fmt.Fprintf(cfg.stdout, "Server:     %s\n", addr)
+			fmt.Fprintf(cfg.stdout, "Server:     %s\n", cfg.addr)
 			fmt.Fprintf(cfg.stdout, "Max CPU:    %d\n", info.MaxCPU)
 			fmt.Fprintf(cfg.stdout, "Max memory: %d MB\n", info.MaxMemoryMB)
 			return nil

@@ -86,7 +86,8 @@ type rootConfig struct {
 	autostart bool   // --autostart: start a server when none answers
 	config    string // --config: ff plain config file
 
-	svc *client.Client // built on first use by service()
+	svc  *client.Client // built on first use by service()
+	addr string         // the address svc talks to
 }
 
 func newRootConfig(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *rootConfig {
