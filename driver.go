@@ -47,7 +47,7 @@ type Driver interface {
 	// CopyIn extracts the tar stream r into the directory dst inside the
 	// sandbox, creating dst if needed. Entries must stay inside dst: an
 	// entry with "..", an absolute name, or a path through a symlink that
-	// leads out of the sandbox is rejected with an error wrapping ErrInvalid.
+	// leads out of dst is rejected with an error wrapping ErrInvalid.
 	CopyIn(ctx context.Context, handle, dst string, r io.Reader) error
 
 	// CopyOut writes to w a tar stream of src (a file or a directory) inside
@@ -97,7 +97,8 @@ type ProcessSpec struct {
 	Size TermSize // initial terminal size when TTY (0 means 24x80)
 
 	// Stdin is copied to the process's standard input, which is closed at
-	// EOF. nil means the process reads EOF at once.
+	// EOF. nil means the process reads EOF at once. With TTY, EOF of Stdin
+	// is delivered as the terminal's EOF character (^D).
 	Stdin io.Reader
 	// Stdout and Stderr receive the output; nil discards it. The driver
 	// calls each from one goroutine at a time, and never after Wait returns.
