@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun/client"
+)
+
+// lockedBuffer is a bytes.Buffer for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestCLI_ServeErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"unknown driver", []string{"serve", "--driver", "nope", "--port", "0"}, 2, `unknown driver "nope"`},
+		{"port in use", []string{"serve", "--port", port}, 1, "Error: Failed to bind 127.0.0.1:" + port},
+		{"args", []string{"serve", "extra"}, 2, "serve takes no arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			args := append([]string{"--state-dir", t.TempDir()}, tc.args...)
+			err := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+			if got := exitCode(err); got != tc.wantCode || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", got, tc.wantCode, errb.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestCLI_ServeGvisor runs `serve` in-process over TCP with the gVisor
+// driver, checks the spec §13 lines and a client round trip, then stops it
+// with ctx (Ctrl-C): a clean exit.
+func TestCLI_ServeGvisor(t *testing.T) {
+	state := t.TempDir()
+	for _, kv := range gvisorEnv(t, state) {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "BOXRUN_") {
+			t.Setenv(k, v)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--port", "0", "--max-cpu", "3"}, strings.NewReader(""), &out, &errb)
+	}()
+	re := regexp.MustCompile(`Starting BoxRun server on (http://127\.0\.0\.1:\d+)\n`)
+	deadline := time.Now().Add(30 * time.Second)
+	var url string
+	for url == "" {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v\n%s%s", err, out.String(), errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no start line:\n%s%s", out.String(), errb.String())
+		}
+	}
+	if !strings.Contains(out.String(), "Dashboard: "+url+"/ui") {
+		t.Errorf("no dashboard line: %s", out.String())
+	}
+	c, err := client.New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.MaxCPU != 3 {
+		t.Errorf("info %+v, %v; want max_cpu 3 from --max-cpu", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "boxrun.db")); err != nil {
+		t.Errorf("no database in the state dir: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if exitCode(err) != 0 {
+			t.Errorf("serve after Ctrl-C: %v (exit %d)", err, exitCode(err))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
