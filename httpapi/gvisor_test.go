@@ -35,9 +35,6 @@ func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return
 // test when runsc (or root) is unavailable.
 func newGVisorEnv(t *testing.T) *served {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short")
-	}
 	runsc, _ := filepath.Abs("../bin/runsc")
 	if _, err := os.Stat(runsc); err != nil {
 		if runsc, err = exec.LookPath("runsc"); err != nil {

@@ -11,6 +11,25 @@
 //
 // A *Server is an http.Handler, so it can also be mounted in another server.
 //
+// # Endpoints
+//
+// The spec's 17 endpoints, GET / (303 to /ui) and GET /ui, plus these
+// extensions (notes/EXTENSIONS.md), which the client package relies on:
+//
+//	GET    /v1/boxes/{id}/exec/{eid}/events?since=N   resume (also Last-Event-ID); events then carry "id: <seq>"
+//	POST   /v1/boxes/{id}/exec                        optional "stdin_b64" field
+//	GET    /v1/boxes/{id}/exec/{eid}:wait             blocks until the exec finished
+//	PUT    /v1/boxes/{id}/archive?path=DIR            tar body into DIR (Service.CopyIn)
+//	GET    /v1/boxes/{id}/archive?path=SRC            tar stream of SRC (Service.CopyOut)
+//	GET    /v1/events?box_id=&type=&after_seq=&replay=true   Manager events as SSE
+//	GET    /v1/images, POST /v1/images {"ref"}, DELETE /v1/images?ref=, POST /v1/images:prune
+//	GET    /v1/boxes/{id}/attach?cmd=a&cmd=b&workdir=/x      program and working directory
+//
+// Paths are split on the escaped path, so "%3A" works like ":" and "%2F"
+// stays inside a segment. Browser requests from another origin (an Origin
+// header not matching Host) are refused with 403, so a web page cannot drive
+// a local server; the API has no CORS.
+//
 // # Errors
 //
 // Every error, including framework-level ones (bad JSON 400, wrong content

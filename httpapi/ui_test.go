@@ -160,9 +160,6 @@ func startChromium(t *testing.T, ctx context.Context, url string) *cdp {
 // a real server on loopback: it creates a box, sees it listed, runs an exec
 // with streamed output and types into the attach terminal.
 func TestUI_Browser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
 	ln, err := httpapi.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
