@@ -1,7 +1,10 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,17 +43,88 @@ type agentConn struct {
 	sess *yamux.Session
 }
 
+// handshakeTimeout bounds one connection attempt's wait for the agent's
+// Ready; dialAgent then dials again (see proto.Hello for why).
+const handshakeTimeout = 10 * time.Second
+
+// dialAgent connects to the agent of the box in dir and runs the handshake,
+// dialing again until ctx ends when the agent does not answer.
 func dialAgent(ctx context.Context, dir string) (*agentConn, error) {
+	for {
+		c, err := dialAgentOnce(ctx, dir)
+		if err == nil || ctx.Err() != nil {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func dialAgentOnce(ctx context.Context, dir string) (*agentConn, error) {
 	conn, err := dialUnix(ctx, dir, agentSock)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := yamux.Client(conn, proto.Config())
+	var rnd [proto.NonceLen / 2]byte
+	rand.Read(rnd[:])
+	nonce := hex.EncodeToString(rnd[:])
+	ready := proto.Ready(nonce)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(hctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	if _, err := conn.Write(proto.Hello(nonce)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// Discard everything before Ready: leftovers of an earlier session.
+	var buf []byte
+	chunk := make([]byte, 4096)
+	for {
+		n, err := conn.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if i := bytes.Index(buf, ready); i >= 0 {
+			buf = buf[i+len(ready):]
+			break
+		}
+		if len(buf) > len(ready) {
+			buf = buf[len(buf)-len(ready):]
+		}
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("agent handshake: %w", err)
+		}
+	}
+	if !stop() {
+		conn.Close()
+		return nil, fmt.Errorf("agent handshake: %w", hctx.Err())
+	}
+	conn.SetReadDeadline(time.Time{})
+	pc := &prefixConn{Conn: conn, prefix: buf}
+	sess, err := yamux.Client(pc, proto.Config())
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return &agentConn{conn: conn, sess: sess}, nil
+}
+
+// prefixConn returns prefix before reading from Conn.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // Close ends the session (the agent then kills the execs it started).

@@ -94,7 +94,7 @@ func busyboxRootfs(t testing.TB) string {
 
 func run(t testing.TB, d boxrun.Driver, h string, stdin string, cmd ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
 	spec := boxrun.ProcessSpec{Cmd: cmd, Stdout: &out, Stderr: &errb}

@@ -76,16 +76,20 @@ func (a *agent) serve() {
 		log.Printf("open %s: %v", dev, err)
 		powerOff()
 	}
+	var carry []byte
 	for {
-		first := waitHost(fd)
+		first := handshake(fd, carry)
 		conn := &portConn{fd: fd, prefix: first}
 		sess, err := yamux.Server(conn, proto.Config())
 		if err != nil {
 			log.Printf("session: %v", err)
 			continue
 		}
+		log.Printf("host connected")
 		a.session(sess)
 		conn.Close()
+		carry = conn.next
+		log.Printf("host disconnected")
 	}
 }
 
@@ -96,6 +100,7 @@ func (a *agent) session(sess *yamux.Session) {
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
+			log.Printf("session ended: %v", err)
 			break
 		}
 		go a.handle(st, &mine)

@@ -3,7 +3,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"log"
+	"slices"
+
+	"github.com/boxrun/boxrun/driver/qemu/proto"
 	"io"
 	"sync/atomic"
 
@@ -18,6 +23,8 @@ type portConn struct {
 	fd     int
 	prefix []byte
 	closed atomic.Bool
+	hello  []byte
+	next   []byte // a chunk that started with a Hello: the next connection
 }
 
 var errPortClosed = errors.New("port connection closed")
@@ -37,13 +44,29 @@ func (c *portConn) Read(p []byte) (int, error) {
 		case err == unix.EAGAIN || err == unix.EINTR:
 			pollFd(c.fd, unix.POLLIN, 200)
 		case err != nil:
+			log.Printf("port read: %v", err)
 			return 0, err
 		case n == 0:
+			log.Printf("port read: EOF")
 			return 0, io.EOF
 		default:
+			if bytes.HasPrefix(p[:n], c.magic()) {
+				// A new host connected without the agent seeing the
+				// old one leave: end this session.
+				c.next = slices.Clone(p[:n])
+				c.closed.Store(true)
+				return 0, io.EOF
+			}
 			return n, nil
 		}
 	}
+}
+
+func (c *portConn) magic() []byte {
+	if c.hello == nil {
+		c.hello = proto.HelloMagic()
+	}
+	return c.hello
 }
 
 func (c *portConn) Write(p []byte) (int, error) {
@@ -57,6 +80,7 @@ func (c *portConn) Write(p []byte) (int, error) {
 		case err == unix.EAGAIN || err == unix.EINTR:
 			pollFd(c.fd, unix.POLLOUT, 200)
 		case err != nil:
+			log.Printf("port write: %v", err)
 			return done, err
 		default:
 			done += n
@@ -76,20 +100,38 @@ func pollFd(fd int, events int16, ms int) {
 	unix.Poll(fds, ms)
 }
 
-// waitHost blocks until the host sends data and returns the first bytes.
-func waitHost(fd int) []byte {
-	buf := make([]byte, 64<<10)
+// handshake reads until a Hello arrives (scanning carry first), answers
+// it, and returns the bytes that followed the Hello: the start of the new
+// session.
+func handshake(fd int, carry []byte) []byte {
+	magic := proto.HelloMagic()
+	buf := carry
+	chunk := make([]byte, 64<<10)
 	for {
-		n, err := unix.Read(fd, buf)
-		if err == nil && n > 0 {
-			return buf[:n]
+		if i := bytes.Index(buf, magic); i >= 0 && len(buf) >= i+len(magic)+proto.NonceLen {
+			nonce := string(buf[i+len(magic) : i+len(magic)+proto.NonceLen])
+			rest := slices.Clone(buf[i+len(magic)+proto.NonceLen:])
+			w := &portConn{fd: fd}
+			if _, err := w.Write(proto.Ready(nonce)); err != nil {
+				log.Printf("handshake: %v", err)
+				buf = rest
+				continue
+			}
+			return rest
 		}
-		if err == unix.EAGAIN {
+		// Keep only what could be the start of a magic.
+		if len(buf) > len(magic)+proto.NonceLen {
+			buf = slices.Clone(buf[len(buf)-len(magic)-proto.NonceLen:])
+		}
+		n, err := unix.Read(fd, chunk)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
 			pollFd(fd, unix.POLLIN, 200)
-			continue
+		case err != nil || n == 0:
+			// No host connected (poll would report POLLHUP at once).
+			unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+		default:
+			buf = append(buf, chunk[:n]...)
 		}
-		// 0 (no host connected) or a transient error: poll reports
-		// POLLHUP at once while disconnected, so sleep instead.
-		unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
 	}
 }

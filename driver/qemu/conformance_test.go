@@ -1,0 +1,24 @@
+package qemu_test
+
+import (
+	"testing"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/driver/qemu"
+)
+
+func TestDriver(t *testing.T) {
+	requireQEMU(t)
+	path := agent.get(t)
+	boxruntest.TestDriver(t, boxruntest.DriverHarness{
+		New: func(t *testing.T) boxrun.Driver {
+			d, err := qemu.New(qemu.Config{Dir: t.TempDir(), Agent: path, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatalf("qemu.New: %v", err)
+			}
+			return d
+		},
+		Image: boxruntest.BusyboxImage(t),
+	})
+}
