@@ -81,8 +81,14 @@ func (s *Server) handleGetExec(w http.ResponseWriter, r *http.Request, p params)
 	var ex *boxrun.Exec
 	var err error
 	if id, ok := strings.CutSuffix(p.exec, ":wait"); ok {
+		// A wait may last as long as the exec: it ends with the request
+		// or when Serve shuts down, like a stream.
 		liftDeadlines(w)
-		ex, err = s.svc.WaitExec(r.Context(), id)
+		s.streams.Add(1)
+		defer s.streams.Done()
+		ctx, cancel := s.streamContext(r.Context())
+		defer cancel()
+		ex, err = s.svc.WaitExec(ctx, id)
 	} else {
 		ex, err = s.svc.GetExec(r.Context(), p.exec)
 	}

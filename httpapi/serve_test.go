@@ -15,6 +15,7 @@ import (
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/coder/websocket"
 )
 
 // served is a Server running under Serve on a real listener.
@@ -210,8 +211,31 @@ func TestServe_GracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	ended := make(chan error, 1)
+	ended := make(chan error, 3)
 	go func() { _, err := io.Copy(io.Discard, bufio.NewReader(res.Body)); ended <- err }()
+	go func() {
+		res, err := s.client.Get(s.url + "/v1/boxes/_/exec/" + ex.ID + ":wait")
+		if err == nil {
+			res.Body.Close()
+		}
+		ended <- err
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	ws, _, err := websocket.Dial(wctx, "ws"+strings.TrimPrefix(s.url, "http")+"/v1/boxes/"+box.ID+"/attach?shell=/bin/sh", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	go func() {
+		for {
+			if _, _, err := ws.Read(wctx); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the wait and the shell start
 
 	start := time.Now()
 	if err := s.stop(); err != nil {
@@ -220,10 +244,12 @@ func TestServe_GracefulShutdown(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("shutdown took %v", d)
 	}
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("SSE stream still open after shutdown")
+	for range 3 {
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("an SSE stream, a :wait or a terminal still open after shutdown")
+		}
 	}
 	if _, err := http.Get(s.url + "/v1/info"); err == nil {
 		t.Error("server still accepting after shutdown")
