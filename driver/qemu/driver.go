@@ -40,6 +40,8 @@ type Driver struct {
 	accel  string
 	tscKHz int64
 
+	virtiofsd string // "" when not installed: volumes are unsupported
+
 	mu     sync.Mutex
 	boxes  map[string]*box
 	closed bool
@@ -133,6 +135,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("qemu: unknown accelerator %q: %w", cfg.Accel, boxrun.ErrInvalid)
 	}
 	d.tscKHz = tscKHz()
+	d.virtiofsd = findVirtiofsd()
 	return d, nil
 }
 
@@ -266,8 +269,9 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 		return "", fmt.Errorf("qemu: %w", err)
 	}
 	fail := func(err error) (string, error) {
-		killBox(context.WithoutCancel(ctx), b.handle)
-		os.RemoveAll(b.dir)
+		if rerr := d.removeDir(ctx, handle, b.dir); rerr != nil {
+			d.log.Error("qemu: cleanup after failed create", "handle", handle, "err", rerr)
+		}
 		return "", err
 	}
 	if err := b.save(); err != nil {
@@ -328,6 +332,7 @@ func (d *Driver) boot(ctx context.Context, b *box) (err error) {
 				b.conn = nil
 			}
 			killBox(context.WithoutCancel(ctx), b.handle)
+			d.cleanVolumes(b)
 			b.state.PID = 0
 			b.save()
 		}
@@ -533,6 +538,9 @@ func (d *Driver) removeDir(ctx context.Context, handle, dir string) error {
 	if err := killBox(context.WithoutCancel(ctx), handle); err != nil {
 		return err
 	}
+	if err := unmountAll(dir); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("qemu: remove %s: %w", dir, err)
 	}
@@ -577,7 +585,12 @@ func (d *Driver) Prune(ctx context.Context, keep []string) error {
 			}
 			continue
 		}
-		errs = append(errs, os.RemoveAll(filepath.Join(d.dir, "boxes", e.Name())))
+		stray := filepath.Join(d.dir, "boxes", e.Name())
+		if err := unmountAll(stray); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, os.RemoveAll(stray))
 	}
 	return errors.Join(errs...)
 }
