@@ -223,6 +223,10 @@ func hintFor(code boxrun.Code) string {
 		return "  Hint: Use a different name, or remove the existing box: boxrun rm <name> --force"
 	case boxrun.CodeBoxNotFound:
 		return "  Hint: List available boxes with: boxrun ls"
+	case boxrun.CodeImagePullFailed:
+		return "  Hint: No registry access? Build a local image with: boxrun images build-busybox DIR (then use oci:DIR)"
+	case boxrun.CodeResourceExceeded:
+		return "  Hint: Stop running boxes (boxrun ls -s running) or ask for less with --cpus/--memory"
 	}
 	return ""
 }
