@@ -19,7 +19,9 @@ var uiFiles embed.FS
 func (s *Server) handleUI(w http.ResponseWriter, r *http.Request, p params) error {
 	if strings.HasSuffix(r.URL.Path, "/ui/") {
 		// The page's URLs are relative to <base>/ui, not <base>/ui/.
-		http.Redirect(w, r, "../ui", http.StatusMovedPermanently)
+		// (Set by hand: http.Redirect would make it absolute.)
+		w.Header().Set("Location", "../ui")
+		w.WriteHeader(http.StatusMovedPermanently)
 		return nil
 	}
 	name := "index.html"

@@ -224,3 +224,42 @@ func TestUI_Browser(t *testing.T) {
 	}
 	page.waitFor(ctx, "the box to go", `document.getElementById("boxes").innerText.includes("No boxes yet.")`)
 }
+
+func TestUI_Served(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/ui", "")
+	if r.status != 200 || r.header.Get("Content-Type") != "text/html; charset=utf-8" || r.header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("/ui: %d %v", r.status, r.header)
+	}
+	page := string(r.body)
+	for _, abs := range []string{`src="/`, `href="/`, `fetch("/`, `"/v1`, `'/v1`, "http://", "https://"} {
+		if strings.Contains(page, abs) {
+			t.Errorf("page uses an absolute URL (%s)", abs)
+		}
+	}
+	for _, want := range []string{`src="ui/vendor/xterm.js"`, `href="ui/vendor/xterm.css"`, "setInterval(refresh, 3000)", `"v1/"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	for path, ctype := range map[string]string{
+		"/ui/vendor/xterm.js":      "text/javascript; charset=utf-8",
+		"/ui/vendor/xterm.css":     "text/css; charset=utf-8",
+		"/ui/vendor/LICENSE.xterm": "text/plain; charset=utf-8",
+	} {
+		if r := e.do("GET", path, ""); r.status != 200 || r.header.Get("Content-Type") != ctype || len(r.body) == 0 {
+			t.Errorf("%s: %d %q", path, r.status, r.header.Get("Content-Type"))
+		}
+	}
+	if r := e.do("GET", "/ui/", ""); r.status != 301 || r.header.Get("Location") != "../ui" {
+		t.Errorf("/ui/: %d %q", r.status, r.header.Get("Location"))
+	}
+	if r := e.do("GET", "/", ""); r.status != 303 || r.header.Get("Location") != "/ui" {
+		t.Errorf("/: %d %q", r.status, r.header.Get("Location"))
+	}
+	for _, path := range []string{"/ui/nope.js", "/ui/../v1/info", "/ui/vendor/../../server.go"} {
+		if r := e.do("GET", path, ""); r.status != 404 {
+			t.Errorf("%s: %d", path, r.status)
+		}
+	}
+}
