@@ -167,6 +167,14 @@ func testGvisor(t *testing.T, bin string) {
 		{name: "start", args: []string{"start", "g"}, wantStdout: []string{"Started box_"}},
 		{name: "files survive restart", args: []string{"exec", "g", "cat", "/root/in.txt"}, exactStdout: str("into gvisor\n")},
 		{name: "rm running", args: []string{"rm", "g"}, wantCode: 1, wantStderr: []string{"[BOX_ALREADY_RUNNING]"}},
+		{name: "inspect", args: []string{"inspect", "g"}, wantStdout: []string{`"name": "g"`, `"status": "running"`, `"GREETING": "hi"`}},
+		{name: "inspect execs", args: []string{"inspect", "--execs", "g"}, wantStdout: []string{`"status": "succeeded"`, `"status": "failed"`}},
+		{name: "exec detach", args: []string{"exec", "-d", "g", "sh", "-c", "echo detached > /root/d.txt"}, wantStdout: []string{"exec_"}},
+		{name: "images pull cached", args: []string{"images", "pull", "--progress", "plain", ref}, wantStdout: []string{"Pulled " + ref}},
+		{name: "run keep", args: []string{"run", "--rm=false", "--cpus", "1", "--name", "kept", ref, "echo", "kept"},
+			exactStdout: str("kept\n"), wantStderr: []string{"Created box"}},
+		{name: "rm kept", args: []string{"rm", "-f", "kept"}, exactStdout: str("Removed kept\n")},
+		{name: "version", args: []string{"version"}, exactStdout: str("boxrun 0.3.0 (go)\n")},
 	}
 	for _, tc := range steps {
 		r := cli(tc.stdin, tc.args...)
@@ -218,6 +226,8 @@ func testGvisor(t *testing.T, bin string) {
 		{name: "ls empty", args: []string{"ls"}, exactStdout: str("No boxes found.\n")},
 		{name: "gc", args: []string{"gc"}, exactStdout: str("Removed 0 box(es)\n")},
 		{name: "images", args: []string{"images", "ls"}, wantStdout: []string{ref}},
+		{name: "images rm", args: []string{"images", "rm", ref}, exactStdout: str("Removed " + ref + "\n")},
+		{name: "images prune", args: []string{"images", "prune"}, wantStdout: []string{"image(s)"}},
 	} {
 		r := cli("", tc.args...)
 		if r.code != tc.wantCode || (tc.exactStdout != nil && r.stdout != *tc.exactStdout) {
