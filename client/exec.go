@@ -51,9 +51,10 @@ func (c *Client) StartExec(ctx context.Context, box string, req boxrun.ExecReque
 }
 
 // Exec implements boxrun.Service: it starts the command, streams its output
-// events over SSE (reconnecting after a dropped stream without repeating
-// output) and returns the finished record. Canceling ctx cancels the exec on
-// the server and returns ctx's error.
+// events over SSE to stdout and stderr (reconnecting after a dropped stream
+// without repeating output; write errors are ignored, as by the Manager) and
+// returns the finished record. Canceling ctx cancels the exec on the server
+// and returns the canceled record with ctx's error.
 func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, stdout, stderr io.Writer) (*boxrun.Exec, error) {
 	e, err := c.StartExec(ctx, box, req)
 	if err != nil {
@@ -67,11 +68,12 @@ func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, s
 		if ev.Stream == "stderr" {
 			w = stderr
 		}
-		if w == nil {
-			return nil
+		if w != nil {
+			// As with the Manager, the caller's writer errors are its own:
+			// the exec runs on and its output stays stored.
+			_, _ = io.WriteString(w, ev.Data)
 		}
-		_, err := io.WriteString(w, ev.Data)
-		return err
+		return nil
 	})
 	if err != nil {
 		if ctx.Err() != nil {
