@@ -147,6 +147,56 @@ func serviceChecks() []serviceCheck {
 			err = svc.DownloadFile(ctx, "nope", "/root/x", io.Discard)
 			wantKind(t, "Download from missing box", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
 		}},
+		{"Validation", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
+			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
+			for _, tc := range []struct {
+				what string
+				err  error
+				code boxrun.Code
+				msg  string
+			}{
+				{"exec relative workdir", func() error {
+					_, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}, Workdir: "rel"})
+					return err
+				}(), boxrun.CodeValidationError, "workdir must be an absolute path (starting with /)"},
+				{"exec negative timeout", func() error {
+					_, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}, TimeoutMS: -5})
+					return err
+				}(), boxrun.CodeValidationError, "timeout_ms must be positive"},
+				{"create negative memory", func() error {
+					_, err := svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", MemoryMB: -1})
+					return err
+				}(), boxrun.CodeValidationError, "memory_mb must be greater than 0"},
+				{"create relative workdir", func() error {
+					_, err := svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", Workdir: "tmp"})
+					return err
+				}(), boxrun.CodeValidationError, "workdir must be an absolute path (starting with /)"},
+				{"exec missing box", func() error {
+					_, err := svc.StartExec(ctx, "ghost", boxrun.ExecRequest{Cmd: []string{"true"}})
+					return err
+				}(), boxrun.CodeBoxNotFound, "Box 'ghost' not found"},
+				{"remove missing", svc.Remove(ctx, "ghost", true), boxrun.CodeBoxNotFound, "Box 'ghost' not found"},
+				{"list execs missing", func() error { _, err := svc.ListExecs(ctx, "ghost"); return err }(),
+					boxrun.CodeBoxNotFound, "Box 'ghost' not found"},
+				{"images without a store", func() error { _, err := svc.Images(ctx); return err }(),
+					boxrun.CodeRuntimeError, "no image store configured (use WithImages)"},
+			} {
+				if got := boxrun.ErrorCode(tc.err); got != tc.code {
+					t.Errorf("%s: code %s (%v), want %s", tc.what, got, tc.err, tc.code)
+				}
+				if tc.err != nil && boxrun.ErrorMessage(tc.err) != tc.msg {
+					t.Errorf("%s: message %q, want %q", tc.what, boxrun.ErrorMessage(tc.err), tc.msg)
+				}
+			}
+			all, err := svc.List(ctx, boxrun.BoxFilter{Status: "all"})
+			if err != nil || len(all) != 1 {
+				t.Errorf("List(all) = %d boxes, %v", len(all), err)
+			}
+			none, err := svc.List(ctx, boxrun.BoxFilter{Status: "bogus"})
+			if err != nil || len(none) != 0 {
+				t.Errorf("List(bogus) = %d boxes, %v", len(none), err)
+			}
+		}},
 		{"Exec", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
 			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{Env: map[string]string{"BOXV": "box"}})
 			var out, errb strings.Builder
