@@ -142,7 +142,7 @@ func tarLayer(entries []tarEntry) (v1.Layer, error) {
 	b := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(b)), nil
-	})
+	}, tarball.WithCompressedCaching)
 }
 
 // newImage makes a linux image for the host architecture from cfg and layers.
