@@ -113,8 +113,8 @@ func (c *rootConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", "", "server URL: http://host:port or unix:///path (env BOXRUN_URL; default BOXRUN_HOST/BOXRUN_PORT, else the socket in the state dir if present, else http://127.0.0.1:9090)")
 	fs.StringVar(&c.stateDir, "state-dir", c.defaultStateDir(), "state directory (env BOXRUN_STATE_DIR)")
 	fs.StringVar(&c.token, "token", "", "bearer token for a remote server (env BOXRUN_TOKEN)")
-	fs.BoolVar(&c.autostart, "autostart", true, "start `boxrun serve` in the background when no server answers (env BOXRUN_AUTOSTART)")
-	fs.StringVar(&c.config, "config", "", "config file of `flag value` lines (env BOXRUN_CONFIG)")
+	fs.BoolVar(&c.autostart, "autostart", true, "start boxrun serve in the background when no server answers (env BOXRUN_AUTOSTART)")
+	fs.StringVar(&c.config, "config", "", "config `file` with one \"flag value\" per line (env BOXRUN_CONFIG)")
 }
 
 // newFlagSet returns a ContinueOnError flag set with the global flags that
