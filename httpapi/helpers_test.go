@@ -189,3 +189,22 @@ func golden(t testing.TB, name string, body []byte) {
 		t.Errorf("golden %s mismatch:\n--- got\n%s--- want\n%s", name, got, want)
 	}
 }
+
+// goldenText compares raw bytes with testdata/golden/name; -update rewrites it.
+func goldenText(t testing.TB, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("golden %s: %v (run with -update)", name, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("golden %s mismatch:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}

@@ -176,6 +176,13 @@ func TestExecEvents_Format(t *testing.T) {
 		}
 	}
 
+	// The exact bytes of a stream (stdout and stderr written apart, so the
+	// seq order is deterministic).
+	ex2 := e.startExec(box.ID, "sh", "-c", `echo hello; sleep 0.1; printf 'oops "q" <&>\n' >&2; exit 3`)
+	e.waitExec(ex2.ID)
+	raw := e.do("GET", "/v1/boxes/"+box.ID+"/exec/"+ex2.ID+"/events", "")
+	goldenText(t, "sse_exec.txt", raw.body)
+
 	// Any box segment works, and replays are identical.
 	s2, err := e.readSSE(ctx, "/v1/boxes/whatever/exec/"+ex.ID+"/events")
 	if err != nil {
