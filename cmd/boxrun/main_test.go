@@ -226,3 +226,40 @@ func TestCLI_ConfigAndEnv(t *testing.T) {
 		t.Errorf("info via BOXRUN_URL: %v\n%s%s", err, out.String(), errb.String())
 	}
 }
+
+func TestCLI_Events(t *testing.T) {
+	s := newTestServer(t)
+	ctx := context.Background()
+	b, err := s.m.Create(ctx, boxrun.BoxSpec{Image: "busybox", Name: "ev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.m.Stop(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Replay from the start, then stop (as Ctrl-C would) once both are seen.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(cctx, []string{"--url", s.url, "--autostart=false", "events", "--since", "0", "--box", b.ID},
+			strings.NewReader(""), &out, &out)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "box.stopped") {
+		if time.Now().After(deadline) {
+			t.Fatalf("events output:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := exitCode(<-done); code != 130 {
+		t.Errorf("exit %d after interrupt, want 130", code)
+	}
+	for _, want := range []string{"box.created #", "status=running name=ev", "box.stopped #", "status=stopped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("events output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -173,6 +173,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 		newGCCmd(cfg),
 		newInfoCmd(cfg),
 		newImagesCmd(cfg),
+		newEventsCmd(cfg),
 		newCompletionCmd(cfg, root),
 		newVersionCmd(cfg),
 	}
