@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
 )
 
@@ -38,7 +39,7 @@ func TestCrashHelper(t *testing.T) {
 	}
 	ctx := context.Background()
 	h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "crash", Image: &boxrun.Image{Rootfs: os.Getenv(crashRootEnv)},
-		CPU: 1, MemoryMB: 256, DiskSizeGB: 1, Workdir: "/root", Env: []string{"PATH=/bin"}})
+		CPU: 1, MemoryMB: 256, DiskSizeGB: 1, Workdir: "/root", Env: []string{"PATH=/bin:/usr/bin"}})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return
@@ -66,7 +67,7 @@ func TestDriver_Crash(t *testing.T) {
 	requireQEMU(t)
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAgentEnv+"="+agent.get(t), crashRootEnv+"="+busyboxRootfs(t))
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAgentEnv+"="+agent.get(t), crashRootEnv+"="+boxruntest.BusyboxImage(t).Rootfs)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

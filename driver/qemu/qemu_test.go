@@ -3,7 +3,6 @@ package qemu_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -17,7 +16,10 @@ import (
 	"github.com/boxrun/boxrun/driver/qemu"
 )
 
-// agentOnce builds the guest agent once per test binary.
+// agent is the guest agent, built once per test binary.
+var agent agentBuild
+
+// agentBuild builds the guest agent once.
 type agentBuild struct {
 	once sync.Once
 	path string
@@ -61,40 +63,9 @@ func newDriver(t testing.TB, agent, dir string) *qemu.Driver {
 	return d
 }
 
-// busyboxRootfs makes a tiny rootfs with the host's static busybox.
-func busyboxRootfs(t testing.TB) string {
-	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox not installed (apt-get install busybox-static)")
-	}
-	root := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp", "root"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, app := range strings.Fields(string(out)) {
-		if app != "busybox" {
-			os.Symlink("busybox", filepath.Join(root, "bin", app))
-		}
-	}
-	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=boxrun-test\n"), 0o644)
-	return root
-}
-
 func run(t testing.TB, d boxrun.Driver, h string, stdin string, cmd ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
 	spec := boxrun.ProcessSpec{Cmd: cmd, Stdout: &out, Stderr: &errb}
@@ -111,8 +82,6 @@ func run(t testing.TB, d boxrun.Driver, h string, stdin string, cmd ...string) (
 	}
 	return out.String(), errb.String(), code
 }
-
-var _ = fmt.Sprint
 
 // testLogger logs to t.
 func testLogger(t testing.TB) *slog.Logger {
