@@ -238,6 +238,9 @@ func (b *box) running() bool { return isBoxProcess(b.state.PID, b.handle) }
 
 // Create makes the box's disk from the image and boots it.
 func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, error) {
+	if spec.Network {
+		d.log.Warn("qemu: boxes have no network; ignoring Network", "box", spec.BoxID)
+	}
 	if spec.Image == nil || spec.Image.Rootfs == "" {
 		return "", fmt.Errorf("qemu: a box needs an image rootfs: %w", boxrun.ErrInvalid)
 	}

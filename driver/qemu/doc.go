@@ -1,0 +1,80 @@
+// Package qemu is a boxrun.Driver that runs each box in its own QEMU
+// micro-VM: a real Linux kernel per box, with a small Go agent as PID 1.
+//
+// # Overview
+//
+// One box is one qemu-system-x86_64 -M microvm process (daemonized, so it
+// outlives the host process; QMP socket for control). QEMU boots the guest
+// kernel (Debian's linux-image-cloud-amd64 by default) with an initramfs
+// the driver assembles in New: the static guest agent (package agent) as
+// /init and the virtio modules it needs, resolved from the kernel's
+// modules.dep. The box's root filesystem is an ext4 disk on virtio-blk,
+// made at Create with `mkfs.ext4 -d` from the image's rootfs: a sparse file
+// of DiskSizeGB GiB (1 GiB when 0), so Stop keeps the box's files and
+// Start boots the same disk. CPU and MemoryMB become -smp and -m (at least
+// 128 MiB). Boxes have no network device, whatever SandboxSpec.Network says.
+//
+// The agent loads the modules, mounts the disk, moves it over / and serves
+// the host over a virtio-serial port ("boxrun.agent") with the protocol of
+// package proto: yamux streams, one per operation, so execs run
+// concurrently, each with streamed stdout and stderr, stdin with EOF, exit
+// code, environment, working directory, signals to its process group, and a
+// pty with resize. Copy in and out are tar streams handled in the guest by
+// internal/tarutil. As PID 1 the agent reaps every orphan; output that a
+// background child keeps open does not hold an exec open (the pipes are
+// drained for a moment after the process exits, then closed).
+//
+// Volumes are served by one virtiofsd per volume (the C virtiofsd of
+// qemu-system-common) and mounted by the agent; read-only volumes are also
+// bind-mounted read-only on the host, which needs root.
+//
+// # Host layout
+//
+// Everything lives under Config.Dir:
+//
+//	<Dir>/initramfs-<hash>.cpio   agent + modules, rebuilt when they change
+//	<Dir>/boxes/<handle>/         one box: box.json (spec and QEMU's PID),
+//	                              disk.img, console.log (guest console),
+//	                              qemu.log, qemu.pid, agent.sock, qmp.sock,
+//	                              vfs<N>.sock and vol<N>/ (volumes)
+//
+// Handles are 16 hex digits. Every QEMU and virtiofsd process of a box
+// carries "boxrun-<handle>" in its command line; the driver checks
+// /proc/<pid>/cmdline for it before it signals a PID, and finds processes a
+// crash left unrecorded by scanning /proc for it. Remove and Prune kill
+// them, unmount the volumes and delete the directory, so nothing is left.
+// After a crash of the host process a new Driver on the same Dir reconnects
+// to running boxes on first use: every connection starts with a handshake
+// (proto.Hello) that resynchronizes the agent, which kills the execs of
+// the previous connection.
+//
+// # The agent binary
+//
+// The driver never builds anything. Config.Agent names the static agent;
+// when empty it is looked up as $BOXRUN_QEMU_AGENT, then
+// <Dir>/../bin/boxrun-qemu-agent, then boxrun-qemu-agent next to
+// os.Executable(), then in PATH. Ship it next to the boxrun binary:
+//
+//	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o bin/boxrun-qemu-agent ./driver/qemu/agent
+//
+// Tests and CI call BuildAgent, which does the same.
+//
+// # Accelerator
+//
+// Config.Accel "auto" uses KVM only when /dev/kvm is hardware
+// virtualization (vmx or svm CPU flag and a kvm_intel or kvm_amd module):
+// software KVM such as kvm_pvm hangs stock kernels. Otherwise it uses TCG
+// emulation, which works everywhere but boots in about 3–5 s and runs
+// guest code many times slower. Driver.Accel reports the choice, which New
+// also logs. The guest's early TSC frequency is passed on the kernel
+// command line from the host's /proc/cpuinfo, without which an emulated
+// microvm can hang calibrating it.
+//
+// # Requirements
+//
+// Debian packages: qemu-system-x86 (QEMU and virtiofsd), linux-image-cloud-amd64
+// (or any kernel with virtio-mmio, virtio_console, virtio_blk, ext4 and,
+// for volumes, virtiofs as modules or built in) and e2fsprogs (mkfs.ext4
+// with -d). New wraps ErrUnsupported when one is missing. Root is needed
+// only for read-only volumes.
+package qemu
