@@ -129,8 +129,12 @@ func (c *Client) URL() string { return c.base.String() }
 // endpoint builds the URL of path (already escaped) with query q.
 func (c *Client) endpoint(path string, q url.Values) string {
 	u := *c.base
-	u.Path = c.base.Path + path
 	u.RawPath = c.base.EscapedPath() + path
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p // with RawPath its valid encoding, so String keeps RawPath
+	} else {
+		u.Path = u.RawPath
+	}
 	if q != nil {
 		u.RawQuery = q.Encode()
 	}

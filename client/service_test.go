@@ -110,6 +110,23 @@ func serviceChecks() []serviceCheck {
 			_, err = svc.Get(ctx, b.ID)
 			wantKind(t, "Get after Remove", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
 		}},
+		{"OddNames", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
+			for _, name := range []string{"we ird/na%me?#ü", "a+b&c=d", "..", "%2F"} {
+				b := mustCreate(t, ctx, svc, boxrun.BoxSpec{Name: name})
+				got, err := svc.Get(ctx, name)
+				if err != nil || got.ID != b.ID || got.Name != name {
+					t.Errorf("Get(%q) = %+v, %v", name, got, err)
+					continue
+				}
+				var out strings.Builder
+				if _, err := svc.Exec(ctx, name, boxrun.ExecRequest{Cmd: []string{"echo", "ok"}}, &out, nil); err != nil || out.String() != "ok\n" {
+					t.Errorf("Exec in %q: %q, %v", name, out.String(), err)
+				}
+				if err := svc.Remove(ctx, name, true); err != nil {
+					t.Errorf("Remove(%q): %v", name, err)
+				}
+			}
+		}},
 		{"Errors", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
 			_, err := svc.Get(ctx, "nope")
 			wantKind(t, "Get missing", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
