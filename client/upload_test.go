@@ -94,3 +94,33 @@ func downloadReader(t *testing.T, c interface {
 	go func() { pw.CloseWithError(c.DownloadFile(ctxT(t), box, path, pw)) }()
 	return pr
 }
+
+// failingReader fails after some bytes.
+type failingReader struct{ n int }
+
+var errSource = errors.New("disk on fire")
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 64<<10 {
+		return 0, errSource
+	}
+	f.n += len(p)
+	return len(p), nil
+}
+
+// TestClient_SourceError: a failing source is reported as itself, not as an
+// unreachable server.
+func TestClient_SourceError(t *testing.T) {
+	c, m := newRemote(t)
+	ctx := ctxT(t)
+	box, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UploadFile(ctx, box.ID, "/root/x", &failingReader{}); !errors.Is(err, errSource) {
+		t.Errorf("UploadFile: %v, want the source's error", err)
+	}
+	if err := c.CopyIn(ctx, box.ID, "/root", &failingReader{}); !errors.Is(err, errSource) && err == nil {
+		t.Errorf("CopyIn: %v", err)
+	}
+}
