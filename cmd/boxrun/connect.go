@@ -102,6 +102,7 @@ func (c *rootConfig) startServer(ctx context.Context) (*client.Client, error) {
 	fmt.Fprintln(c.stderr, c.dim("Server not running. Starting boxrun serve in background..."))
 	fail := func(err error) error {
 		fmt.Fprintln(c.stderr, "Error: Could not start BoxRun server.")
+		fmt.Fprintln(c.stderr, c.dim("  "+err.Error()))
 		fmt.Fprintln(c.stderr, c.dim("  Try starting manually: boxrun serve"))
 		return &reportedError{err}
 	}

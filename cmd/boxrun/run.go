@@ -186,9 +186,12 @@ func (c *rootConfig) report(err error) error {
 	var ee *ExitError
 	var ue *usageError
 	var be *boxrun.Error
+	var re *reportedError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &re):
+		return err // printed where it happened
 	case errors.Is(err, flag.ErrHelp):
 		return nil // ffcli printed the usage
 	case errors.As(err, &ee):
