@@ -81,11 +81,26 @@ func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, s
 		}
 		return nil, err
 	}
-	fin, err := c.WaitExec(ctx, e.ID)
-	if err != nil && ctx.Err() != nil {
-		return c.cancelAfter(ctx, e.ID)
+	// The exit event and the final record are stored together, so the
+	// record is final now; on servers where it lags (the original BoxRun),
+	// poll briefly.
+	for {
+		fin, err := c.GetExec(ctx, e.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.cancelAfter(ctx, e.ID)
+			}
+			return nil, err
+		}
+		if fin.Status != boxrun.ExecRunning {
+			return fin, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c.cancelAfter(ctx, e.ID)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return fin, err
 }
 
 // cancelAfter cancels execID on the server after ctx ended, and returns the
