@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
-	"github.com/creack/pty"
 )
 
 // drainAfterExit bounds how long Wait keeps reading output after the
@@ -130,7 +129,7 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	}
 	var stdoutR, stderrR, stdinW *os.File
 	if spec.TTY {
-		master, tty, err := pty.Open()
+		master, tty, err := openPTY()
 		if err != nil {
 			return nil, "", fmt.Errorf("gvisor: open pty: %w", err)
 		}
@@ -138,7 +137,7 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 		if size.Rows == 0 || size.Cols == 0 {
 			size = boxrun.TermSize{Rows: 24, Cols: 80}
 		}
-		_ = pty.Setsize(master, &pty.Winsize{Rows: size.Rows, Cols: size.Cols})
+		_ = setWinsize(master, size.Rows, size.Cols)
 		p.pty = master
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -405,7 +404,7 @@ func (p *process) Resize(ctx context.Context, size boxrun.TermSize) error {
 		return nil
 	default:
 	}
-	if err := pty.Setsize(p.pty, &pty.Winsize{Rows: size.Rows, Cols: size.Cols}); err != nil {
+	if err := setWinsize(p.pty, size.Rows, size.Cols); err != nil {
 		return fmt.Errorf("gvisor: resize: %w", err)
 	}
 	return nil

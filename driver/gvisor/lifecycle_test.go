@@ -220,7 +220,9 @@ func TestDriver_StopGraceful(t *testing.T) {
 	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") && strings.Contains(out2.String(), "ready") })
+	waitFor(t, func() bool {
+		return strings.Contains(out.String(), "ready") && strings.Contains(out2.String(), "ready")
+	})
 	start := time.Now()
 	if err := d.Stop(ctx, h); err != nil {
 		t.Fatal(err)
