@@ -21,6 +21,9 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // initMount is where the helper appears inside every box.
 const initMount = "/.boxrun/init"
 
+// hostResolvConf is bind-mounted read-only into boxes with network.
+const hostResolvConf = "/etc/resolv.conf"
+
 // boxMeta is what the driver remembers about a box across restarts of the
 // host process: <Dir>/boxes/<handle>/box.json.
 type boxMeta struct {
@@ -232,6 +235,9 @@ func (d *Driver) bundleConfig(h string, m *boxMeta) ociSpec {
 	if !m.Network {
 		// --network=none with a namespace: loopback only.
 		s.Linux.Namespaces = append(s.Linux.Namespaces, ociNamespace{Type: "network"})
+	} else if st, err := os.Stat(hostResolvConf); err == nil && st.Mode().IsRegular() {
+		// The host's resolver config, as Docker gives containers.
+		s.Mounts = append(s.Mounts, ociMount{Destination: hostResolvConf, Type: "bind", Source: hostResolvConf, Options: []string{"rbind", "ro"}})
 	}
 	for _, v := range m.Volumes {
 		opt := "rw"

@@ -43,5 +43,16 @@
 // Network true uses runsc's --network=host: the box shares the host's
 // network stack through the sentry, sees the host's interfaces and
 // addresses, can reach anything the host can, and its listeners bind host
-// ports. There is no per-box network namespace or NAT.
+// ports. The host's /etc/resolv.conf is bind-mounted read-only. There is no
+// per-box network namespace, veth or NAT.
+//
+// # Processes
+//
+// Exec runs `runsc exec` with pipes for stdio (or a driver-made pty for a
+// TTY). runsc writes the in-box PID into a pipe the moment the process
+// runs, so a command that cannot start (runsc's own exit 128) is told apart
+// from one that exits with 128. Signal is `runsc kill --pgid`, so it reaches
+// the whole process group. Wait returns when `runsc exec` exits and the
+// output the process wrote has been delivered, even if a background child
+// still holds the pipes or terminal.
 package gvisor

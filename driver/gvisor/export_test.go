@@ -21,7 +21,13 @@ func (d *Driver) WriteBareBundle(bundle, rootfs, id string, args []string) error
 	s := d.bundleConfig(id, m)
 	s.Root = ociRoot{Path: rootfs, Readonly: true}
 	s.Process.Args = args
-	s.Mounts = s.Mounts[:len(s.Mounts)-1] // drop the helper
+	var mounts []ociMount
+	for _, mt := range s.Mounts {
+		if mt.Destination != initMount {
+			mounts = append(mounts, mt)
+		}
+	}
+	s.Mounts = mounts // without the helper
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err

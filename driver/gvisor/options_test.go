@@ -84,4 +84,9 @@ func TestDriver_Network(t *testing.T) {
 	if got := ifaces(on); len(got) < 2 {
 		t.Fatalf("network on: interfaces %v, want the host's", got)
 	}
+	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		if out, _, _ := run(t, d, on, nil, "cat", "/etc/resolv.conf"); out != string(host) {
+			t.Fatalf("resolv.conf in a box with network: %q, want the host's", out)
+		}
+	}
 }
