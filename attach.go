@@ -11,8 +11,8 @@ import (
 // in req.Workdir or the box's workdir. Input comes from req.Stdin, output
 // (stdout and stderr merged) goes to req.Stdout, and sizes from req.Resize
 // are applied. It returns the program's exit code when the program exits;
-// canceling ctx kills the program (the box keeps running) and returns its
-// exit status. The session is not recorded as an exec. Errors:
+// canceling ctx kills the program (the box keeps running) and returns
+// ctx.Err() (with the killed program's status, where known). The session is not recorded as an exec. Errors:
 // BOX_NOT_FOUND, BOX_NOT_RUNNING ("Box is not running"), RUNTIME_ERROR
 // ("Failed to start exec: …").
 func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (int, error) {
@@ -75,7 +75,7 @@ func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (in
 				m.log.Debug("attach: resize", "box", b.ID, "err", err)
 			}
 		case <-ctx.Done():
-			return killAndWait(proc, exited), nil
+			return killAndWait(proc, exited), ctx.Err()
 		case <-m.ctx.Done():
 			return killAndWait(proc, exited), ErrClosed
 		}

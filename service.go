@@ -65,8 +65,8 @@ type Service interface {
 	// removes the box, whatever happens.
 	Run(ctx context.Context, req RunRequest) (*RunResult, error)
 	// Attach runs an interactive program on a terminal in a running box
-	// until it exits or ctx is canceled (which kills it), and returns its
-	// exit code. The session is not recorded as an exec.
+	// until it exits, and returns its exit code. Canceling ctx kills the
+	// program and returns ctx.Err(). The session is not recorded as an exec.
 	Attach(ctx context.Context, box string, req AttachRequest) (int, error)
 
 	// Subscribe streams Manager events (see EventFilter). The caller must
