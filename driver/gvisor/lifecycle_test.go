@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -237,4 +239,35 @@ func TestDriver_StopGraceful(t *testing.T) {
 	if out, _, _ := run(t, d, h, nil, "cat", "/root/saved"); out != "saved\n" {
 		t.Fatalf("the TERM handler's file: %q", out)
 	}
+}
+
+// TestDriver_Parallel creates, uses and removes boxes concurrently.
+func TestDriver_Parallel(t *testing.T) {
+	ctx := context.Background()
+	d, dir := newDriver(t)
+	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "par", Image: img, MemoryMB: 128})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			want := strconv.Itoa(i)
+			if out, _, _ := run(t, d, h, nil, "echo", want); out != want+"\n" {
+				t.Errorf("box %d: %q", i, out)
+			}
+			if i%2 == 0 {
+				if err := d.Stop(ctx, h); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := d.Remove(ctx, h); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	assertNothingLeft(t, dir)
 }
