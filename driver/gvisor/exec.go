@@ -47,7 +47,10 @@ type process struct {
 
 // Exec starts spec.Cmd in the sandbox with `runsc exec` and returns once the
 // process runs inside. A command that cannot start (missing program, bad
-// working directory) is an error wrapping ErrInvalid, not an exit code.
+// working directory) is an error wrapping ErrInvalid, not an exit code; a
+// box that is not running gives ErrConflict, a sandbox that died ErrRuntime.
+// ctx bounds the start only: once Exec has returned, the process runs
+// until it exits or is signalled.
 func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpec) (boxrun.Process, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
@@ -72,6 +75,9 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 		return nil, err
 	}
 	if startErr != "" {
+		if !d.running(handle) {
+			return nil, fmt.Errorf("gvisor: exec %q: sandbox %s stopped: %s: %w", spec.Cmd[0], handle, startErr, boxrun.ErrRuntime)
+		}
 		return nil, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], startErr, boxrun.ErrInvalid)
 	}
 	return p, nil
