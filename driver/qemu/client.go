@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -190,44 +188,4 @@ func ctxErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", boxrun.ErrCanceled, ctx.Err())
 	}
 	return err
-}
-
-// qmp runs one QMP command on the box's monitor socket.
-func qmp(ctx context.Context, dir, command string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := dialUnix(ctx, dir, qmpSock)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	dec := json.NewDecoder(conn)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return fmt.Errorf("qmp greeting: %w", err)
-	}
-	for _, cmd := range []string{"qmp_capabilities", command} {
-		if _, err := fmt.Fprintf(conn, "{\"execute\":%q}\n", cmd); err != nil {
-			return err
-		}
-		for {
-			var msg map[string]json.RawMessage
-			if err := dec.Decode(&msg); err != nil {
-				if cmd == "quit" && errors.Is(err, io.EOF) {
-					return nil
-				}
-				return fmt.Errorf("qmp %s: %w", cmd, err)
-			}
-			if e, ok := msg["error"]; ok {
-				return fmt.Errorf("qmp %s: %s", cmd, e)
-			}
-			if _, ok := msg["return"]; ok {
-				break
-			}
-		}
-	}
-	return nil
 }

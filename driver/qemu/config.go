@@ -68,6 +68,12 @@ type Config struct {
 	// software backends such as kvm_pvm cannot run stock kernels.
 	Accel string
 
+	// ColdBoot disables snapshot boots: every boot runs the kernel from
+	// the start. By default the first boot of each shape (CPUs, memory,
+	// disk size) makes a template snapshot under <Dir>/templates, and
+	// later boots of that shape restore it (see the package doc).
+	ColdBoot bool
+
 	// Logger receives the driver's logs (boots, the accelerator chosen,
 	// cleanups). Default: discard.
 	Logger *slog.Logger

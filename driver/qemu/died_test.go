@@ -13,6 +13,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/driver/qemu"
 )
 
 // TestDriver_VMDies kills a box's QEMU behind the driver's back: running
@@ -22,7 +23,11 @@ import (
 func TestDriver_VMDies(t *testing.T) {
 	requireQEMU(t)
 	dir := t.TempDir()
-	d := newDriver(t, agent.get(t), dir)
+	// Cold boots here, so that the cold path is tested too.
+	d, err := qemu.New(qemu.Config{Dir: dir, Agent: agent.get(t), ColdBoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -41,6 +41,9 @@ type Driver struct {
 	tscKHz int64
 
 	virtiofsd string // "" when not installed: volumes are unsupported
+	coldBoot  bool   // Config.ColdBoot
+
+	tmplMu sync.Mutex // serializes template snapshot builds
 
 	mu     sync.Mutex
 	boxes  map[string]*box
@@ -82,12 +85,14 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{dir: dir, log: cfg.Logger, boxes: map[string]*box{}}
+	d := &Driver{dir: dir, log: cfg.Logger, boxes: map[string]*box{}, coldBoot: cfg.ColdBoot}
 	if d.log == nil {
 		d.log = discardLogger()
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "boxes"), 0o700); err != nil {
-		return nil, fmt.Errorf("qemu: %w", err)
+	for _, sub := range []string{"boxes", "templates"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
 	}
 	qemu := cfg.QEMU
 	if qemu == "" {
@@ -340,6 +345,22 @@ func (d *Driver) boot(ctx context.Context, b *box) (err error) {
 			b.save()
 		}
 	}()
+	if !d.coldBoot && len(b.state.Volumes) == 0 {
+		err := d.bootSnapshot(ctx, b)
+		if err == nil {
+			d.log.Info("qemu: box ready", "handle", b.handle, "accel", d.accel, "boot", "snapshot", "took", time.Since(start))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		d.log.Warn("qemu: snapshot boot failed; booting cold", "handle", b.handle, "err", err)
+		if b.conn != nil {
+			b.conn.Close()
+			b.conn = nil
+		}
+		killBox(context.WithoutCancel(ctx), b.handle)
+	}
 	if err := d.launch(ctx, b); err != nil {
 		return err
 	}
@@ -349,7 +370,7 @@ func (d *Driver) boot(ctx context.Context, b *box) (err error) {
 	if err := d.connect(ctx, b); err != nil {
 		return err
 	}
-	d.log.Info("qemu: box ready", "handle", b.handle, "accel", d.accel, "took", time.Since(start))
+	d.log.Info("qemu: box ready", "handle", b.handle, "accel", d.accel, "boot", "cold", "took", time.Since(start))
 	return nil
 }
 
@@ -360,7 +381,11 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 	defer cancel()
 	// Watch QEMU: if it dies while we wait, fail at once.
 	died := make(chan struct{})
+	watched := make(chan struct{})
+	defer func() { cancel(); <-watched }()
+	pid, handle := b.state.PID, b.handle
 	go func() {
+		defer close(watched)
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -368,7 +393,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 			case <-bctx.Done():
 				return
 			case <-t.C:
-				if !isBoxProcess(b.state.PID, b.handle) {
+				if !isBoxProcess(pid, handle) {
 					close(died)
 					cancel()
 					return
@@ -381,6 +406,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 		return fmt.Errorf("qemu: dial agent of %s: %w", b.handle, err)
 	}
 	setup := &proto.Setup{
+		Entropy:      entropy(),
 		TimeUnixNano: time.Now().UnixNano(),
 		Hostname:     hostname(b),
 		RootDevice:   "/dev/vda",

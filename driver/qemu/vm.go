@@ -65,11 +65,10 @@ func (d *Driver) qemuArgs(b *box) []string {
 		"-device", "virtio-serial-device",
 		"-chardev", "socket,id=agent,path="+agentSock+",server=on,wait=off",
 		"-device", "virtserialport,chardev=agent,name=boxrun.agent",
-		"-drive", "id=root,file="+diskFile+",format=raw,if=none,cache=unsafe,discard=unmap",
+		"-drive", "id=root,file="+driveFile(b.dir)+",format=raw,if=none,cache=unsafe,discard=unmap",
 		"-device", "virtio-blk-device,drive=root",
 		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
 		"-pidfile", pidFile,
-		"-daemonize",
 	)
 	return append(args, extra...)
 }
@@ -79,7 +78,15 @@ func vfsTag(i int) string  { return fmt.Sprintf("boxrun-vol%d", i) }
 
 // launch starts QEMU for b (daemonized: it is not our child, exactly as
 // after a restart of the host process) and records its PID.
-func (d *Driver) launch(ctx context.Context, b *box) error {
+// extra is appended to the command line (e.g. -incoming).
+func (d *Driver) launch(ctx context.Context, b *box, extra ...string) error {
+	return d.launchMode(ctx, b, true, extra...)
+}
+
+// launchMode is launch, optionally not daemonized: QEMU is then a child of
+// this process, reaped by a goroutine. (A daemonized QEMU 7.2 cannot
+// migrate: bdrv_inactivate_all fails, so template VMs run as children.)
+func (d *Driver) launchMode(ctx context.Context, b *box, daemonize bool, extra ...string) error {
 	os.Remove(filepath.Join(b.dir, pidFile))
 	for _, s := range []string{agentSock, qmpSock} {
 		os.Remove(filepath.Join(b.dir, s))
@@ -89,12 +96,24 @@ func (d *Driver) launch(ctx context.Context, b *box) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, d.qemu, d.qemuArgs(b)...)
+	args := append(d.qemuArgs(b), extra...)
+	if daemonize {
+		args = append(args, "-daemonize")
+	}
+	cmd := exec.Command(d.qemu, args...)
 	cmd.Dir = b.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	d.log.Debug("qemu: launch", "handle", b.handle, "args", cmd.Args)
+	if !daemonize {
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("qemu: start %s: %w", b.handle, err)
+		}
+		b.state.PID = cmd.Process.Pid
+		go cmd.Wait()
+		return nil
+	}
 	if err := cmd.Run(); err != nil {
 		out, _ := os.ReadFile(filepath.Join(b.dir, qemuLog))
 		return fmt.Errorf("qemu: start %s: %w: %s", b.handle, err, bytes.TrimSpace(out))
@@ -212,3 +231,10 @@ func consoleTail(dir string) string {
 }
 
 var errExited = errors.New("qemu exited")
+
+// driveFile is the -drive file= value of the disk in dir: absolute, since
+// QEMU reopens it after an incoming migration, when a daemonized QEMU's
+// working directory is /. Commas are doubled, as QEMU options require.
+func driveFile(dir string) string {
+	return strings.ReplaceAll(filepath.Join(dir, diskFile), ",", ",,")
+}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	"github.com/boxrun/boxrun/driver/qemu/proto"
 	"github.com/boxrun/boxrun/internal/tarutil"
@@ -30,6 +32,9 @@ func (a *agent) doSetup(s *proto.Setup) error {
 		tv := unix.NsecToTimeval(s.TimeUnixNano)
 		unix.Settimeofday(&tv)
 	}
+	if len(s.Entropy) > 0 {
+		addEntropy(s.Entropy)
+	}
 	a.mu.Lock()
 	done := a.setup != nil
 	a.mu.Unlock()
@@ -41,6 +46,12 @@ func (a *agent) doSetup(s *proto.Setup) error {
 	}
 	if err := waitFile(s.RootDevice, 10*time.Second); err != nil {
 		return err
+	}
+	// A VM restored from a template snapshot has cached blocks of the
+	// template's empty disk: drop them before mounting.
+	if f, err := os.Open(s.RootDevice); err == nil {
+		unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+		f.Close()
 	}
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return err
@@ -165,4 +176,21 @@ func errKind(err error) string {
 		return proto.KindInvalid
 	}
 	return proto.KindOther
+}
+
+// addEntropy mixes b into the kernel's pool, credits it, and reseeds the
+// CRNG: clones of one snapshot must not share random numbers.
+func addEntropy(b []byte) {
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	info := make([]byte, 8+len(b))
+	binary.NativeEndian.PutUint32(info[0:4], uint32(8*len(b)))
+	binary.NativeEndian.PutUint32(info[4:8], uint32(len(b)))
+	copy(info[8:], b)
+	unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0])))
+	unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0)
 }

@@ -73,7 +73,8 @@ type Request struct {
 
 // Setup tells the agent how to prepare the box after boot.
 type Setup struct {
-	TimeUnixNano int64   `json:"time_unix_nano"` // host clock, to set the guest clock
+	TimeUnixNano int64   `json:"time_unix_nano"`    // host clock, to set the guest clock
+	Entropy      []byte  `json:"entropy,omitempty"` // mixed into the guest RNG, which is reseeded
 	Hostname     string  `json:"hostname"`
 	RootDevice   string  `json:"root_device"` // e.g. /dev/vda (ext4)
 	Workdir      string  `json:"workdir"`     // created if missing
