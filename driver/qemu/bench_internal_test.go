@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +24,8 @@ import (
 
 // benchEnv is a Driver plus a bare VM set up once per benchmark.
 type benchEnv struct {
-	d     *Driver
+	d     *Driver // default: snapshot boots
+	cold  *Driver // ColdBoot
 	image *boxrun.Image
 	bare  string // directory of the bare VM (disk.img, sockets)
 }
@@ -49,7 +48,12 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { d.Prune(context.Background(), nil); d.Close() })
-	e := &benchEnv{d: d, image: boxruntest.BusyboxImage(b), bare: filepath.Join(tmp, "bare")}
+	cold, err := New(Config{Dir: filepath.Join(tmp, "cold"), Agent: agent, ColdBoot: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cold.Prune(context.Background(), nil); cold.Close() })
+	e := &benchEnv{d: d, cold: cold, image: boxruntest.BusyboxImage(b), bare: filepath.Join(tmp, "bare")}
 	os.MkdirAll(e.bare, 0o700)
 	disk := filepath.Join(e.bare, diskFile)
 	if err := os.WriteFile(disk, nil, 0o600); err != nil {
@@ -111,8 +115,12 @@ func (e *benchEnv) bareStop(cmd *exec.Cmd, conn *agentConn) {
 }
 
 func (e *benchEnv) create(b *testing.B) string {
+	return e.createWith(b, e.d)
+}
+
+func (e *benchEnv) createWith(b *testing.B, d *Driver) string {
 	b.Helper()
-	h, err := e.d.Create(b.Context(), boxrun.SandboxSpec{BoxID: "bench", Image: e.image, CPU: 1, MemoryMB: 256,
+	h, err := d.Create(b.Context(), boxrun.SandboxSpec{BoxID: "bench", Image: e.image, CPU: 1, MemoryMB: 256,
 		DiskSizeGB: 1, Workdir: "/root", Env: e.image.Config.Env})
 	if err != nil {
 		b.Fatal(err)
@@ -181,10 +189,14 @@ func report(b *testing.B, unit string, bare, drv time.Duration) {
 }
 
 // BenchmarkBoot: launch to a set-up agent. The driver's side is Create
-// (disk from the image, launch, handshake, setup); Remove is not timed.
+// (disk from the image, launch, handshake, setup), cold and from the
+// template snapshot (made before the timer starts); Remove is not timed.
+// Ratios are against bare QEMU's cold boot; restore-vs-cold compares the
+// driver's two paths.
 func BenchmarkBoot(b *testing.B) {
 	e := newBenchEnv(b)
-	var bare, drv time.Duration
+	e.d.Remove(b.Context(), e.create(b)) // makes the template
+	var bare, cold, snap time.Duration
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
@@ -193,14 +205,28 @@ func BenchmarkBoot(b *testing.B) {
 		e.bareStop(cmd, conn)
 
 		t0 = time.Now()
-		h := e.create(b)
-		drv += time.Since(t0)
+		h := e.createWith(b, e.cold)
+		cold += time.Since(t0)
+		b.StopTimer()
+		e.cold.Remove(b.Context(), h)
+		b.StartTimer()
+
+		t0 = time.Now()
+		h = e.create(b)
+		snap += time.Since(t0)
 		b.StopTimer()
 		e.d.Remove(b.Context(), h)
 		b.StartTimer()
 	}
 	b.StopTimer()
-	report(b, "ms/boot", bare, drv)
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	b.ReportMetric(ms(bare), "bare-ms/boot")
+	b.ReportMetric(ms(cold), "cold-ms/boot")
+	b.ReportMetric(ms(snap), "snapshot-ms/boot")
+	b.ReportMetric(float64(cold)/float64(bare), "cold/bare")
+	b.ReportMetric(float64(snap)/float64(bare), "snapshot/bare")
+	b.ReportMetric(float64(snap)/float64(cold), "snapshot/cold")
 }
 
 // BenchmarkExec: round trip of `true` (start, exit, output closed).
@@ -254,6 +280,3 @@ func BenchmarkStdout(b *testing.B) {
 	b.ReportMetric(mb/drv.Seconds(), "driver-MB/s")
 	b.ReportMetric(float64(drv)/float64(bare), "ratio")
 }
-
-var _ = strings.Fields
-var _ = io.Discard
