@@ -43,7 +43,9 @@ type Driver struct {
 	virtiofsd string // "" when not installed: volumes are unsupported
 	coldBoot  bool   // Config.ColdBoot
 
-	tmplMu sync.Mutex // serializes template snapshot builds
+	tmplMu      sync.Mutex       // serializes template builds; guards the maps below
+	tmplFailed  map[string]error // template key → why snapshot boots of it are off
+	tmplRetried map[string]bool  // template key → its snapshot was remade once
 
 	mu     sync.Mutex
 	boxes  map[string]*box
@@ -85,7 +87,8 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{dir: dir, log: cfg.Logger, boxes: map[string]*box{}, coldBoot: cfg.ColdBoot}
+	d := &Driver{dir: dir, log: cfg.Logger, boxes: map[string]*box{}, coldBoot: cfg.ColdBoot,
+		tmplFailed: map[string]error{}, tmplRetried: map[string]bool{}}
 	if d.log == nil {
 		d.log = discardLogger()
 	}
@@ -597,13 +600,14 @@ func (d *Driver) State(ctx context.Context, handle string) (boxrun.SandboxState,
 }
 
 // Prune removes every box directory in Dir whose handle is not in keep,
-// with its processes, and stray files left by a crash.
+// with its processes, and what a crash left behind (stray box directories,
+// template VMs being made). Template snapshots are kept.
 func (d *Driver) Prune(ctx context.Context, keep []string) error {
 	ents, err := os.ReadDir(filepath.Join(d.dir, "boxes"))
 	if err != nil {
 		return fmt.Errorf("qemu: prune: %w", err)
 	}
-	var errs []error
+	errs := []error{d.pruneTemplates(ctx)}
 	for _, e := range ents {
 		if slices.Contains(keep, e.Name()) {
 			continue

@@ -50,11 +50,17 @@ func (d *Driver) ensureTemplate(ctx context.Context, b *box, diskBytes int64) (s
 	snap := d.snapPath(key)
 	d.tmplMu.Lock()
 	defer d.tmplMu.Unlock()
+	if err := d.tmplFailed[key]; err != nil {
+		return "", err
+	}
 	if _, err := os.Stat(snap); err == nil {
 		return snap, nil
 	}
 	start := time.Now()
 	if err := d.buildTemplate(ctx, b, diskBytes, key, snap); err != nil {
+		if ctx.Err() == nil {
+			d.tmplFailed[key] = err // do not pay for a failing build at every boot
+		}
 		return "", err
 	}
 	d.log.Info("qemu: template snapshot made", "key", key, "took", time.Since(start))
@@ -156,6 +162,24 @@ func (d *Driver) bootSnapshot(ctx context.Context, b *box) error {
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
+	err = d.restore(ctx, b, snap)
+	if err != nil && ctx.Err() == nil {
+		// Drop the snapshot: it is made again at the next boot, once;
+		// after a second failure this shape boots cold.
+		d.tmplMu.Lock()
+		key := d.templateKey(b, st.Size())
+		if d.tmplRetried[key] {
+			d.tmplFailed[key] = fmt.Errorf("snapshot restore failed twice: %w", err)
+		} else {
+			d.tmplRetried[key] = true
+			os.Remove(snap)
+		}
+		d.tmplMu.Unlock()
+	}
+	return err
+}
+
+func (d *Driver) restore(ctx context.Context, b *box, snap string) error {
 	if err := d.launch(ctx, b, "-incoming", "exec:cat "+shellQuote(snap)); err != nil {
 		return err
 	}
@@ -166,6 +190,31 @@ func (d *Driver) bootSnapshot(ctx context.Context, b *box) error {
 		return err
 	}
 	return d.connect(ctx, b)
+}
+
+// pruneTemplates kills template VMs and removes partial snapshots that a
+// crash during a template build left behind.
+func (d *Driver) pruneTemplates(ctx context.Context) error {
+	d.tmplMu.Lock()
+	defer d.tmplMu.Unlock()
+	dir := filepath.Join(d.dir, "templates")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.IsDir():
+			if err := killBox(ctx, "tmpl-"+e.Name()); err != nil {
+				return err
+			}
+			os.RemoveAll(p)
+		case strings.HasSuffix(e.Name(), ".tmp"):
+			os.Remove(p)
+		}
+	}
+	return nil
 }
 
 // resume waits for the incoming migration to finish and starts the vCPUs:
