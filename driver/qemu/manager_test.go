@@ -1,0 +1,80 @@
+package qemu_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/driver/qemu"
+)
+
+// oneImage is an ImageStore that knows a single image.
+type oneImage struct{ img *boxrun.Image }
+
+func (s oneImage) Pull(ctx context.Context, ref string, _ func(boxrun.PullProgress)) (*boxrun.Image, error) {
+	return s.img, nil
+}
+func (s oneImage) List(context.Context) ([]boxrun.ImageInfo, error) { return nil, nil }
+func (s oneImage) Remove(context.Context, string) error             { return nil }
+func (s oneImage) Prune(context.Context, []string) (int, error)     { return 0, nil }
+
+// TestManager_Run runs a Manager over the qemu driver end to end: Run
+// creates a VM, runs the command, collects its output and removes the VM;
+// a box then survives Stop and Start with its files.
+func TestManager_Run(t *testing.T) {
+	requireQEMU(t)
+	dir := t.TempDir()
+	d, err := qemu.New(qemu.Config{Dir: dir + "/qemu", Agent: agent.get(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := boxruntest.BusyboxImage(t)
+	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(oneImage{img}), boxrun.WithLimits(8, 8<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := m.Run(ctx, boxrun.RunRequest{Image: "busybox", Cmd: []string{"sh", "-c", "echo hello from $(uname -s) $FOO; pwd"},
+		Env: map[string]string{"FOO": "bar"}, CPU: 1, MemoryMB: 256, DiskSizeGB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode == nil || *res.ExitCode != 0 || res.Stdout != "hello from Linux bar\n/root\n" {
+		t.Errorf("Run: exit %v, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	boxes, err := m.List(ctx, boxrun.BoxFilter{})
+	if err != nil || len(boxes) != 0 {
+		t.Errorf("after Run: %d boxes, %v", len(boxes), err)
+	}
+
+	b, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox", CPU: 1, MemoryMB: 256, DiskSizeGB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "echo kept > /root/f"}}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Stop(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	e, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"cat", "/root/f"}}, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ExitCode == nil || *e.ExitCode != 0 || out.String() != "kept\n" {
+		t.Errorf("after stop and start: exit %v, output %q", e.ExitCode, out.String())
+	}
+	if err := m.Remove(ctx, b.ID, true); err != nil {
+		t.Fatal(err)
+	}
+}
