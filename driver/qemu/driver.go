@@ -464,4 +464,3 @@ func (d *Driver) agent(ctx context.Context, handle string) (*agentConn, error) {
 	}
 	return b.conn, nil
 }
-

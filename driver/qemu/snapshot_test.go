@@ -74,6 +74,10 @@ func TestDriver_Snapshot(t *testing.T) {
 			t.Errorf("box %d: guest clock off by %ds", i, skew)
 		}
 	}
+	// Loopback works (the only network a box has).
+	if out, _, _ := run(t, d, hs[0], "", "sh", "-c", "ip -o addr show lo"); !strings.Contains(out, "127.0.0.1") {
+		t.Errorf("lo: %q, want 127.0.0.1", out)
+	}
 	if rnd[0] == rnd[1] {
 		t.Errorf("two clones read the same random bytes %s", rnd[0])
 	}

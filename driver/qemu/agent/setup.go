@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"os"
 	"path/filepath"
 	"time"
@@ -43,6 +44,9 @@ func (a *agent) doSetup(s *proto.Setup) error {
 	}
 	if s.Hostname != "" {
 		unix.Sethostname([]byte(s.Hostname))
+	}
+	if err := loopbackUp(); err != nil {
+		log.Printf("loopback: %v", err)
 	}
 	if err := waitFile(s.RootDevice, 10*time.Second); err != nil {
 		return err
@@ -193,4 +197,23 @@ func addEntropy(b []byte) {
 	copy(info[8:], b)
 	unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0])))
 	unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0)
+}
+
+// loopbackUp brings lo up; the kernel then gives it 127.0.0.1 and ::1.
+// Boxes have no other network interface.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
