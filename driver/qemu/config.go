@@ -64,8 +64,9 @@ type Config struct {
 
 	// Accel is the accelerator: AccelAuto (default), AccelKVM or AccelTCG.
 	// Auto uses KVM only when /dev/kvm is backed by hardware virtualization
-	// (vmx or svm in the CPU flags and a kvm_intel or kvm_amd module);
-	// software backends such as kvm_pvm cannot run stock kernels.
+	// (vmx or svm in the CPU flags and a kvm_intel or kvm_amd module;
+	// software backends such as kvm_pvm cannot run stock kernels) and a
+	// test boot in New succeeds with it.
 	Accel string
 
 	// ColdBoot disables snapshot boots: every boot runs the kernel from

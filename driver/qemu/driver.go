@@ -127,12 +127,18 @@ func New(cfg Config) (*Driver, error) {
 	if d.initrd, err = buildInitramfs(dir, agent, modDir); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
+	d.tscKHz = tscKHz()
 	switch cfg.Accel {
 	case "", AccelAuto:
-		ok, why := probeKVM()
 		d.accel = AccelTCG
+		ok, why := probeKVM()
 		if ok {
-			d.accel = AccelKVM
+			// Trust only a guest that boots: a test boot with KVM.
+			if err := d.probeBoot(context.Background(), AccelKVM, kvmProbeTimeout); err != nil {
+				why = fmt.Sprintf("KVM test boot failed: %v", err)
+			} else {
+				d.accel = AccelKVM
+			}
 		}
 		d.log.Info("qemu: accelerator", "accel", d.accel, "reason", why)
 	case AccelKVM, AccelTCG:
@@ -141,7 +147,6 @@ func New(cfg Config) (*Driver, error) {
 	default:
 		return nil, fmt.Errorf("qemu: unknown accelerator %q: %w", cfg.Accel, boxrun.ErrInvalid)
 	}
-	d.tscKHz = tscKHz()
 	d.virtiofsd = findVirtiofsd()
 	return d, nil
 }

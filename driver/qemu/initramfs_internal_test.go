@@ -2,12 +2,14 @@ package qemu
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // readCpio parses a newc archive into name → content (directories map to
@@ -135,5 +137,33 @@ func TestHelloMagicNotInAgentSource(t *testing.T) {
 				t.Errorf("%s/%s contains the hello magic", dir, e.Name())
 			}
 		}
+	}
+}
+
+// TestProbeBoot checks the mechanics of the accelerator test boot with
+// TCG (hardware KVM is not available on the CI machines).
+func TestProbeBoot(t *testing.T) {
+	if _, err := FindKernel(); err != nil {
+		t.Skip("no guest kernel")
+	}
+	agent := filepath.Join(t.TempDir(), AgentName)
+	if err := BuildAgent(t.Context(), agent); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Dir: t.TempDir(), Agent: agent, Accel: AccelTCG})
+	if errors.Is(err, ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.probeBoot(t.Context(), AccelTCG, 2*time.Minute); err != nil {
+		t.Fatalf("probe boot: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d.dir, "probe")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("probe dir left: %v", err)
+	}
+	if d.Accel() != AccelTCG {
+		t.Errorf("Accel = %s", d.Accel())
 	}
 }

@@ -3,6 +3,8 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/boxrun/boxrun/driver/qemu/proto"
 )
 
 // Files in a box directory.
@@ -237,4 +241,48 @@ var errExited = errors.New("qemu exited")
 // working directory is /. Commas are doubled, as QEMU options require.
 func driveFile(dir string) string {
 	return strings.ReplaceAll(filepath.Join(dir, diskFile), ",", ",,")
+}
+
+// kvmProbeTimeout bounds the KVM test boot of New: a real KVM guest answers
+// in about a second, a software KVM (kvm_pvm) never does.
+const kvmProbeTimeout = 15 * time.Second
+
+// probeBoot boots a throwaway VM with accel until its agent answers ping,
+// within timeout, and kills it. It switches d.accel for the launch, so it
+// runs only before d is shared (in New, and in tests).
+func (d *Driver) probeBoot(ctx context.Context, accel string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	p := &box{handle: "probe-" + hex.EncodeToString(rnd[:]), dir: filepath.Join(d.dir, "probe")}
+	p.state = boxState{CPU: 1, MemoryMB: 128}
+	os.RemoveAll(p.dir)
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(p.dir)
+	defer killBox(context.Background(), p.handle)
+	if err := os.WriteFile(filepath.Join(p.dir, diskFile), make([]byte, 1<<20), 0o600); err != nil {
+		return err
+	}
+	saved := d.accel
+	d.accel = accel
+	err := d.launchMode(ctx, p, false)
+	d.accel = saved
+	if err != nil {
+		return err
+	}
+	for {
+		conn, err := dialAgent(ctx, p.dir)
+		if err == nil {
+			_, err = conn.call(ctx, &proto.Request{Op: proto.OpPing})
+			conn.Close()
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer in %v: %w", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond) // QEMU has not made its socket yet
+	}
 }
