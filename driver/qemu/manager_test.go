@@ -52,13 +52,17 @@ func TestManager_Run(t *testing.T) {
 		t.Errorf("after Run: %d boxes, %v", len(boxes), err)
 	}
 
-	b, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox", CPU: 1, MemoryMB: 256, DiskSizeGB: 1})
+	// The Manager's defaults: 2 vCPUs, 1 GiB, an 8 GiB disk.
+	b, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if _, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "echo kept > /root/f"}}, &out, &out); err != nil {
+	if _, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "echo kept > /root/f; nproc; df -k / | tail -1"}}, &out, &out); err != nil {
 		t.Fatal(err)
+	}
+	if f := strings.Fields(out.String()); len(f) < 3 || f[0] != "2" || len(f[2]) < 7 {
+		t.Errorf("nproc and df: %q, want 2 CPUs and a disk of about 8 GiB", out.String())
 	}
 	if _, err := m.Stop(ctx, b.ID); err != nil {
 		t.Fatal(err)
