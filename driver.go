@@ -171,3 +171,16 @@ type ImageStore interface {
 	// images in keep (by digest or ref) and returns how many images went.
 	Prune(ctx context.Context, keep []string) (int, error)
 }
+
+// Describer is implemented by drivers that can say more about how they run
+// boxes (the accelerator, the platform, which limits are enforced). The
+// Manager logs it at Open and reports it through DriverInfo.
+type Describer interface {
+	Describe() map[string]string
+}
+
+// DriverInfo describes a Manager's driver.
+type DriverInfo struct {
+	Name    string            `json:"name"`
+	Details map[string]string `json:"details"`
+}

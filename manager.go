@@ -92,6 +92,12 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
 	}
+	di := m.DriverInfo()
+	attrs := []any{"driver", di.Name}
+	for k, v := range di.Details {
+		attrs = append(attrs, k, v)
+	}
+	m.log.Info("boxrun: opened", append(attrs, "dir", dir)...)
 	if err := m.recover(ctx); err != nil {
 		cancel()
 		st.close()
@@ -103,8 +109,17 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 // Dir returns the Manager's state directory.
 func (m *Manager) Dir() string { return m.dir }
 
-// DriverName returns the name of the Manager's driver.
-func (m *Manager) DriverName() string { return m.driver.Name() }
+// DriverInfo names the Manager's driver and, when it is a Describer, the
+// details it reports (for example the QEMU accelerator in use).
+func (m *Manager) DriverInfo() DriverInfo {
+	info := DriverInfo{Name: m.driver.Name(), Details: map[string]string{}}
+	if d, ok := m.driver.(Describer); ok {
+		for k, v := range d.Describe() {
+			info.Details[k] = v
+		}
+	}
+	return info
+}
 
 // Close finalizes running execs (they fail with "server shutting down"),
 // ends subscriptions, waits (up to the stop timeout) for background work,

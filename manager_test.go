@@ -191,6 +191,17 @@ func TestManager_Lifecycle(t *testing.T) {
 	}
 }
 
+func TestManager_DriverInfo(t *testing.T) {
+	m := boxruntest.NewManager(t)
+	if got := m.DriverInfo(); got.Name != "fake" || got.Details == nil {
+		t.Fatalf("DriverInfo = %+v", got)
+	}
+	info, _ := m.Info(ctxT(t))
+	if info.MaxCPU != 64 || info.MaxMemoryMB != 64<<10 {
+		t.Fatalf("Info = %+v", info)
+	}
+}
+
 func TestManager_List(t *testing.T) {
 	m := boxruntest.NewManager(t)
 	a := mustCreate(t, m, boxrun.BoxSpec{})

@@ -16,6 +16,14 @@ func (c *Client) Info(ctx context.Context) (boxrun.Info, error) {
 	return info, err
 }
 
+// DriverInfo returns the server's driver name and details (extension
+// endpoint GET /v1/driver).
+func (c *Client) DriverInfo(ctx context.Context) (boxrun.DriverInfo, error) {
+	var info boxrun.DriverInfo
+	err := c.do(ctx, http.MethodGet, "/v1/driver", nil, nil, &info)
+	return info, err
+}
+
 // createBoxRequest is the body of POST /v1/boxes. Zero values are sent as
 // absent so that the server applies its defaults; negative values are sent
 // so that it rejects them as the Manager does.

@@ -76,6 +76,7 @@ func TestInfo(t *testing.T) {
 	runScenarios(t, []scenario{
 		{name: "OK", method: "GET", path: "/v1/info", wantStatus: 200, golden: "info.json"},
 		{name: "ErrMethod", method: "POST", path: "/v1/info", body: `{}`, wantStatus: 405, wantCode: "VALIDATION_ERROR"},
+		{name: "DriverExtension", method: "GET", path: "/v1/driver", wantStatus: 200, wantContains: `"name":"fake"`},
 	})
 }
 

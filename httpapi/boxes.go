@@ -68,6 +68,17 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, _ params) er
 	return nil
 }
 
+// handleDriver serves the /v1/driver extension: the driver's name and
+// details, when the service is a local Manager (404 otherwise).
+func (s *Server) handleDriver(w http.ResponseWriter, r *http.Request, _ params) error {
+	d, ok := s.svc.(interface{ DriverInfo() boxrun.DriverInfo })
+	if !ok {
+		return &boxrun.Error{Code: boxrun.CodeRuntimeError, Message: "driver information is not available"}
+	}
+	writeJSON(w, http.StatusOK, d.DriverInfo())
+	return nil
+}
+
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, _ params) error {
 	var req createRequest
 	if err := decodeJSON(r, &req); err != nil {

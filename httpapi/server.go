@@ -211,6 +211,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		switch segs[1] {
 		case "info":
 			return routes{http.MethodGet: s.handleInfo}, params{}
+		case "driver":
+			return routes{http.MethodGet: s.handleDriver}, params{}
 		case "boxes":
 			return routes{http.MethodGet: s.handleList, http.MethodPost: s.handleCreate}, params{}
 		case "run":

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
+
+	"github.com/boxrun/boxrun"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -25,12 +28,30 @@ func newInfoCmd(cfg *rootConfig) *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			var driver *boxrun.DriverInfo
+			if di, err := svc.DriverInfo(ctx); err == nil {
+				driver = &di
+			}
 			if *asJSON {
-				return writeJSON(cfg, info)
+				return writeJSON(cfg, struct {
+					boxrun.Info
+					Driver *boxrun.DriverInfo `json:"driver,omitempty"`
+				}{info, driver})
 			}
 			fmt.Fprintf(cfg.stdout, "Server:     %s\n", cfg.addr)
 			fmt.Fprintf(cfg.stdout, "Max CPU:    %d\n", info.MaxCPU)
 			fmt.Fprintf(cfg.stdout, "Max memory: %d MB\n", info.MaxMemoryMB)
+			if driver != nil {
+				fmt.Fprintf(cfg.stdout, "Driver:     %s\n", driver.Name)
+				keys := make([]string, 0, len(driver.Details))
+				for k := range driver.Details {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(cfg.stdout, "  %s: %s\n", k, driver.Details[k])
+				}
+			}
 			return nil
 		},
 	}

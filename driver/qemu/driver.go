@@ -170,6 +170,11 @@ func (d *Driver) Name() string { return "qemu" }
 // Accel returns the accelerator in use: AccelKVM or AccelTCG.
 func (d *Driver) Accel() string { return d.accel }
 
+// Describe implements boxrun.Describer: the accelerator and the guest kernel.
+func (d *Driver) Describe() map[string]string {
+	return map[string]string{"accel": d.Accel(), "kernel": d.Kernel()}
+}
+
 // Kernel returns the guest kernel in use.
 func (d *Driver) Kernel() string { return d.kernel }
 

@@ -166,4 +166,7 @@ func TestProbeBoot(t *testing.T) {
 	if d.Accel() != AccelTCG {
 		t.Errorf("Accel = %s", d.Accel())
 	}
+	if got := d.Describe(); got["accel"] != AccelTCG || got["kernel"] == "" {
+		t.Errorf("Describe = %v", got)
+	}
 }
