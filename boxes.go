@@ -111,6 +111,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 			b.Workdir = img.Config.WorkingDir
 		}
 		sb.Env = append(sb.Env, img.Config.Env...)
+		sb.User = img.Config.User
 	}
 	sb.Workdir = b.Workdir
 	sb.Env = append(sb.Env, envList(b.Env)...)

@@ -86,6 +86,10 @@ type SandboxSpec struct {
 	Workdir    string   // absolute; the driver creates it if the image lacks it
 	Env        []string // KEY=VALUE: image env overridden by box env, in that order
 	Volumes    []Volume // host directories to mount
+	// User is the image's default user for processes ("", "name",
+	// "uid", "uid:gid" or "name:group"; names resolve through the image's
+	// /etc/passwd and /etc/group). "" means root.
+	User string
 }
 
 // ProcessSpec describes a process to start in a sandbox.
