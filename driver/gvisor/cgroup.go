@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -68,8 +69,16 @@ func removeCgroups(handle string) error {
 		if _, err := os.Stat(dir); err != nil {
 			continue
 		}
-		killCgroupProcs(dir)
-		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Killed processes take a moment to leave the cgroup (EBUSY).
+		var err error
+		for i := 0; i < 100; i++ {
+			killCgroupProcs(dir)
+			if err = syscall.Rmdir(dir); !errors.Is(err, syscall.EBUSY) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, &os.PathError{Op: "rmdir", Path: dir, Err: err})
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"golang.org/x/sys/unix"
 )
 
 // drainAfterExit bounds how long Wait keeps reading output after the
@@ -156,6 +157,8 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 			return nil, "", fmt.Errorf("gvisor: %w", err)
 		}
 		childEnds = append(childEnds, stdoutW)
+		// A larger pipe means fewer wakeups for bulk output (best effort).
+		_, _ = unix.FcntlInt(stdoutW.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 		if stderrR, stderrW, err = os.Pipe(); err != nil {
 			stdoutR.Close()
 			closeChildEnds()
