@@ -335,8 +335,10 @@ func pump(r *os.File, w io.Writer) {
 	}
 }
 
-// drainAvailable reads from r without blocking until it is empty, at EOF,
-// or drainAfterExit has passed.
+// drainAvailable reads from r without blocking until it is empty or at
+// EOF. What the exited process wrote fits in the pipe, so it reads at most
+// one pipe's capacity: a background child that keeps writing cannot hold
+// Wait for longer than that (however slow w is).
 func drainAvailable(r *os.File, buf []byte, write func([]byte)) {
 	if r.SetReadDeadline(time.Time{}) != nil {
 		return
@@ -345,15 +347,22 @@ func drainAvailable(r *os.File, buf []byte, write func([]byte)) {
 	if err != nil {
 		return
 	}
-	for end := time.Now().Add(drainAfterExit); time.Now().Before(end); {
+	limit := 1 << 20
+	_ = rc.Control(func(fd uintptr) {
+		if n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
+			limit = n
+		}
+	})
+	for total := 0; total < limit; {
 		var n int
 		var rerr error
 		if err := rc.Read(func(fd uintptr) bool {
-			n, rerr = syscall.Read(int(fd), buf)
+			n, rerr = syscall.Read(int(fd), buf[:min(len(buf), limit-total)])
 			return true // never wait for more
 		}); err != nil || rerr != nil || n <= 0 {
 			return
 		}
+		total += n
 		write(buf[:n])
 	}
 }
