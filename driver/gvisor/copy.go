@@ -50,13 +50,13 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 	if !path.IsAbs(p) {
 		p = path.Join(m.Workdir, p)
 	}
-	var stderr bytes.Buffer
+	stderr := &limitWriter{max: 64 << 10}
 	spec := boxrun.ProcessSpec{
 		Cmd:    []string{initMount, mode, path.Clean(p)},
 		Dir:    "/",
 		Stdin:  stdin,
 		Stdout: stdout,
-		Stderr: limitWriter{&stderr, 64 << 10},
+		Stderr: stderr,
 	}
 	proc, startErr, err := d.startProcess(ctx, h, m, spec)
 	if err != nil {

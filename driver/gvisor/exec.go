@@ -67,6 +67,9 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 			return nil, fmt.Errorf("gvisor: env entry %q is not KEY=VALUE: %w", kv, boxrun.ErrInvalid)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gvisor: exec: %w", err)
+	}
 	m, err := d.runningMeta(handle)
 	if err != nil {
 		return nil, err
@@ -122,7 +125,6 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	if err != nil {
 		return nil, "", fmt.Errorf("gvisor: %w", err)
 	}
-	defer pidR.Close()
 
 	p := &process{d: d, h: h, m: m, done: make(chan struct{})}
 	cmd := exec.Command(d.runscPath, args...)
@@ -188,41 +190,42 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	if err := cmd.Start(); err != nil {
 		closeChildEnds()
 		closeParentEnds()
+		pidR.Close()
 		return nil, "", fmt.Errorf("gvisor: runsc exec: %w", err)
 	}
 	closeChildEnds()
 	p.cmd = cmd
 
-	// Output pumps. stderr is held back until the start is known: before
-	// that, anything on it is runsc's own error text.
-	started := make(chan bool, 1)
-	var stderrBuf bytes.Buffer
+	// Output pumps. They start once the start is known: before that,
+	// anything on stderr (or the terminal) is runsc's own error text, which
+	// goes to errBuf instead of the caller's writers.
+	started := make(chan struct{})
+	var startedOK bool // written before started is closed
+	errBuf := &limitWriter{max: 64 << 10}
 	var pumps sync.WaitGroup
-	pumps.Add(1)
-	go func() {
-		defer pumps.Done()
-		pump(stdoutR, spec.Stdout)
-	}()
-	if stderrR != nil {
+	startPump := func(r *os.File, w io.Writer) {
 		pumps.Add(1)
 		go func() {
 			defer pumps.Done()
-			if <-started {
-				pump(stderrR, spec.Stderr)
-			} else {
-				pump(stderrR, limitWriter{&stderrBuf, 64 << 10})
+			<-started
+			if !startedOK {
+				w = errBuf
 			}
+			pump(r, w)
 		}()
 	}
-	var stdinDone chan struct{}
+	startPump(stdoutR, spec.Stdout)
+	if stderrR != nil {
+		startPump(stderrR, spec.Stderr)
+	}
 	if spec.Stdin != nil {
 		dst := stdinW
 		if spec.TTY {
 			dst = p.pty
 		}
-		stdinDone = make(chan struct{})
 		go func() {
-			defer close(stdinDone)
+			// Ends at EOF of Stdin, or at the first write after the
+			// process exited (the pipe is closed then).
 			_, _ = io.Copy(dst, spec.Stdin)
 			if !spec.TTY {
 				dst.Close()
@@ -231,10 +234,8 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	}
 
 	// The waiter: process exit, then a bounded drain of the output.
-	exited := make(chan struct{})
 	go func() {
 		werr := cmd.Wait()
-		close(exited)
 		deadline := time.Now().Add(drainAfterExit)
 		stdoutR.SetReadDeadline(deadline)
 		if stderrR != nil {
@@ -248,6 +249,7 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 
 	pidc := make(chan int, 1)
 	go func() {
+		defer pidR.Close()
 		buf := make([]byte, 32)
 		n, _ := pidR.Read(buf)
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
@@ -255,33 +257,27 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	}()
 	select {
 	case pid := <-pidc:
-		if pid > 0 {
-			p.pid = pid
-			started <- true
+		p.pid = pid
+		startedOK = pid > 0
+		close(started)
+		if startedOK {
 			return p, "", nil
 		}
-		started <- false
 		<-p.done
-		msg := strings.TrimSpace(stderrBuf.String())
+		msg := strings.TrimSpace(errBuf.String())
 		if msg == "" {
 			msg = fmt.Sprintf("runsc exec exited with %d", p.code)
-		}
-		if p.pty != nil {
-			p.pty.Close()
 		}
 		return nil, msg, nil
 	case <-ctx.Done():
 		// The process may still start: kill it once its PID is known.
 		go func() {
-			if pid := <-pidc; pid > 0 {
-				started <- true
+			pid := <-pidc
+			p.pid = pid
+			startedOK = pid > 0
+			close(started)
+			if startedOK {
 				_, _ = d.runsc(context.Background(), m, 30*time.Second, "kill", "--pgid", strconv.Itoa(pid), h, "KILL")
-			} else {
-				started <- false
-			}
-			<-p.done
-			if p.pty != nil {
-				p.pty.Close()
 			}
 		}()
 		return nil, "", fmt.Errorf("gvisor: exec: %w", ctx.Err())
@@ -367,20 +363,27 @@ func drainAvailable(r *os.File, buf []byte, write func([]byte)) {
 	}
 }
 
+// limitWriter keeps the first max bytes written to it and drops the rest.
+// It is safe for concurrent use.
 type limitWriter struct {
-	b   *bytes.Buffer
+	mu  sync.Mutex
+	b   bytes.Buffer
 	max int
 }
 
-func (l limitWriter) Write(p []byte) (int, error) {
+func (l *limitWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if room := l.max - l.b.Len(); room > 0 {
-		if len(p) > room {
-			l.b.Write(p[:room])
-		} else {
-			l.b.Write(p)
-		}
+		l.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+func (l *limitWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Wait waits for the process to exit and its output to be written.

@@ -181,10 +181,18 @@ func TestDriver_TTY(t *testing.T) {
 	if code, err := p2.Wait(); err != nil || code == 0 {
 		t.Fatalf("after ^C: %d %v", code, err)
 	}
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}}); err != nil {
+	// runsc's own error text does not reach the terminal output.
+	var out3 syncBuffer
+	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"/no/such/program"}, TTY: true, Stdout: &out3}); !errors.Is(err, boxrun.ErrInvalid) {
+		t.Fatalf("TTY exec of a missing program: %v, want ErrInvalid", err)
+	}
+	if out3.String() != "" {
+		t.Fatalf("runsc's error leaked to the terminal: %q", out3.String())
+	}
+	p3, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	p3, _ := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}})
 	if err := p3.Resize(ctx, boxrun.TermSize{Rows: 1, Cols: 1}); !errors.Is(err, boxrun.ErrInvalid) {
 		t.Fatalf("resize of a non-TTY process: %v", err)
 	}
