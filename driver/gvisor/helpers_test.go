@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +23,8 @@ import (
 func newDriver(t testing.TB) (*gvisor.Driver, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gvisor")
-	d, err := gvisor.New(gvisor.Config{Dir: dir})
+	rec := &handleRecorder{seen: map[string]bool{}}
+	d, err := gvisor.New(gvisor.Config{Dir: dir, Logger: slog.New(rec)})
 	if errors.Is(err, gvisor.ErrUnsupported) {
 		t.Skipf("gvisor driver unsupported here: %v", err)
 	}
@@ -40,7 +43,7 @@ func newDriver(t testing.TB) (*gvisor.Driver, string) {
 			t.Errorf("prune: %v", err)
 		}
 		d2.Close()
-		assertNothingLeft(t, dir)
+		assertNothingLeft(t, dir, rec.handles()...)
 	})
 	return d, dir
 }
@@ -195,4 +198,39 @@ func assertNothingLeft(t testing.TB, dir string, handles ...string) {
 	if ps := processesMentioning(t, dir); len(ps) > 0 {
 		t.Errorf("processes left: %v", ps)
 	}
+}
+
+// handleRecorder is a slog.Handler that remembers every "handle" attribute
+// the driver logs, so cleanup checks can look for each box's leftovers
+// (cgroups included) even after a failed Create.
+type handleRecorder struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *handleRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *handleRecorder) Handle(_ context.Context, rec slog.Record) error {
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "handle" {
+			r.mu.Lock()
+			r.seen[a.Value.String()] = true
+			r.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (r *handleRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *handleRecorder) WithGroup(string) slog.Handler      { return r }
+
+func (r *handleRecorder) handles() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for h := range r.seen {
+		out = append(out, h)
+	}
+	return out
 }

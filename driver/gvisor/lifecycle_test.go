@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -181,7 +182,8 @@ func TestDriver_CreateFails(t *testing.T) {
 		bogus := filepath.Join(t.TempDir(), "init")
 		os.WriteFile(bogus, []byte("not a program"), 0o755)
 		dir := filepath.Join(t.TempDir(), "gvisor")
-		d, err := gvisor.New(gvisor.Config{Dir: dir, InitPath: bogus})
+		rec := &handleRecorder{seen: map[string]bool{}}
+		d, err := gvisor.New(gvisor.Config{Dir: dir, InitPath: bogus, Logger: slog.New(rec)})
 		if err != nil {
 			t.Skip(err)
 		}
@@ -190,8 +192,10 @@ func TestDriver_CreateFails(t *testing.T) {
 		if !errors.Is(err, boxrun.ErrRuntime) {
 			t.Fatalf("Create: %v, want ErrRuntime", err)
 		}
-		t.Log(err)
-		assertNothingLeft(t, dir)
+		if len(rec.handles()) != 1 {
+			t.Fatalf("handles logged: %v", rec.handles())
+		}
+		assertNothingLeft(t, dir, rec.handles()...)
 	})
 }
 
