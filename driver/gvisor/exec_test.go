@@ -68,6 +68,16 @@ func TestDriver_Exec(t *testing.T) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
 	})
+	t.Run("ErrCanceled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := d.Exec(cctx, h, boxrun.ProcessSpec{Cmd: []string{"touch", "/tmp/canceled"}}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if out, _, _ := run(t, d, h, nil, "sh", "-c", "ls /tmp/canceled 2>/dev/null; true"); out != "" {
+			t.Fatal("the command ran")
+		}
+	})
 	t.Run("BackgroundChildDoesNotBlockWait", func(t *testing.T) {
 		start := time.Now()
 		out, _, code := run(t, d, h, nil, "sh", "-c", "sleep 30 & echo started")
