@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/client"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
@@ -22,26 +25,7 @@ func newCreateCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet: fs,
 		Options: ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
-			if err != nil {
-				return err
-			}
-			if len(pos) > 1 {
-				return usagef("create takes at most one IMAGE, got %q", pos)
-			}
-			image := "default"
-			if len(pos) == 1 {
-				image = pos[0]
-			}
-			spec, err := bf.spec(image)
-			if err != nil {
-				return err
-			}
-			svc, err := cfg.service(ctx)
-			if err != nil {
-				return err
-			}
-			box, err := svc.Create(ctx, spec)
+			_, box, err := createFromArgs(ctx, cfg, fs, &bf, "create", args)
 			if err != nil {
 				return err
 			}
@@ -56,6 +40,36 @@ func newCreateCmd(cfg *rootConfig) *ffcli.Command {
 			return nil
 		},
 	}
+}
+
+// createFromArgs is the shared start of create and shell: it takes at most
+// one IMAGE (default "default", flags may follow it), builds the spec from
+// bf, connects and creates the box. name is the command, for usage errors.
+func createFromArgs(ctx context.Context, cfg *rootConfig, fs *flag.FlagSet, bf *boxFlags, name string, args []string) (*client.Client, *boxrun.Box, error) {
+	pos, err := interspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) > 1 {
+		return nil, nil, usagef("%s takes at most one IMAGE, got %q", name, pos)
+	}
+	image := "default"
+	if len(pos) == 1 {
+		image = pos[0]
+	}
+	spec, err := bf.spec(image)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := cfg.service(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	box, err := svc.Create(ctx, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc, box, nil
 }
 
 // writeJSON prints v as indented JSON.

@@ -86,12 +86,9 @@ func newImagesPullCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
+			pos, svc, err := cfg.argsAndService(ctx, fs, args, "pull needs IMAGE")
 			if err != nil {
 				return err
-			}
-			if len(pos) == 0 {
-				return usagef("pull needs IMAGE")
 			}
 			mode := *progress
 			if mode == "auto" {
@@ -99,10 +96,6 @@ func newImagesPullCmd(cfg *rootConfig) *ffcli.Command {
 				if isTTY(cfg.stderr) {
 					mode = "bar"
 				}
-			}
-			svc, err := cfg.service(ctx)
-			if err != nil {
-				return err
 			}
 			for _, ref := range pos {
 				info, err := pullWithProgress(ctx, cfg, svc, resolveImage(ref), mode)

@@ -17,14 +17,7 @@ func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
-			if err != nil {
-				return err
-			}
-			if len(pos) == 0 {
-				return usagef("inspect needs at least one BOX")
-			}
-			svc, err := cfg.service(ctx)
+			pos, svc, err := cfg.argsAndService(ctx, fs, args, "inspect needs at least one BOX")
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/boxrun/boxrun/client"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
@@ -17,25 +18,12 @@ func newRmCmd(cfg *rootConfig) *ffcli.Command {
 		ShortHelp:  "remove boxes and their execs",
 		FlagSet:    fs,
 		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
-			if err != nil {
+		Exec: forEachBox(cfg, fs, "rm", func(ctx context.Context, svc *client.Client, b string) error {
+			if err := svc.Remove(ctx, b, *force); err != nil {
 				return err
 			}
-			if len(pos) == 0 {
-				return usagef("rm needs at least one BOX")
-			}
-			svc, err := cfg.service(ctx)
-			if err != nil {
-				return err
-			}
-			for _, b := range pos {
-				if err := svc.Remove(ctx, b, *force); err != nil {
-					return err
-				}
-				fmt.Fprintf(cfg.stdout, "Removed %s\n", b)
-			}
+			fmt.Fprintf(cfg.stdout, "Removed %s\n", b)
 			return nil
-		},
+		}),
 	}
 }

@@ -22,26 +22,7 @@ func newShellCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
-			if err != nil {
-				return err
-			}
-			if len(pos) > 1 {
-				return usagef("shell takes at most one IMAGE, got %q", pos)
-			}
-			image := "default"
-			if len(pos) == 1 {
-				image = pos[0]
-			}
-			spec, err := bf.spec(image)
-			if err != nil {
-				return err
-			}
-			svc, err := cfg.service(ctx)
-			if err != nil {
-				return err
-			}
-			box, err := svc.Create(ctx, spec)
+			svc, box, err := createFromArgs(ctx, cfg, fs, &bf, "shell", args)
 			if err != nil {
 				return err
 			}
