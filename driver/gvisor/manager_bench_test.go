@@ -1,0 +1,163 @@
+package gvisor_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/image"
+)
+
+// The Manager benchmarks measure the whole library path (SQLite records,
+// every output chunk stored as an event, the event bus) over the gVisor
+// driver, against bare runsc doing the same work in the same run.
+
+func newBenchManager(b *testing.B) (*boxrun.Manager, *boxrun.Box, string, *gvisor.Driver) {
+	b.Helper()
+	d, _ := newDriver(b)
+	dir := b.TempDir()
+	images, err := image.Open(filepath.Join(dir, "images"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	rootfs := busyboxRootfs(b)
+	box, err := m.Create(context.Background(), boxrun.BoxSpec{Image: "dir:" + rootfs, CPU: 2, MemoryMB: 512, Workdir: "/"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m, box, rootfs, d
+}
+
+// BenchmarkManagerExec: Manager.Exec round trip (record, start, output
+// stored and streamed, exit stored) vs a bare `runsc exec` in the same box.
+func BenchmarkManagerExec(b *testing.B) {
+	m, box, _, d := newBenchManager(b)
+	runsc, global := d.BareRunsc()
+	ctx := context.Background()
+	var lib, bare time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		e, err := m.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"echo", "hi"}}, io.Discard, nil)
+		if err != nil || e.Status != boxrun.ExecSucceeded {
+			b.Fatal(e, err)
+		}
+		lib += time.Since(start)
+
+		start = time.Now()
+		cmd := exec.Command(runsc, append(global, "exec", "--cwd=/", box.Handle, "echo", "hi")...)
+		if out, err := cmd.Output(); err != nil || string(out) != "hi\n" {
+			b.Fatal(string(out), err)
+		}
+		bare += time.Since(start)
+	}
+	report(b, lib, bare)
+}
+
+// BenchmarkManagerCreate: Manager.Create (record, image resolve, sandbox)
+// until the first output of an exec, vs a bare `runsc run` to its output.
+func BenchmarkManagerCreate(b *testing.B) {
+	m, _, rootfs, d := newBenchManager(b)
+	runsc, global := d.BareRunsc()
+	bundles := b.TempDir()
+	ctx := context.Background()
+	var lib, bare time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		box, err := m.Create(ctx, boxrun.BoxSpec{Image: "dir:" + rootfs, CPU: 1, MemoryMB: 256, Workdir: "/"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fw := &firstWrite{ch: make(chan struct{}, 1)}
+		done := make(chan error, 1)
+		go func() {
+			_, err := m.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"echo", "hi"}}, fw, nil)
+			done <- err
+		}()
+		<-fw.ch
+		lib += time.Since(start)
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := m.Remove(ctx, box.ID, true); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+
+		id := fmt.Sprintf("mbare%011d", i)
+		bundle := filepath.Join(bundles, id)
+		if err := d.WriteBareBundle(bundle, rootfs, id, []string{"echo", "hi"}); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		cmd := exec.Command(runsc, append(global, "run", "--bundle="+bundle, id)...)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			b.Fatal(err)
+		}
+		bare += time.Since(start)
+		io.Copy(io.Discard, out)
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	report(b, lib, bare)
+}
+
+// BenchmarkManagerThroughput: 256 MiB of stdout through Manager.Exec, every
+// chunk stored in SQLite and published, vs a bare `runsc exec` read from a
+// pipe and discarded.
+func BenchmarkManagerThroughput(b *testing.B) {
+	const size = 256 << 20
+	m, box, _, d := newBenchManager(b)
+	runsc, global := d.BareRunsc()
+	ctx := context.Background()
+	cmdline := []string{"dd", "if=/dev/zero", "bs=65536", fmt.Sprint("count=", size/65536)}
+	var lib, bare time.Duration
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		var n countWriter
+		start := time.Now()
+		e, err := m.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: cmdline}, &n, nil)
+		if err != nil || e.Status != boxrun.ExecSucceeded || n != size {
+			b.Fatal(e, err, n)
+		}
+		lib += time.Since(start)
+
+		start = time.Now()
+		cmd := exec.Command(runsc, append(append(global, "exec", "--cwd=/", box.Handle), cmdline...)...)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if got, _ := io.Copy(io.Discard, out); got != size {
+			b.Fatal("bare got", got)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		bare += time.Since(start)
+	}
+	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
+	b.ReportMetric(mbps(lib), "box-MB/s")
+	b.ReportMetric(mbps(bare), "bare-MB/s")
+	b.ReportMetric(mbps(lib)/mbps(bare), "ratio")
+}
