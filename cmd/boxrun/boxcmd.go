@@ -10,6 +10,20 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
+// exactArgs parses args (flags may follow the positionals, see interspersed)
+// and returns the positionals, or the usage error format/a unless there are
+// exactly n of them.
+func exactArgs(fs *flag.FlagSet, args []string, n int, format string, a ...any) ([]string, error) {
+	pos, err := interspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != n {
+		return nil, usagef(format, a...)
+	}
+	return pos, nil
+}
+
 // argsAndService parses args (flags may follow the positionals, see
 // interspersed), fails with the usage error missing when there is no
 // positional, and then connects to the server.

@@ -19,12 +19,9 @@ func newBuildBusyboxCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
+			pos, err := exactArgs(fs, args, 1, "build-busybox needs DIR")
 			if err != nil {
 				return err
-			}
-			if len(pos) != 1 {
-				return usagef("build-busybox needs DIR")
 			}
 			dir, err := filepath.Abs(pos[0])
 			if err != nil {

@@ -29,12 +29,9 @@ func newCpCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet: fs,
 		Options: ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
+			pos, err := exactArgs(fs, args, 2, "cp needs SRC and DST")
 			if err != nil {
 				return err
-			}
-			if len(pos) != 2 {
-				return usagef("cp needs SRC and DST")
 			}
 			src, dst := pos[0], pos[1]
 			if box, p, ok := remotePath(src); ok {

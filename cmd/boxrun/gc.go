@@ -19,12 +19,8 @@ func newGCCmd(cfg *rootConfig) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
-			if err != nil {
+			if _, err := exactArgs(fs, args, 0, "gc takes no arguments"); err != nil {
 				return err
-			}
-			if len(pos) > 0 {
-				return usagef("gc takes no arguments")
 			}
 			d, err := parseSeconds(*olderThan)
 			if err != nil {

@@ -27,12 +27,8 @@ func newLsCmd(cfg *rootConfig, name string) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := interspersed(fs, args)
-			if err != nil {
+			if _, err := exactArgs(fs, args, 0, "%s takes no arguments", name); err != nil {
 				return err
-			}
-			if len(pos) > 0 {
-				return usagef("%s takes no arguments", name)
 			}
 			svc, err := cfg.service(ctx)
 			if err != nil {

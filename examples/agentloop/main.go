@@ -44,7 +44,7 @@ func generate(n int, feedback string) string {
 
 func run(ctx context.Context, svc boxrun.Service, stdout io.Writer) error {
 	// One box for the whole session: files persist between attempts.
-	box, err := svc.Create(ctx, boxrun.BoxSpec{Image: exampleutil.Image(), CPU: 1, MemoryMB: 256})
+	box, err := svc.Create(ctx, exampleutil.SmallBox())
 	if err != nil {
 		return err
 	}

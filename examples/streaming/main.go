@@ -19,7 +19,7 @@ import (
 func main() { exampleutil.Main(run) }
 
 func run(ctx context.Context, svc boxrun.Service, stdout io.Writer) error {
-	box, err := svc.Create(ctx, boxrun.BoxSpec{Image: exampleutil.Image(), CPU: 1, MemoryMB: 256})
+	box, err := svc.Create(ctx, exampleutil.SmallBox())
 	if err != nil {
 		return err
 	}

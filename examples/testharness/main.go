@@ -40,10 +40,9 @@ func suite() []testCase {
 // run sets up one box, runs the suite and prints a PASS/FAIL line per case;
 // it fails when a case fails.
 func run(ctx context.Context, svc boxrun.Service, stdout io.Writer) error {
-	box, err := svc.Create(ctx, boxrun.BoxSpec{
-		Image: exampleutil.Image(), CPU: 1, MemoryMB: 256,
-		Env: map[string]string{"SUITE": "harness"},
-	})
+	spec := exampleutil.SmallBox()
+	spec.Env = map[string]string{"SUITE": "harness"}
+	box, err := svc.Create(ctx, spec)
 	if err != nil {
 		return err
 	}

@@ -8,17 +8,15 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/examples/internal/exampleutil/exampletest"
 )
 
 // TestRun runs the harness against a Manager over the fake driver: fast and
 // hermetic, the same code path as production minus the isolation.
 func TestRun(t *testing.T) {
-	var out strings.Builder
-	if err := run(context.Background(), boxruntest.NewManager(t), &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	if got, want := strings.Count(out.String(), "PASS "), len(suite()); got != want {
-		t.Errorf("%d PASS lines, want %d:\n%s", got, want, out.String())
+	out := exampletest.Run(t, run)
+	if got, want := strings.Count(out, "PASS "), len(suite()); got != want {
+		t.Errorf("%d PASS lines, want %d:\n%s", got, want, out)
 	}
 }
 

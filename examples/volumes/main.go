@@ -32,13 +32,12 @@ func run(ctx context.Context, svc boxrun.Service, stdout io.Writer) error {
 		return err
 	}
 
-	box, err := svc.Create(ctx, boxrun.BoxSpec{
-		Image: exampleutil.Image(), CPU: 1, MemoryMB: 256,
-		Volumes: []boxrun.Volume{
-			{HostPath: inputs, GuestPath: "/root/inputs", Readonly: true},
-			{HostPath: results, GuestPath: "/root/results"},
-		},
-	})
+	spec := exampleutil.SmallBox()
+	spec.Volumes = []boxrun.Volume{
+		{HostPath: inputs, GuestPath: "/root/inputs", Readonly: true},
+		{HostPath: results, GuestPath: "/root/results"},
+	}
+	box, err := svc.Create(ctx, spec)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,12 @@ func Image() string {
 	return DefaultImage
 }
 
+// SmallBox is the spec of the examples' boxes: Image(), 1 vCPU, 256 MiB,
+// everything else at its default. Set more fields on the returned value.
+func SmallBox() boxrun.BoxSpec {
+	return boxrun.BoxSpec{Image: Image(), CPU: 1, MemoryMB: 256}
+}
+
 // OpenManager opens a Manager in dir with the gVisor driver (runsc and the
 // in-box helper found as gvisor.Config documents) and an image store in
 // dir/images. The caller must Close it.
