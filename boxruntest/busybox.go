@@ -23,13 +23,27 @@ const BusyboxPath = "/bin/busybox"
 
 // busyboxLayout versions the rootfs layout in the cache directory name;
 // bump it when buildBusyboxRootfs changes.
-const busyboxLayout = "v1"
+const busyboxLayout = "v2"
+
+// The non-root users and groups of BusyboxImage's rootfs: BusyboxUser
+// (uid BusyboxUID, primary group BusyboxUser with gid BusyboxGID, member
+// of BusyboxExtraGroup, home BusyboxHome) and nobody:nogroup (65534).
+const (
+	BusyboxUser       = "boxuser"
+	BusyboxUID        = 1234
+	BusyboxGID        = 1234
+	BusyboxExtraGroup = "boxextra"
+	BusyboxExtraGID   = 1235
+	BusyboxHome       = "/home/boxuser"
+)
 
 // BusyboxImage returns an image whose rootfs holds busybox and nothing else:
 // bin/busybox, a symlink bin/<applet> -> busybox for every applet (sh, cat,
-// sleep, ...), etc/passwd and etc/group with root, root/, tmp/ (1777), and
-// empty usr/bin, usr/sbin, sbin, dev, proc and sys. Its Config.Env sets
-// PATH; Ref is "busybox-test" and Digest is empty.
+// sleep, ...), etc/passwd and etc/group with root, BusyboxUser and nobody
+// (see the constants), root/ (0700), home/boxuser/ (owned by BusyboxUser
+// when built as root), tmp/ (1777), and empty usr/bin, usr/sbin, sbin, dev,
+// proc and sys. Its Config.Env sets PATH; Config.User is empty (root); Ref
+// is "busybox-test" and Digest is empty.
 //
 // The rootfs is built once per busybox binary and layout into a directory
 // under os.TempDir() shared by every test binary (built aside and renamed
@@ -50,6 +64,16 @@ func BusyboxImage(t testing.TB) *boxrun.Image {
 		Rootfs: dir,
 		Config: boxrun.ImageConfig{Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}},
 	}
+}
+
+// BusyboxImageWithUser is BusyboxImage with Config.User set to user, e.g.
+// BusyboxUser, "nobody:nogroup" or "1234:1235" (see the constants for what
+// resolves).
+func BusyboxImageWithUser(t testing.TB, user string) *boxrun.Image {
+	t.Helper()
+	img := BusyboxImage(t)
+	img.Config.User = user
+	return img
 }
 
 // busyboxRootfs returns the cached rootfs directory under cache, building it
@@ -111,13 +135,22 @@ func buildBusyboxRootfs(dir string) error {
 		}
 	}
 	files := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
-		"etc/group":  "root:x:0:\n",
+		"etc/passwd": fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\n%[1]s:x:%[2]d:%[3]d:%[1]s:%[4]s:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+			BusyboxUser, BusyboxUID, BusyboxGID, BusyboxHome),
+		"etc/group": fmt.Sprintf("root:x:0:\n%s:x:%d:\n%s:x:%d:%s\nnogroup:x:65534:\n",
+			BusyboxUser, BusyboxGID, BusyboxExtraGroup, BusyboxExtraGID, BusyboxUser),
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			return err
 		}
+	}
+	home := filepath.Join(dir, BusyboxHome)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		return os.Chown(home, BusyboxUID, BusyboxGID)
 	}
 	return nil
 }

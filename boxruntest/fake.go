@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/internal/userdb"
 )
 
 // FakeDriver is a boxrun.Driver for fast tests. IT PROVIDES NO ISOLATION AT
@@ -38,6 +39,11 @@ import (
 //   - The image's rootfs is not used (the host's binaries run instead);
 //     Volumes become symlinks <fs>/<GuestPath> -> HostPath (Readonly is not
 //     enforced); CPU, memory, disk and network settings are ignored.
+//   - SandboxSpec.User is validated like the real drivers do (names must
+//     be in the image's /etc/passwd and /etc/group; with no image only
+//     numeric IDs resolve) but processes keep running as the test's user
+//     and HOME stays the host's: the box directory lives in a test
+//     temporary directory that other users cannot enter.
 //   - The environment is the host's, then SandboxSpec.Env, then
 //     ProcessSpec.Env; PATH always stays the host's, so programs are found.
 //   - Each process gets its own process group (its own session with TTY),
@@ -159,6 +165,16 @@ func (d *FakeDriver) Create(ctx context.Context, spec boxrun.SandboxSpec) (handl
 	}
 	if !path.IsAbs(workdir) {
 		return "", fmt.Errorf("fake: create: workdir %q is not absolute: %w", workdir, boxrun.ErrInvalid)
+	}
+	var rootfs string
+	if spec.Image != nil {
+		rootfs = spec.Image.Rootfs
+	}
+	if _, err := userdb.Resolve(rootfs, spec.User); err != nil {
+		if errors.Is(err, userdb.ErrUnknown) || errors.Is(err, userdb.ErrSyntax) {
+			err = fmt.Errorf("%w: %w", err, boxrun.ErrInvalid)
+		}
+		return "", fmt.Errorf("fake: create: user %q: %w", spec.User, err)
 	}
 	fsDir := d.fsDir(handle)
 	for _, p := range []string{fsDir, filepath.Join(fsDir, "tmp"), filepath.Join(fsDir, workdir)} {

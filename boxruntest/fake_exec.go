@@ -13,10 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
-
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/internal/ptyutil"
 )
 
 // drainIdle is how long output streams may keep going after the process has
@@ -139,7 +137,7 @@ func startProcess(spec boxrun.ProcessSpec, cwd string, env []string) (_ *fakePro
 	}()
 
 	if spec.TTY {
-		master, slave, err := openPTY(spec.Size)
+		master, slave, err := ptyutil.Open(spec.Size.Rows, spec.Size.Cols)
 		if err != nil {
 			return nil, err
 		}
@@ -181,75 +179,21 @@ func startProcess(spec boxrun.ProcessSpec, cwd string, env []string) (_ *fakePro
 		go s.pump()
 	}
 	switch {
-	case p.tty != nil && spec.Stdin == nil:
-		go feedStdin(p.tty, strings.NewReader(""), true) // EOF at once
 	case p.tty != nil:
-		go feedStdin(p.tty, spec.Stdin, true)
+		// A terminal cannot be half-closed: EOF (also at once, without
+		// Stdin) is the EOF character.
+		go func() { _ = ptyutil.CopyInput(p.tty, spec.Stdin) }()
 	case spec.Stdin != nil:
-		go feedStdin(p.stdin, spec.Stdin, false)
+		go feedStdin(p.stdin, spec.Stdin)
 	}
 	go p.wait()
 	return p, nil
 }
 
-// openPTY opens a pseudo-terminal of size sz (24x80 when zero). The master
-// is returned as a pollable (non-blocking) file, so reads can be cut with a
-// deadline; creack/pty leaves it in blocking mode.
-func openPTY(sz boxrun.TermSize) (master, slave *os.File, err error) {
-	m, s, err := pty.Open()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer m.Close()
-	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		s.Close()
-		return nil, nil, err
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		s.Close()
-		return nil, nil, err
-	}
-	master = os.NewFile(uintptr(fd), "ptmx")
-	if err := setSize(master, sz); err != nil {
-		master.Close()
-		s.Close()
-		return nil, nil, err
-	}
-	return master, s, nil
-}
-
-// setSize sets the window size of the pty master f.
-func setSize(f *os.File, sz boxrun.TermSize) error {
-	if sz.Rows == 0 || sz.Cols == 0 {
-		sz = boxrun.TermSize{Rows: 24, Cols: 80}
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ioErr error
-	err = rc.Control(func(fd uintptr) {
-		ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Rows, Col: sz.Cols})
-	})
-	if err != nil {
-		return err
-	}
-	return ioErr
-}
-
-// feedStdin copies r to the process's input. At EOF it closes a pipe; on a
-// terminal, which cannot be half-closed, it sends the EOF character (^D)
-// instead. It returns early when the process is gone (the file is closed).
-func feedStdin(in *os.File, r io.Reader, tty bool) {
-	_, err := io.Copy(in, r)
-	if tty {
-		if err == nil {
-			_, _ = in.Write([]byte{4})
-		}
-		return
-	}
+// feedStdin copies r to the stdin pipe of a process and closes it at EOF.
+// It returns early when the process is gone (the file is closed).
+func feedStdin(in *os.File, r io.Reader) {
+	_, _ = io.Copy(in, r)
 	in.Close()
 }
 
@@ -318,7 +262,7 @@ func (p *fakeProcess) Resize(ctx context.Context, size boxrun.TermSize) error {
 		return nil
 	default:
 	}
-	if err := setSize(p.tty, size); err != nil && !errors.Is(err, os.ErrClosed) {
+	if err := ptyutil.SetSize(p.tty, size.Rows, size.Cols); err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("fake: resize: %w", err)
 	}
 	return nil

@@ -30,6 +30,7 @@ func TestFakeDriver(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	boxruntest.TestDriver(t, boxruntest.DriverHarness{
 		New:           func(t *testing.T) boxrun.Driver { return boxruntest.NewFakeDriver(t.TempDir()) },
+		UserImage:     boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
 		HostProcesses: true,
 	})
 }

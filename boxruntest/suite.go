@@ -31,6 +31,12 @@ type DriverHarness struct {
 	// working directories are compared by suffix.
 	HostProcesses bool
 
+	// UserImage is an image whose Config.User is BusyboxUser, normally
+	// BusyboxImageWithUser(t, BusyboxUser): the User subtest creates a
+	// sandbox with it and checks that processes run as that user. nil
+	// skips those checks (unknown user names are checked anyway).
+	UserImage *boxrun.Image
+
 	// NoVolumes says that the driver does not support SandboxSpec.Volumes
 	// yet: the lifecycle sandbox is then created without them and the
 	// volume checks are skipped. Every finished driver must support them.
@@ -78,6 +84,7 @@ func TestDriver(t *testing.T, h DriverHarness) {
 
 	t.Run("Exec", s.testExec)
 	t.Run("TTY", s.testTTY)
+	t.Run("User", s.testUser)
 	t.Run("Copy", s.testCopy)
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("Remove", s.testRemove)

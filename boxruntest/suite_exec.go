@@ -258,6 +258,18 @@ func (s *suite) testTTY(t *testing.T) {
 		}
 	})
 
+	t.Run("StdinEOF", func(t *testing.T) {
+		// EOF of Stdin reaches cat as the terminal's EOF character, also
+		// in the middle of a line.
+		for _, in := range []string{"hello", "hello\n"} {
+			spec := boxrun.ProcessSpec{Cmd: []string{"cat"}, Dir: wd, TTY: true, Stdin: strings.NewReader(in)}
+			r := s.run(t, s.shared, spec)
+			if r.code != 0 || !strings.Contains(r.stdout, "hello") {
+				t.Errorf("cat on a terminal with stdin %q: code %d, output %q; want 0 and hello", in, r.code, r.stdout)
+			}
+		}
+	})
+
 	t.Run("ExitCode", func(t *testing.T) {
 		spec := sh(wd, "exit 7")
 		spec.TTY = true

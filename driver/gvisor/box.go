@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/internal/userdb"
 )
 
 // handleLen is the length of a handle: fixed, so that no handle is a prefix
@@ -35,6 +37,10 @@ type boxMeta struct {
 	Workdir  string          `json:"workdir"`
 	Env      []string        `json:"env"`
 	Volumes  []boxrun.Volume `json:"volumes"`
+	// User is SandboxSpec.User resolved in the image at Create: the
+	// default user of execs (zero, with an empty Home, in boxes made
+	// before it existed: root).
+	User userdb.User `json:"user"`
 }
 
 func newHandle() (string, error) {
@@ -278,4 +284,18 @@ func hostname(boxID, h string) string {
 		}
 	}
 	return boxID
+}
+
+// resolveUser resolves a SandboxSpec.User in the rootfs lower (the image):
+// a name missing from its /etc/passwd or /etc/group, or a malformed spec,
+// is an error wrapping ErrInvalid.
+func resolveUser(lower, spec string) (userdb.User, error) {
+	u, err := userdb.Resolve(lower, spec)
+	switch {
+	case errors.Is(err, userdb.ErrUnknown), errors.Is(err, userdb.ErrSyntax):
+		return u, fmt.Errorf("gvisor: user %q: %w: %w", spec, err, boxrun.ErrInvalid)
+	case err != nil:
+		return u, fmt.Errorf("gvisor: user %q: %w", spec, err)
+	}
+	return u, nil
 }

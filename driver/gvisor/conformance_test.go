@@ -14,6 +14,7 @@ func TestConformance(t *testing.T) {
 			d, _ := newDriver(t)
 			return d
 		},
-		Image: boxruntest.BusyboxImage(t),
+		Image:     boxruntest.BusyboxImage(t),
+		UserImage: boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/boxrun/boxrun"
@@ -182,6 +183,9 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 		}
 		m.Lower = filepath.Clean(spec.Image.Rootfs)
 	}
+	if m.User, err = resolveUser(m.Lower, spec.User); err != nil {
+		return "", err
+	}
 	if m.Workdir == "" {
 		m.Workdir = "/"
 	}
@@ -191,6 +195,12 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 			_ = d.destroy(ctx, h)
 			return "", fmt.Errorf("gvisor: %w", err)
 		}
+	}
+	// The overlay's root takes the upper dir's owner and mode: give it the
+	// image root's, or non-root users cannot even enter /.
+	if err := copyOwnerMode(m.Lower, filepath.Join(bd, "upper")); err != nil {
+		_ = d.destroy(ctx, h)
+		return "", fmt.Errorf("gvisor: %w", err)
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
 	if err := writeFileAtomic(d.metaPath(h), mb); err != nil {
@@ -402,4 +412,18 @@ func (d *Driver) destroy(ctx context.Context, h string) error {
 		return fmt.Errorf("gvisor: remove %s: %w", h, err)
 	}
 	return nil
+}
+
+// copyOwnerMode gives dst the owner and permission bits of src.
+func copyOwnerMode(src, dst string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if err := os.Lchown(dst, int(sys.Uid), int(sys.Gid)); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(dst, st.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetuid|fs.ModeSetgid))
 }

@@ -3,6 +3,7 @@ package gvisor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/internal/ptyutil"
+	"github.com/boxrun/boxrun/internal/userdb"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,12 +114,11 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	if dir == "" {
 		dir = m.Workdir
 	}
-	args := append(d.globalArgs(m), "exec", "--internal-pid-file=/proc/self/fd/3", "--cwd="+dir)
-	for _, kv := range spec.Env {
-		args = append(args, "--env="+kv)
+	procJSON, err := json.Marshal(execProcess(m, spec, dir))
+	if err != nil {
+		return nil, "", fmt.Errorf("gvisor: %w", err)
 	}
-	args = append(args, h)
-	args = append(args, spec.Cmd...)
+	args := append(d.globalArgs(m), "exec", "--internal-pid-file=/proc/self/fd/3", "--process=/proc/self/fd/4", h)
 
 	// runsc writes the internal PID into fd 3, a pipe: it is not a regular
 	// file, so runsc writes in place, and the read returns the moment the
@@ -126,27 +128,38 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 		return nil, "", fmt.Errorf("gvisor: %w", err)
 	}
 
+	// The process spec goes through fd 4, another pipe, written in the
+	// background (it may be larger than the pipe buffer).
+	procR, procW, err := os.Pipe()
+	if err != nil {
+		pidR.Close()
+		pidW.Close()
+		return nil, "", fmt.Errorf("gvisor: %w", err)
+	}
+	go func() {
+		_, _ = procW.Write(procJSON)
+		procW.Close()
+	}()
+
 	p := &process{d: d, h: h, m: m, done: make(chan struct{})}
 	cmd := exec.Command(d.runscPath, args...)
-	cmd.ExtraFiles = []*os.File{pidW}
+	cmd.ExtraFiles = []*os.File{pidW, procR}
 	var childEnds []*os.File
 	closeChildEnds := func() {
 		for _, f := range childEnds {
 			f.Close()
 		}
 		pidW.Close()
+		procR.Close()
 	}
 	var stdoutR, stderrR, stdinW *os.File
 	if spec.TTY {
-		master, tty, err := openPTY()
+		master, tty, err := ptyutil.Open(spec.Size.Rows, spec.Size.Cols)
 		if err != nil {
+			closeChildEnds()
+			pidR.Close()
 			return nil, "", fmt.Errorf("gvisor: open pty: %w", err)
 		}
-		size := spec.Size
-		if size.Rows == 0 || size.Cols == 0 {
-			size = boxrun.TermSize{Rows: 24, Cols: 80}
-		}
-		_ = setWinsize(master, size.Rows, size.Cols)
 		p.pty = master
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -218,18 +231,16 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 	if stderrR != nil {
 		startPump(stderrR, spec.Stderr)
 	}
-	if spec.Stdin != nil {
-		dst := stdinW
-		if spec.TTY {
-			dst = p.pty
-		}
+	// Stdin ends at its EOF, or at the first write after the process
+	// exited (the pipe or terminal is closed then). A terminal cannot be
+	// half-closed: it gets the EOF character instead, also without Stdin.
+	switch {
+	case spec.TTY:
+		go func() { _ = ptyutil.CopyInput(p.pty, spec.Stdin) }()
+	case spec.Stdin != nil:
 		go func() {
-			// Ends at EOF of Stdin, or at the first write after the
-			// process exited (the pipe is closed then).
-			_, _ = io.Copy(dst, spec.Stdin)
-			if !spec.TTY {
-				dst.Close()
-			}
+			_, _ = io.Copy(stdinW, spec.Stdin)
+			stdinW.Close()
 		}()
 	}
 
@@ -281,6 +292,45 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 			}
 		}()
 		return nil, "", fmt.Errorf("gvisor: exec: %w", ctx.Err())
+	}
+}
+
+// ociExecProcess is the OCI process spec `runsc exec --process` reads.
+type ociExecProcess struct {
+	Terminal     bool                `json:"terminal"`
+	User         ociUser             `json:"user"`
+	Args         []string            `json:"args"`
+	Env          []string            `json:"env"`
+	Cwd          string              `json:"cwd"`
+	Capabilities map[string][]string `json:"capabilities"`
+}
+
+type ociUser struct {
+	UID            uint32   `json:"uid"`
+	GID            uint32   `json:"gid"`
+	AdditionalGids []uint32 `json:"additionalGids,omitempty"`
+}
+
+// execProcess is the process spec of spec in dir: the box's user, env
+// (sandbox env, then spec.Env, then HOME from the user's passwd entry unless
+// set) and capabilities. A non-root user gets no effective or permitted
+// capabilities (only the bounding set), as a setuid to it would leave.
+func execProcess(m *boxMeta, spec boxrun.ProcessSpec, dir string) ociExecProcess {
+	env := mergeEnv(m.Env, spec.Env)
+	if m.User.Home != "" && !userdb.HasEnv(env, "HOME") {
+		env = append(env, "HOME="+m.User.Home)
+	}
+	caps := map[string][]string{"bounding": defaultCaps(), "effective": {}, "permitted": {}}
+	if m.User.UID == 0 {
+		caps["effective"], caps["permitted"] = defaultCaps(), defaultCaps()
+	}
+	return ociExecProcess{
+		Terminal:     spec.TTY,
+		User:         ociUser{UID: m.User.UID, GID: m.User.GID, AdditionalGids: m.User.Groups},
+		Args:         spec.Cmd,
+		Env:          env,
+		Cwd:          dir,
+		Capabilities: caps,
 	}
 }
 
@@ -425,7 +475,7 @@ func (p *process) Resize(ctx context.Context, size boxrun.TermSize) error {
 		return nil
 	default:
 	}
-	if err := setWinsize(p.pty, size.Rows, size.Cols); err != nil {
+	if err := ptyutil.SetSize(p.pty, size.Rows, size.Cols); err != nil {
 		return fmt.Errorf("gvisor: resize: %w", err)
 	}
 	return nil
