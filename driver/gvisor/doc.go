@@ -49,7 +49,11 @@
 // # Processes
 //
 // Exec runs `runsc exec` with pipes for stdio (or a driver-made pty for a
-// TTY). runsc writes the in-box PID into a pipe the moment the process
+// TTY, whose stdin EOF is the EOF character). The process spec (command,
+// env, cwd, user) goes to runsc as a --process file through a pipe: the
+// user is SandboxSpec.User resolved in the image's /etc/passwd and
+// /etc/group at Create (internal/userdb), with its supplementary groups and
+// HOME; a non-root user gets no effective capabilities. runsc writes the in-box PID into a pipe the moment the process
 // runs, so a command that cannot start (runsc's own exit 128) is told apart
 // from one that exits with 128. Signal is `runsc kill --pgid`, so it reaches
 // the whole process group. Wait returns when `runsc exec` exits and the

@@ -19,6 +19,7 @@ func TestDriver(t *testing.T) {
 			}
 			return d
 		},
-		Image: boxruntest.BusyboxImage(t),
+		Image:     boxruntest.BusyboxImage(t),
+		UserImage: boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
 	})
 }

@@ -18,8 +18,11 @@
 // the host over a virtio-serial port ("boxrun.agent") with the protocol of
 // package proto: yamux streams, one per operation, so execs run
 // concurrently, each with streamed stdout and stderr, stdin with EOF, exit
-// code, environment, working directory, signals to its process group, and a
-// pty with resize. Copy in and out are tar streams handled in the guest by
+// code, environment, working directory, user (SandboxSpec.User resolved
+// on the host in the image's /etc/passwd and /etc/group by
+// internal/userdb, applied with setuid/setgid/setgroups, plus HOME),
+// signals to its process group, and a pty with resize (stdin EOF is the
+// terminal's EOF character there). Copy in and out are tar streams handled in the guest by
 // internal/tarutil. As PID 1 the agent reaps every orphan; output that a
 // background child keeps open does not hold an exec open (the pipes are
 // drained for a moment after the process exits, then closed).

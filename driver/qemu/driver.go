@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/internal/userdb"
 )
 
 var _ boxrun.Driver = (*Driver)(nil)
@@ -72,6 +74,10 @@ type boxState struct {
 	Env      []string        `json:"env"`
 	Volumes  []boxrun.Volume `json:"volumes,omitempty"`
 	PID      int             `json:"pid"` // QEMU's PID while running, else 0
+	// User is SandboxSpec.User resolved in the image at Create: the user
+	// of execs (zero, with an empty Home, in boxes made before it
+	// existed: root).
+	User userdb.User `json:"user"`
 }
 
 // New returns a Driver keeping its state in cfg.Dir. It finds QEMU, the
@@ -269,6 +275,12 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 			return "", fmt.Errorf("qemu: volume %s is not a directory: %w", v.HostPath, boxrun.ErrInvalid)
 		}
 	}
+	user, err := userdb.Resolve(spec.Image.Rootfs, spec.User)
+	if errors.Is(err, userdb.ErrUnknown) || errors.Is(err, userdb.ErrSyntax) {
+		return "", fmt.Errorf("qemu: user %q: %w: %w", spec.User, err, boxrun.ErrInvalid)
+	} else if err != nil {
+		return "", fmt.Errorf("qemu: user %q: %w", spec.User, err)
+	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	handle := hex.EncodeToString(rnd[:])
@@ -281,6 +293,7 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 		Workdir:  spec.Workdir,
 		Env:      slices.Clone(spec.Env),
 		Volumes:  slices.Clone(spec.Volumes),
+		User:     user,
 	}
 	if b.state.Workdir == "" {
 		b.state.Workdir = boxrun.DefaultWorkdir

@@ -13,6 +13,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/internal/userdb"
 	"github.com/hashicorp/yamux"
 )
 
@@ -32,6 +33,10 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 	}
 	b.mu.Lock()
 	env := mergeEnv(b.state.Env, spec.Env)
+	user := b.state.User
+	if user.Home != "" && !userdb.HasEnv(env, "HOME") {
+		env = append(env, "HOME="+user.Home)
+	}
 	dir := spec.Dir
 	if dir == "" {
 		dir = b.state.Workdir
@@ -40,12 +45,13 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	req := &proto.Request{
-		Op:  proto.OpExec,
-		ID:  hex.EncodeToString(rnd[:]),
-		Cmd: spec.Cmd,
-		Env: env,
-		Dir: dir,
-		TTY: spec.TTY,
+		Op:   proto.OpExec,
+		ID:   hex.EncodeToString(rnd[:]),
+		Cmd:  spec.Cmd,
+		Env:  env,
+		Dir:  dir,
+		TTY:  spec.TTY,
+		User: &proto.User{UID: user.UID, GID: user.GID, Groups: user.Groups},
 	}
 	if spec.TTY {
 		req.Rows, req.Cols = spec.Size.Rows, spec.Size.Cols

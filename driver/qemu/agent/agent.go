@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/internal/ptyutil"
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 )
@@ -188,8 +189,7 @@ func (a *agent) resize(req *proto.Request) proto.Result {
 	if p.tty == nil {
 		return fail(proto.KindInvalid, fmt.Errorf("exec %s has no terminal", req.ID))
 	}
-	ws := &unix.Winsize{Row: req.Rows, Col: req.Cols}
-	if err := unix.IoctlSetWinsize(p.ttyFd, unix.TIOCSWINSZ, ws); err != nil {
+	if err := ptyutil.SetSize(p.tty, req.Rows, req.Cols); err != nil {
 		return fail(proto.KindOther, err)
 	}
 	return proto.Result{}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/internal/ptyutil"
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 )
@@ -30,9 +32,8 @@ const (
 
 // proc is a running exec.
 type proc struct {
-	pid   int
-	tty   *os.File // pty master; nil without TTY
-	ttyFd int
+	pid int
+	tty *os.File // pty master (non-blocking, see ptyutil.Open); nil without TTY
 }
 
 func bgCtx() context.Context { return context.Background() }
@@ -72,11 +73,16 @@ func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
 	}()
 	fw.json(proto.FrameResult, proto.Result{PID: p.pid})
 
-	// stdin: FrameData and FrameEOF from the host.
+	// stdin: FrameData and FrameEOF from the host. A terminal cannot be
+	// half-closed: its EOF is the EOF character (see ptyutil.EOFWriter).
 	go func() {
+		var in io.WriteCloser = stdin
+		if req.TTY {
+			in = &ptyutil.EOFWriter{W: stdin}
+		}
 		defer func() {
-			if stdin != nil && req.TTY == false {
-				stdin.Close()
+			if in != nil && !req.TTY {
+				in.Close()
 			}
 		}()
 		for {
@@ -86,16 +92,16 @@ func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
 			}
 			switch typ {
 			case proto.FrameData:
-				if stdin != nil {
-					if _, err := stdin.Write(payload); err != nil && !req.TTY {
-						stdin.Close()
-						stdin = nil
+				if in != nil {
+					if _, err := in.Write(payload); err != nil && !req.TTY {
+						in.Close()
+						in = nil
 					}
 				}
 			case proto.FrameEOF:
-				if stdin != nil && !req.TTY {
-					stdin.Close()
-					stdin = nil
+				if in != nil {
+					in.Close() // for a terminal: writes the EOF character
+					in = nil
 				}
 			}
 		}
@@ -176,24 +182,18 @@ func (a *agent) spawn(req *proto.Request) (p *proc, outs []*os.File, stdin *os.F
 	var childFiles []*os.File
 	p = &proc{}
 	if req.TTY {
-		master, slave, err := openPty()
+		master, slave, err := ptyutil.Open(req.Rows, req.Cols)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, fmt.Errorf("open pty: %w", err)
 		}
-		rows, cols := req.Rows, req.Cols
-		if rows == 0 || cols == 0 {
-			rows, cols = 24, 80
-		}
-		unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
 		attr.Files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
 		attr.Sys.Setsid = true
 		attr.Sys.Setctty = true
 		attr.Sys.Ctty = 0
 		childFiles = []*os.File{slave}
-		p.ttyFd = master.fd
-		p.tty = master.f
-		outs = []*os.File{master.f}
-		stdin = master.f
+		p.tty = master
+		outs = []*os.File{master}
+		stdin = master
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -212,6 +212,9 @@ func (a *agent) spawn(req *proto.Request) (p *proc, outs []*os.File, stdin *os.F
 		childFiles = []*os.File{inR, outW, errW}
 		outs = []*os.File{outR, errR}
 		stdin = inW
+	}
+	if u := req.User; u != nil {
+		attr.Sys.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups}
 	}
 	argv := append([]string{}, req.Cmd...)
 	ch = make(chan unix.WaitStatus, 1)
@@ -279,33 +282,4 @@ func executable(path string) error {
 		return fs.ErrPermission
 	}
 	return nil
-}
-
-type ptyMaster struct {
-	f  *os.File
-	fd int
-}
-
-// openPty opens a pty pair; the master is non-blocking so that reads honor
-// deadlines.
-func openPty() (*ptyMaster, *os.File, error) {
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open pty: %w", err)
-	}
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		unix.Close(fd)
-		return nil, nil, fmt.Errorf("unlock pty: %w", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		unix.Close(fd)
-		return nil, nil, fmt.Errorf("pty number: %w", err)
-	}
-	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		unix.Close(fd)
-		return nil, nil, fmt.Errorf("open pty slave: %w", err)
-	}
-	return &ptyMaster{f: os.NewFile(uintptr(fd), "ptmx"), fd: fd}, slave, nil
 }

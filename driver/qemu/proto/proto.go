@@ -69,6 +69,14 @@ type Request struct {
 	Signal int      `json:"signal,omitempty"`
 	Path   string   `json:"path,omitempty"` // copyin destination dir, copyout source
 	Setup  *Setup   `json:"setup,omitempty"`
+	User   *User    `json:"user,omitempty"` // exec: run as; nil is root
+}
+
+// User is the identity of an exec.
+type User struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"` // supplementary groups
 }
 
 // Setup tells the agent how to prepare the box after boot.
