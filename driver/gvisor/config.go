@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/binpath"
 )
 
 // Names of the host binaries the driver needs, and the environment variables
@@ -69,45 +70,11 @@ const (
 // findBinary resolves a host binary by the lookup order documented on
 // Config.
 func findBinary(explicit, envVar, dir, name string) (string, error) {
-	var tried []string
-	check := func(p string) (string, bool) {
-		if p == "" {
-			return "", false
-		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return "", false
-		}
-		tried = append(tried, abs)
-		st, err := os.Stat(abs)
-		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return "", false
-		}
-		return abs, true
+	p, err := binpath.Find(binpath.Spec{Name: name, Explicit: explicit, EnvVar: envVar, Dir: dir, Executable: true})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", err, ErrUnsupported)
 	}
-	if explicit != "" {
-		if p, ok := check(explicit); ok {
-			return p, nil
-		}
-		return "", fmt.Errorf("%s not found or not executable at %s: %w", name, explicit, ErrUnsupported)
-	}
-	if p, ok := check(os.Getenv(envVar)); ok {
-		return p, nil
-	}
-	if p, ok := check(filepath.Join(dir, "..", "bin", name)); ok {
-		return p, nil
-	}
-	if exe, err := os.Executable(); err == nil {
-		if p, ok := check(filepath.Join(filepath.Dir(exe), name)); ok {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		if p, ok := check(p); ok {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found (tried $%s, %v and PATH): %w", name, envVar, tried, ErrUnsupported)
+	return p, nil
 }
 
 const (

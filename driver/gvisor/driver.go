@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/internal/mountutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -222,7 +223,7 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 // files stay.
 func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
 	rootfs := d.rootfs(h)
-	if !isMounted(rootfs) {
+	if !mountutil.IsMounted(rootfs) {
 		if err := mountOverlay(m.Lower, filepath.Join(d.boxDir(h), "upper"), filepath.Join(d.boxDir(h), "work"), rootfs); err != nil {
 			return fmt.Errorf("gvisor: %w", err)
 		}
@@ -306,7 +307,7 @@ func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
 	if err := removeCgroups(h); err != nil {
 		errs = append(errs, err)
 	}
-	if err := unmountAll(d.rootfs(h)); err != nil {
+	if err := mountutil.Unmount(d.rootfs(h)); err != nil {
 		errs = append(errs, err)
 	}
 	d.releaseNullNetNS()
@@ -405,7 +406,7 @@ func (d *Driver) destroy(ctx context.Context, h string) error {
 		return err
 	}
 	// Never delete through a mount: that would reach the image or a volume.
-	if isMounted(d.rootfs(h)) {
+	if mountutil.IsMounted(d.rootfs(h)) {
 		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxrun.ErrRuntime)
 	}
 	if err := os.RemoveAll(d.boxDir(h)); err != nil {

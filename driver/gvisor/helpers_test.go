@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +14,9 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/mountutil"
 )
 
 // newDriver returns a driver on a fresh directory, or skips the test when
@@ -48,36 +49,11 @@ func newDriver(t testing.TB) (*gvisor.Driver, string) {
 	return d, dir
 }
 
-// busyboxRootfs makes a rootfs with /bin/busybox and its applets as
-// symlinks, like a minimal busybox image.
+// busyboxRootfs returns the shared, read-only busybox rootfs of
+// boxruntest.BusyboxImage (skipping the test without /bin/busybox).
 func busyboxRootfs(t testing.TB) string {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "busybox")
-	for _, d := range []string{"bin", "etc", "root", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("no /bin/busybox: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("/bin/busybox", "--list").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range strings.Fields(string(out)) {
-		if name == "busybox" {
-			continue
-		}
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	return boxruntest.BusyboxImage(t).Rootfs
 }
 
 // run execs cmd in the box and returns stdout, stderr and the exit code.
@@ -114,18 +90,11 @@ func gvisorNew(t testing.TB, dir string) (*gvisor.Driver, error) {
 // mountsUnder lists the host mounts at or below dir.
 func mountsUnder(t testing.TB, dir string) []string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountutil.Under(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	return out
+	return ms
 }
 
 // processesMentioning lists host processes whose command line contains s.

@@ -1,15 +1,11 @@
 package gvisor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,95 +23,6 @@ func mountOverlay(lower, upper, work, target string) error {
 		return fmt.Errorf("mount overlay on %s: %w", target, err)
 	}
 	return nil
-}
-
-// unmountAll unmounts target until nothing is mounted there. A busy mount is
-// retried for a moment and then detached lazily.
-func unmountAll(target string) error {
-	for i := 0; ; i++ {
-		err := unix.Unmount(target, 0)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
-			return nil // not a mount point (any more)
-		case errors.Is(err, unix.EBUSY) && i < 20:
-			time.Sleep(10 * time.Millisecond)
-		case errors.Is(err, unix.EBUSY):
-			if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-				return fmt.Errorf("unmount %s: %w", target, err)
-			}
-		default:
-			return fmt.Errorf("unmount %s: %w", target, err)
-		}
-	}
-}
-
-// mountsUnder lists the mount points in /proc/self/mountinfo at or below
-// dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	// Deepest first, so nested mounts go before their parents.
-	for i := 0; i < len(out); i++ {
-		for j := i + 1; j < len(out); j++ {
-			if len(out[j]) > len(out[i]) {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out, nil
-}
-
-// isMounted reports whether something is mounted exactly at dir.
-func isMounted(dir string) bool {
-	ms, err := mountsUnder(dir)
-	if err != nil {
-		return false
-	}
-	for _, m := range ms {
-		if m == dir {
-			return true
-		}
-	}
-	return false
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mkdirInRoot creates the directory p (absolute inside the box) and its

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/mountutil"
 )
 
 // Prune removes every box whose handle is not in keep, with all its host
@@ -73,7 +75,7 @@ func (d *Driver) Prune(ctx context.Context, keep []string) error {
 	d.killStraysExcept(live)
 
 	// 4. Mounts under Dir that no live box owns.
-	if mounts, err := mountsUnder(d.dir); err == nil {
+	if mounts, err := mountutil.Under(d.dir); err == nil {
 		for _, mp := range mounts {
 			if mp == filepath.Join(d.runDir, "null-netns") {
 				continue
@@ -82,7 +84,7 @@ func (d *Driver) Prune(ctx context.Context, keep []string) error {
 			if h, rest, _ := strings.Cut(rel, string(filepath.Separator)); live[h] && rest == "rootfs" {
 				continue
 			}
-			errs = append(errs, unmountAll(mp))
+			errs = append(errs, mountutil.Unmount(mp))
 		}
 	}
 	d.releaseNullNetNS()
@@ -110,14 +112,8 @@ func runscFileID(name string) string {
 // removeStrayDir removes a directory in boxes/ that is not a box, after
 // unmounting anything below it.
 func (d *Driver) removeStrayDir(dir string) error {
-	mounts, _ := mountsUnder(dir)
-	for _, mp := range mounts {
-		if err := unmountAll(mp); err != nil {
-			return err
-		}
-	}
-	if mounts, _ := mountsUnder(dir); len(mounts) > 0 {
-		return fmt.Errorf("gvisor: %s still has mounts", dir)
+	if err := mountutil.UnmountUnder(dir); err != nil {
+		return fmt.Errorf("gvisor: %w", err)
 	}
 	return os.RemoveAll(dir)
 }

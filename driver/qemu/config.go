@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/boxrun/boxrun/internal/binpath"
 )
 
 // Names and environment variables of the host files the driver needs.
@@ -80,48 +82,15 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// findBinary resolves the agent by the lookup order documented on Config.
+// findAgent resolves the agent by the lookup order documented on Config.
+// It need not be executable on the host: it is copied into the initramfs.
 func findAgent(explicit, dir string) (string, error) {
-	var tried []string
-	check := func(p string) (string, bool) {
-		if p == "" {
-			return "", false
-		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return "", false
-		}
-		tried = append(tried, abs)
-		st, err := os.Stat(abs)
-		if err != nil || st.IsDir() {
-			return "", false
-		}
-		return abs, true
+	p, err := binpath.Find(binpath.Spec{Name: AgentName, Explicit: explicit, EnvVar: AgentEnv, Dir: dir})
+	if err != nil {
+		return "", fmt.Errorf("%w (build it with qemu.BuildAgent or `CGO_ENABLED=0 go build -o bin/%s ./driver/qemu/agent`): %w",
+			err, AgentName, ErrUnsupported)
 	}
-	if explicit != "" {
-		if p, ok := check(explicit); ok {
-			return p, nil
-		}
-		return "", fmt.Errorf("agent not found at %s: %w", explicit, ErrUnsupported)
-	}
-	if p, ok := check(os.Getenv(AgentEnv)); ok {
-		return p, nil
-	}
-	if p, ok := check(filepath.Join(dir, "..", "bin", AgentName)); ok {
-		return p, nil
-	}
-	if exe, err := os.Executable(); err == nil {
-		if p, ok := check(filepath.Join(filepath.Dir(exe), AgentName)); ok {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(AgentName); err == nil {
-		if p, ok := check(p); ok {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found (tried $%s, %v and PATH; build it with qemu.BuildAgent or "+
-		"`CGO_ENABLED=0 go build -o bin/%s ./driver/qemu/agent`): %w", AgentName, AgentEnv, tried, AgentName, ErrUnsupported)
+	return p, nil
 }
 
 // BuildAgent builds the static guest agent into dst with the go tool in

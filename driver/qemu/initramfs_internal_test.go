@@ -109,12 +109,6 @@ func TestMergeEnv(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/a\040b\011c`); got != "/a b\tc" {
-		t.Errorf("unescapeMount = %q", got)
-	}
-}
-
 func TestKernelVersion(t *testing.T) {
 	if got := kernelVersion("/boot/vmlinuz-6.1.0-56-cloud-amd64"); got != "6.1.0-56-cloud-amd64" {
 		t.Errorf("kernelVersion = %q", got)

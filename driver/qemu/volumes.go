@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -9,9 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
+	"github.com/boxrun/boxrun/internal/mountutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -127,58 +126,11 @@ func roBind(dir string, i int, src string) (string, error) {
 	return dst, nil
 }
 
-// mountsUnder returns the mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
-
-// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // unmountAll unmounts everything mounted below dir. It fails when a mount
 // stays, so that a later RemoveAll never deletes a volume's host files.
 func unmountAll(dir string) error {
-	for _, mp := range mountsUnder(dir) {
-		unix.Unmount(mp, unix.MNT_DETACH)
-	}
-	if left := mountsUnder(dir); len(left) > 0 {
-		return fmt.Errorf("qemu: cannot unmount %v", left)
+	if err := mountutil.UnmountUnder(dir); err != nil {
+		return fmt.Errorf("qemu: %w", err)
 	}
 	return nil
 }
