@@ -151,17 +151,8 @@ func (s *suite) run(t *testing.T, handle string, spec boxrun.ProcessSpec) result
 // runWithin is run with a limit on the wait.
 func (s *suite) runWithin(t *testing.T, handle string, spec boxrun.ProcessSpec, limit time.Duration) result {
 	t.Helper()
-	var out, errOut syncBuffer
-	spec.Stdout, spec.Stderr = &out, &errOut
-	p, err := s.d.Exec(t.Context(), handle, spec)
-	if err != nil {
-		t.Fatalf("Exec %q: %v", spec.Cmd, err)
-	}
-	code, err := waitProc(t, p, limit)
-	if err != nil {
-		t.Fatalf("Wait %q: %v", spec.Cmd, err)
-	}
-	return result{code, out.String(), errOut.String()}
+	r := Run(t, s.d, handle, spec, limit)
+	return result{r.Code, r.Stdout, r.Stderr}
 }
 
 // sh is the ProcessSpec of `sh -c script` in dir.
@@ -170,7 +161,7 @@ func sh(dir, script string) boxrun.ProcessSpec {
 }
 
 // waitProc waits for p for at most limit.
-func waitProc(t *testing.T, p boxrun.Process, limit time.Duration) (int, error) {
+func waitProc(t testing.TB, p boxrun.Process, limit time.Duration) (int, error) {
 	t.Helper()
 	type res struct {
 		code int

@@ -59,18 +59,8 @@ func busyboxRootfs(t testing.TB) string {
 // run execs cmd in the box and returns stdout, stderr and the exit code.
 func run(t testing.TB, d *gvisor.Driver, h string, stdin io.Reader, cmd ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: cmd, Stdin: stdin, Stdout: &stdout, Stderr: &stderr})
-	if err != nil {
-		t.Fatalf("exec %q: %v", cmd, err)
-	}
-	code, err := p.Wait()
-	if err != nil {
-		t.Fatalf("wait %q: %v", cmd, err)
-	}
-	return stdout.String(), stderr.String(), code
+	r := boxruntest.Run(t, d, h, boxrun.ProcessSpec{Cmd: cmd, Stdin: stdin}, 30*time.Second)
+	return r.Stdout, r.Stderr, r.Code
 }
 
 func create(t testing.TB, d *gvisor.Driver, spec boxrun.SandboxSpec) string {

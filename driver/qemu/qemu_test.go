@@ -1,7 +1,6 @@
 package qemu_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
 )
 
@@ -63,24 +63,16 @@ func newDriver(t testing.TB, agent, dir string) *qemu.Driver {
 	return d
 }
 
+// run execs cmd in the box (stdin "" is none) and returns stdout, stderr
+// and the exit code.
 func run(t testing.TB, d boxrun.Driver, h string, stdin string, cmd ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, errb bytes.Buffer
-	spec := boxrun.ProcessSpec{Cmd: cmd, Stdout: &out, Stderr: &errb}
+	spec := boxrun.ProcessSpec{Cmd: cmd}
 	if stdin != "" {
 		spec.Stdin = strings.NewReader(stdin)
 	}
-	p, err := d.Exec(ctx, h, spec)
-	if err != nil {
-		t.Fatalf("exec %v: %v", cmd, err)
-	}
-	code, err := p.Wait()
-	if err != nil {
-		t.Fatalf("wait %v: %v", cmd, err)
-	}
-	return out.String(), errb.String(), code
+	r := boxruntest.Run(t, d, h, spec, 2*time.Minute)
+	return r.Stdout, r.Stderr, r.Code
 }
 
 // testLogger logs to t.
