@@ -99,6 +99,10 @@ func (s *suite) testUser(t *testing.T) {
 		if r.stdout != "done\n" {
 			t.Errorf("stdout %q; the user must not read or write /root", r.stdout)
 		}
+		// No effective capabilities (the hex mask is all zeros).
+		if r := s.run(t, h, sh(wd, "grep CapEff /proc/self/status")); r.code != 0 || strings.Trim(strings.TrimPrefix(r.stdout, "CapEff:"), "0 \t\n") != "" {
+			t.Errorf("code %d, %q; want no effective capabilities", r.code, r.stdout)
+		}
 	})
 
 	t.Run("TTY", func(t *testing.T) {
