@@ -9,8 +9,11 @@
 //     processes in a per-box directory. It has NO ISOLATION and exists only
 //     so that Manager, httpapi, client and CLI tests run fast everywhere.
 //   - NewManager opens a Manager over a FakeDriver in t.TempDir().
-//   - BusyboxImage builds a minimal rootfs (busybox and its applets) for
-//     real drivers' tests.
+//   - BusyboxImage builds a minimal rootfs (busybox and its applets, root
+//     plus the non-root BusyboxUser) for real drivers' tests;
+//     BusyboxImageWithUser is that image with Config.User set.
+//   - Run execs a command in a sandbox and returns its exit code and
+//     output, for driver tests.
 //
 // # Usage
 //
@@ -25,11 +28,13 @@
 //				}
 //				return d
 //			},
-//			Image: boxruntest.BusyboxImage(t),
+//			Image:     boxruntest.BusyboxImage(t),
+//			UserImage: boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
 //		})
 //	}
 //
-// The suite creates two sandboxes in all (one shared by the exec, TTY and
-// copy subtests, one for volumes, stop/start and prune), so it stays cheap
-// for drivers whose sandboxes take seconds to boot.
+// The suite creates three sandboxes in all (one shared by the exec, TTY and
+// copy subtests, one for volumes, stop/start and prune, one running as
+// BusyboxUser when UserImage is set), so it stays cheap for drivers whose
+// sandboxes take seconds to boot.
 package boxruntest
