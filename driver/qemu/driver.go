@@ -440,7 +440,14 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 	for i, v := range b.state.Volumes {
 		setup.Volumes = append(setup.Volumes, proto.Mount{Tag: vfsTag(i), Path: v.GuestPath, Readonly: v.Readonly})
 	}
-	_, err = conn.call(bctx, &proto.Request{Op: proto.OpSetup, Setup: setup})
+	res, err := conn.call(bctx, &proto.Request{Op: proto.OpSetup, Setup: setup})
+	if err == nil && res.Info != proto.AgentInfo {
+		// A stale agent would ignore what it does not know (the exec
+		// user, for one) instead of failing.
+		conn.Close()
+		return fmt.Errorf("qemu: box %s: agent %q does not match this driver (%s); rebuild it with BuildAgent: %w",
+			b.handle, res.Info, proto.AgentInfo, boxrun.ErrRuntime)
+	}
 	if err != nil {
 		conn.Close()
 		select {

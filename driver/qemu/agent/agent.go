@@ -159,7 +159,7 @@ func (a *agent) handle(st *yamux.Stream, mine *syncMap) {
 }
 
 func (a *agent) info() proto.Result {
-	return proto.Result{Info: "boxrun-agent/1", Uptime: time.Since(a.start).Milliseconds()}
+	return proto.Result{Info: proto.AgentInfo, Uptime: time.Since(a.start).Milliseconds()}
 }
 
 func fail(kind string, err error) proto.Result {

@@ -49,6 +49,11 @@ const (
 	OpShutdown = "shutdown" // kill everything, sync, power off; Result first
 )
 
+// AgentInfo is Result.Info of ping and setup: the agent's protocol
+// version. Bump it when the agent learns something the host relies on (2:
+// Request.User, TTY stdin EOF); the host refuses an agent that differs.
+const AgentInfo = "boxrun-agent/2"
+
 // Error kinds (Result.Kind), mapped to boxrun error kinds by the driver.
 const (
 	KindNotFound = "not_found"
