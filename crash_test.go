@@ -25,10 +25,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestManager_CrashRecovery")
 	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := boxruntest.OpenManager(t, dir)
 	ctx := context.Background()
 	b, err := m.Create(ctx, boxrun.BoxSpec{Name: "crashy"})
 	if err != nil {
@@ -106,10 +103,7 @@ func TestManager_CrashRecovery(t *testing.T) {
 		t.Fatalf("integrity_check = %q", integrity)
 	}
 
-	m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := boxruntest.OpenManager(t, dir)
 	defer m.Close()
 	ctx := ctxT(t)
 	e, err := m.GetExec(ctx, execID)
@@ -139,10 +133,7 @@ func TestManager_CrashRecovery(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m2 := boxruntest.OpenManager(t, dir)
 	defer m2.Close()
 	var again int
 	_ = m2.ExecEvents(ctx, execID, -1, func(boxrun.ExecEvent) error { again++; return nil })

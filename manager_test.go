@@ -498,13 +498,7 @@ func TestManager_Subscribe(t *testing.T) {
 
 func TestManager_Reopen(t *testing.T) {
 	dir := t.TempDir()
-	open := func() *boxrun.Manager {
-		m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(dir+"/fake")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	open := func() *boxrun.Manager { return boxruntest.OpenManager(t, dir) }
 	m := open()
 	ctx := ctxT(t)
 	b := mustCreate(t, m, boxrun.BoxSpec{Name: "persist", CPU: 1, MemoryMB: 64})
@@ -620,13 +614,7 @@ func TestManager_ConcurrentExecs(t *testing.T) {
 
 func TestManager_CloseFinalizesRunningExecs(t *testing.T) {
 	dir := t.TempDir()
-	open := func() *boxrun.Manager {
-		m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(dir+"/fake")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	open := func() *boxrun.Manager { return boxruntest.OpenManager(t, dir) }
 	m := open()
 	b := mustCreate(t, m, boxrun.BoxSpec{})
 	e, err := m.StartExec(ctxT(t), b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "30"}})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor"
 )
 
 // The benchmarks time the driver against bare runsc doing the same work in
@@ -63,25 +64,7 @@ func BenchmarkCreate(b *testing.B) {
 		b.StartTimer()
 
 		// Bare: runsc run, first output.
-		id := fmt.Sprintf("bare%012d", i)
-		bundle := filepath.Join(bundles, id)
-		if err := d.WriteBareBundle(bundle, rootfs, id, []string{"echo", "hi"}); err != nil {
-			b.Fatal(err)
-		}
-		start = time.Now()
-		cmd := exec.Command(runsc, append(global, "run", "--bundle="+bundle, id)...)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-			b.Fatal(err)
-		}
-		bare += time.Since(start)
-		io.Copy(io.Discard, out)
-		if err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
+		bare += bareRunFirstOutput(b, d, runsc, global, bundles, fmt.Sprintf("bare%012d", i), rootfs)
 	}
 	report(b, box, bare)
 }
@@ -107,17 +90,7 @@ func BenchmarkExec(b *testing.B) {
 		}
 		box += time.Since(start)
 
-		start = time.Now()
-		cmd := exec.Command(runsc, append(global, "exec", "--cwd=/", h, "echo", "hi")...)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, out)
-		if err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		bare += time.Since(start)
+		bare += bareExec(b, runsc, global, h, []string{"echo", "hi"}, 3)
 	}
 	report(b, box, bare)
 }
@@ -150,19 +123,7 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		box += time.Since(start)
 
-		start = time.Now()
-		cmd := exec.Command(runsc, append(append(global, "exec", "--cwd=/", h), cmdline...)...)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if m, _ := io.Copy(io.Discard, out); m != size {
-			b.Fatal("bare got", m)
-		}
-		if err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		bare += time.Since(start)
+		bare += bareExec(b, runsc, global, h, cmdline, size)
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
 	b.ReportMetric(mbps(box), "box-MB/s")
@@ -175,4 +136,48 @@ func report(b *testing.B, box, bare time.Duration) {
 	b.ReportMetric(ms(box), "box-ms/op")
 	b.ReportMetric(ms(bare), "bare-ms/op")
 	b.ReportMetric(float64(box)/float64(bare), "ratio")
+}
+
+// bareRunFirstOutput writes a bundle for `echo hi` on rootfs and times a
+// bare `runsc run` of it up to its first line of output.
+func bareRunFirstOutput(b *testing.B, d *gvisor.Driver, runsc string, global []string, bundles, id, rootfs string) time.Duration {
+	b.Helper()
+	bundle := filepath.Join(bundles, id)
+	if err := d.WriteBareBundle(bundle, rootfs, id, []string{"echo", "hi"}); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	cmd := exec.Command(runsc, append(global, "run", "--bundle="+bundle, id)...)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// bareExec times a bare `runsc exec` of cmdline in sandbox h, reading its
+// stdout from a pipe; it must produce exactly want bytes.
+func bareExec(b *testing.B, runsc string, global []string, h string, cmdline []string, want int64) time.Duration {
+	b.Helper()
+	start := time.Now()
+	cmd := exec.Command(runsc, append(append(global, "exec", "--cwd=/", h), cmdline...)...)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if got, _ := io.Copy(io.Discard, out); got != want {
+		b.Fatalf("bare exec wrote %d bytes, want %d", got, want)
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }

@@ -1,11 +1,9 @@
 package gvisor_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,12 +54,7 @@ func BenchmarkManagerExec(b *testing.B) {
 		}
 		lib += time.Since(start)
 
-		start = time.Now()
-		cmd := exec.Command(runsc, append(global, "exec", "--cwd=/", box.Handle, "echo", "hi")...)
-		if out, err := cmd.Output(); err != nil || string(out) != "hi\n" {
-			b.Fatal(string(out), err)
-		}
-		bare += time.Since(start)
+		bare += bareExec(b, runsc, global, box.Handle, []string{"echo", "hi"}, 3)
 	}
 	report(b, lib, bare)
 }
@@ -98,25 +91,7 @@ func BenchmarkManagerCreate(b *testing.B) {
 		}
 		b.StartTimer()
 
-		id := fmt.Sprintf("mbare%011d", i)
-		bundle := filepath.Join(bundles, id)
-		if err := d.WriteBareBundle(bundle, rootfs, id, []string{"echo", "hi"}); err != nil {
-			b.Fatal(err)
-		}
-		start = time.Now()
-		cmd := exec.Command(runsc, append(global, "run", "--bundle="+bundle, id)...)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-			b.Fatal(err)
-		}
-		bare += time.Since(start)
-		io.Copy(io.Discard, out)
-		if err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
+		bare += bareRunFirstOutput(b, d, runsc, global, bundles, fmt.Sprintf("mbare%011d", i), rootfs)
 	}
 	report(b, lib, bare)
 }
@@ -142,19 +117,7 @@ func BenchmarkManagerThroughput(b *testing.B) {
 		}
 		lib += time.Since(start)
 
-		start = time.Now()
-		cmd := exec.Command(runsc, append(append(global, "exec", "--cwd=/", box.Handle), cmdline...)...)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if got, _ := io.Copy(io.Discard, out); got != size {
-			b.Fatal("bare got", got)
-		}
-		if err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		bare += time.Since(start)
+		bare += bareExec(b, runsc, global, box.Handle, cmdline, size)
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
 	b.ReportMetric(mbps(lib), "box-MB/s")
