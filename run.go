@@ -7,8 +7,8 @@ import (
 )
 
 // Run is the ephemeral one-shot of /v1/run: it creates a box (no name,
-// default workdir, req.Env as box env), runs req.Cmd with req.Env again as
-// exec env, collects stdout and stderr, and always removes the box. A
+// default workdir, req.Env as box env), runs req.Cmd (when empty, the
+// image's entrypoint and cmd) with req.Env again as exec env, collects stdout and stderr, and always removes the box. A
 // non-zero exit is data, not an error. ErrorMessage is set when the command
 // failed without an exit status of its own (timeout, runtime error).
 func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
@@ -16,6 +16,12 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return nil, err
 	}
 	defer m.leave()
+	if len(req.Cmd) == 0 && m.images != nil {
+		// No command: the image's default (entrypoint + cmd), as docker run.
+		if img, err := m.pullImage(ctx, req.Image, false); err == nil {
+			req.Cmd = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
+		}
+	}
 	if len(req.Cmd) == 0 {
 		return nil, invalid("cmd must be a non-empty list")
 	}
