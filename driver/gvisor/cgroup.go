@@ -21,6 +21,10 @@ type Limits struct {
 	Cgroups string // "v1", "v2" or "" (none usable: runsc runs with --ignore-cgroups)
 	CPU     bool   // BoxSpec CPU is enforced as a CFS quota
 	Memory  bool   // BoxSpec MemoryMB is enforced as a hard memory limit
+	// Rootless is true when the driver runs without root: every runsc
+	// call is in a user namespace, with --ignore-cgroups, so no limit is
+	// enforced (Cgroups is "", CPU and Memory false).
+	Rootless bool
 }
 
 // detectLimits looks at the host's cgroup mounts. On a v1/v2 hybrid (v1

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/internal/mountutil"
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +33,9 @@ type Driver struct {
 	stopGrace time.Duration
 	log       *slog.Logger
 	limits    Limits
+	// userns is the user namespace every runsc call runs in when the
+	// driver is not root (nil as root): see rootless.go.
+	userns *userNS
 
 	dir, runDir, boxesDir, emptyDir string
 
@@ -42,8 +46,10 @@ type Driver struct {
 }
 
 // New checks the host and prepares cfg.Dir. It fails with an error wrapping
-// ErrUnsupported when the host cannot run the driver: not root, runsc or the
-// in-box helper missing (the message says how to build them).
+// ErrUnsupported when the host cannot run the driver: runsc or the in-box
+// helper missing (the message says how to build them), or, when the process
+// is not root, no unprivileged user namespaces. Not root, the driver runs
+// rootless (see the package doc and Limits.Rootless).
 func New(cfg Config) (*Driver, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("gvisor: Config.Dir is required: %w", boxrun.ErrInvalid)
@@ -51,9 +57,6 @@ func New(cfg Config) (*Driver, error) {
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("gvisor: %w", err)
-	}
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("gvisor: the driver needs root (overlayfs mounts and cgroups): %w", ErrUnsupported)
 	}
 	runscPath, err := findBinary(cfg.Runsc, RunscEnv, dir, RunscName)
 	if err != nil {
@@ -69,12 +72,20 @@ func New(cfg Config) (*Driver, error) {
 		platform:  cfg.Platform,
 		stopGrace: cfg.StopGrace,
 		log:       cfg.Logger,
-		limits:    detectLimits(),
 		dir:       dir,
 		runDir:    filepath.Join(dir, "run"),
 		boxesDir:  filepath.Join(dir, "boxes"),
 		emptyDir:  filepath.Join(dir, "empty"),
 		locks:     map[string]*sync.Mutex{},
+	}
+	if os.Geteuid() == 0 {
+		d.limits = detectLimits()
+	} else {
+		d.userns = &userNS{uid: os.Geteuid(), gid: os.Getegid()}
+		d.limits = Limits{Rootless: true}
+		if err := d.userns.probe(runscPath); err != nil {
+			return nil, fmt.Errorf("gvisor: not root, and rootless mode is unavailable: %w: %w", err, ErrUnsupported)
+		}
 	}
 	if d.platform == "" {
 		d.platform = DefaultPlatform
@@ -91,7 +102,7 @@ func New(cfg Config) (*Driver, error) {
 		}
 	}
 	d.log.Debug("gvisor driver ready", "runsc", runscPath, "init", initPath, "cgroups", d.limits.Cgroups,
-		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory)
+		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory, "rootless", d.limits.Rootless)
 	return d, nil
 }
 
@@ -199,7 +210,7 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 	}
 	// The overlay's root takes the upper dir's owner and mode: give it the
 	// image root's, or non-root users cannot even enter /.
-	if err := copyOwnerMode(m.Lower, filepath.Join(bd, "upper")); err != nil {
+	if err := copyOwnerMode(m.Lower, filepath.Join(bd, "upper"), d.userns != nil); err != nil {
 		_ = d.destroy(ctx, h)
 		return "", fmt.Errorf("gvisor: %w", err)
 	}
@@ -220,25 +231,23 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 
 // start mounts the overlay, writes the bundle and runs runsc create + start.
 // On failure the sandbox is deleted and the overlay unmounted; the box's
-// files stay.
+// files stay. Rootless, the mount and the preparation of the root happen
+// in the sandbox's own namespaces instead (see rootless.go).
 func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
-	rootfs := d.rootfs(h)
-	if !mountutil.IsMounted(rootfs) {
-		if err := mountOverlay(m.Lower, filepath.Join(d.boxDir(h), "upper"), filepath.Join(d.boxDir(h), "work"), rootfs); err != nil {
-			return fmt.Errorf("gvisor: %w", err)
-		}
-	}
+	root := d.rootfs(h)
 	defer func() {
 		if err != nil {
 			d.teardown(context.WithoutCancel(ctx), h, m)
 		}
 	}()
-	if err := mkdirInRoot(rootfs, m.Workdir, 0o755); err != nil {
-		return fmt.Errorf("gvisor: workdir: %w", err)
-	}
-	if !existsInRoot(rootfs, "/tmp") {
-		if err := mkdirInRoot(rootfs, "/tmp", 0o1777); err != nil {
-			return fmt.Errorf("gvisor: /tmp: %w", err)
+	if d.userns == nil {
+		if !mountutil.IsMounted(root) {
+			if err := rootfs.MountOverlay(m.Lower, filepath.Join(d.boxDir(h), "upper"), filepath.Join(d.boxDir(h), "work"), root); err != nil {
+				return fmt.Errorf("gvisor: %w", err)
+			}
+		}
+		if err := rootfs.Prepare(root, m.Workdir); err != nil {
+			return fmt.Errorf("gvisor: %w", err)
 		}
 	}
 	cb, _ := json.MarshalIndent(d.bundleConfig(h, m), "", "  ")
@@ -265,6 +274,10 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	defer d.rootMu.RUnlock()
 	args := append(d.globalArgs(m), "run", "--detach", "--bundle="+d.boxDir(h), h)
 	cmd := newCmd(d.runscPath, args, nil, logf, logf)
+	if d.userns != nil {
+		cmd = newCmd(d.initPath, d.hostRunArgs(h, m, args), nil, logf, logf)
+		cmd.SysProcAttr = d.userns.attr()
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("gvisor: runsc create: %w", err)
@@ -307,8 +320,12 @@ func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
 	if err := removeCgroups(h); err != nil {
 		errs = append(errs, err)
 	}
-	if err := mountutil.Unmount(d.rootfs(h)); err != nil {
-		errs = append(errs, err)
+	// Rootless, the overlay is mounted only in the sandbox's namespace,
+	// gone with it.
+	if d.userns == nil {
+		if err := mountutil.Unmount(d.rootfs(h)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	d.releaseNullNetNS()
 	if len(errs) > 0 {
@@ -409,20 +426,22 @@ func (d *Driver) destroy(ctx context.Context, h string) error {
 	if mountutil.IsMounted(d.rootfs(h)) {
 		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxrun.ErrRuntime)
 	}
-	if err := os.RemoveAll(d.boxDir(h)); err != nil {
+	if err := removeAll(d.boxDir(h)); err != nil {
 		return fmt.Errorf("gvisor: remove %s: %w", h, err)
 	}
 	return nil
 }
 
-// copyOwnerMode gives dst the owner and permission bits of src.
-func copyOwnerMode(src, dst string) error {
+// copyOwnerMode gives dst the owner and permission bits of src. With
+// rootless, an owner the process may not give (anyone but itself) is
+// skipped: dst stays the process's, which is root inside the box.
+func copyOwnerMode(src, dst string, rootless bool) error {
 	st, err := os.Stat(src)
 	if err != nil {
 		return err
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		if err := os.Lchown(dst, int(sys.Uid), int(sys.Gid)); err != nil {
+		if err := os.Lchown(dst, int(sys.Uid), int(sys.Gid)); err != nil && !(rootless && errors.Is(err, fs.ErrPermission)) {
 			return err
 		}
 	}

@@ -143,6 +143,7 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 
 	p := &process{d: d, h: h, m: m, done: make(chan struct{})}
 	cmd := exec.Command(d.runscPath, args...)
+	cmd.SysProcAttr = d.userns.attr()
 	cmd.ExtraFiles = []*os.File{pidW, procR}
 	var childEnds []*os.File
 	closeChildEnds := func() {
@@ -162,7 +163,10 @@ func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec bo
 		}
 		p.pty = master
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
 		childEnds = append(childEnds, tty)
 		stdoutR = master
 	} else {

@@ -37,6 +37,7 @@ func (d *Driver) runsc(ctx context.Context, m *boxMeta, timeout time.Duration, a
 	defer cancel()
 	full := append(d.globalArgs(m), args...)
 	cmd := exec.CommandContext(tctx, d.runscPath, full...)
+	cmd.SysProcAttr = d.userns.attr()
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out

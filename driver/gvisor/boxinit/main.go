@@ -10,6 +10,15 @@
 //	tar-x DIR      extracts the tar stream on stdin into DIR (created if needed).
 //	tar-c PATH     writes a tar stream of PATH (file or directory) to stdout.
 //
+// One mode runs on the host, not in a box:
+//
+//	host-run LOWER UPPER WORK ROOT WORKDIR PROG [ARG...]
+//	               mounts the overlay LOWER/UPPER/WORK at ROOT, creates
+//	               WORKDIR (and /tmp if missing) in it, and execs PROG. The
+//	               rootless driver starts it in a new user and mount
+//	               namespace, so the mount lives as long as the sandbox that
+//	               PROG (runsc run --detach) leaves in that namespace.
+//
 // Exit codes: 0 success, 1 failure, 2 usage, 3 unsafe path (an entry leaves
 // its destination), 4 not found, 5 malformed tar stream. Errors are written to stderr.
 package main
@@ -28,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/internal/tarutil"
 )
 
@@ -61,6 +71,8 @@ func run(args []string) int {
 		return exitOK
 	case args[0] == "tar-x" && len(args) == 2:
 		return report(tarutil.Extract(context.Background(), bufio.NewReaderSize(os.Stdin, 256<<10), args[1]))
+	case args[0] == "host-run" && len(args) >= 7:
+		return hostRun(args[1], args[2], args[3], args[4], args[5], args[6:])
 	case args[0] == "tar-c" && len(args) == 2:
 		w := bufio.NewWriterSize(os.Stdout, 256<<10)
 		err := tarutil.Create(context.Background(), w, args[1])
@@ -69,7 +81,7 @@ func run(args []string) int {
 		}
 		return report(err)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: boxinit init [GRACE] | tar-x DIR | tar-c PATH")
+		fmt.Fprintln(os.Stderr, "usage: boxinit init [GRACE] | tar-x DIR | tar-c PATH | host-run LOWER UPPER WORK ROOT WORKDIR PROG [ARG...]")
 		return exitUsage
 	}
 }
@@ -156,4 +168,19 @@ func lastIndex(b []byte, c byte) int {
 		}
 	}
 	return -1
+}
+
+// hostRun is the host mode: mount the box's overlay, prepare it, exec prog.
+func hostRun(lower, upper, work, root, workdir string, prog []string) int {
+	if err := rootfs.MountOverlay(lower, upper, work, root); err != nil {
+		fmt.Fprintln(os.Stderr, "boxrun-init host-run:", err)
+		return exitFailure
+	}
+	if err := rootfs.Prepare(root, workdir); err != nil {
+		fmt.Fprintln(os.Stderr, "boxrun-init host-run:", err)
+		return exitFailure
+	}
+	err := syscall.Exec(prog[0], prog, os.Environ())
+	fmt.Fprintln(os.Stderr, "boxrun-init host-run: exec", prog[0]+":", err)
+	return exitFailure
 }

@@ -1,4 +1,9 @@
-package gvisor
+// Package rootfs prepares the root filesystem of a gvisor box on the host:
+// the overlay mount and the directories a box needs before its sandbox
+// starts. Both the driver (as root, in the host's mount namespace) and the
+// in-box helper's host mode (rootless, inside the user and mount namespace
+// that then runs runsc) use it.
+package rootfs
 
 import (
 	"errors"
@@ -10,9 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountOverlay mounts an overlayfs at target: lower read-only, upper and work
-// the box's own directories.
-func mountOverlay(lower, upper, work, target string) error {
+// MountOverlay mounts an overlayfs at target: lower read-only, upper and
+// work the box's own directories. Inside a user namespace, upper and work
+// must belong to the namespace's root or the mount is read-only.
+func MountOverlay(lower, upper, work, target string) error {
 	for _, p := range []string{lower, upper, work} {
 		if strings.ContainsAny(p, ",:\\") {
 			return fmt.Errorf("overlay path %q contains , : or \\", p)
@@ -25,11 +31,26 @@ func mountOverlay(lower, upper, work, target string) error {
 	return nil
 }
 
-// mkdirInRoot creates the directory p (absolute inside the box) and its
+// Prepare creates what every box needs in its mounted root before the
+// sandbox starts: the working directory workdir (mode 0755 where new) and,
+// when the image has none, /tmp (mode 1777).
+func Prepare(root, workdir string) error {
+	if err := MkdirInRoot(root, workdir, 0o755); err != nil {
+		return fmt.Errorf("workdir: %w", err)
+	}
+	if !ExistsInRoot(root, "/tmp") {
+		if err := MkdirInRoot(root, "/tmp", 0o1777); err != nil {
+			return fmt.Errorf("/tmp: %w", err)
+		}
+	}
+	return nil
+}
+
+// MkdirInRoot creates the directory p (absolute inside the box) and its
 // parents under root, resolving every component as if root were "/":
 // symlinks in the image cannot lead the host out of root. Existing
 // directories are kept as they are; new ones get mode.
-func mkdirInRoot(root, p string, mode uint32) error {
+func MkdirInRoot(root, p string, mode uint32) error {
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", root, err)
@@ -66,8 +87,8 @@ func mkdirInRoot(root, p string, mode uint32) error {
 	return nil
 }
 
-// existsInRoot reports whether p exists inside root (resolved in root).
-func existsInRoot(root, p string) bool {
+// ExistsInRoot reports whether p exists inside root (resolved in root).
+func ExistsInRoot(root, p string) bool {
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false

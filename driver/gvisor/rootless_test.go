@@ -1,0 +1,140 @@
+package gvisor_test
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun/driver/gvisor"
+)
+
+// rootlessUID is the unprivileged user TestRootless runs the driver as.
+const rootlessUID = 65534
+
+// rootlessTests are the tests TestRootless runs again as that user: the
+// ones that do not need cgroups or root on the host.
+const rootlessTests = "^(TestConformance|TestRootlessMode)$"
+
+// TestRootless re-executes this test binary as uid 65534 (nobody) with
+// rootlessTests, so the driver runs rootless for real: the binaries and a
+// state directory are copied into a directory that user owns, and the
+// child builds its own busybox rootfs under its own TMPDIR (owned by it,
+// as an image store run by that user would unpack it).
+func TestRootless(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user (as non-root, the other tests already run rootless)")
+	}
+	runsc, init := os.Getenv(gvisor.RunscEnv), os.Getenv(gvisor.InitEnv)
+	if runsc == "" || init == "" {
+		t.Skip("runsc or the helper missing")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "boxrun-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin, tmp := filepath.Join(dir, "bin"), filepath.Join(dir, "tmp")
+	for _, p := range []string{bin, tmp} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copies := map[string]string{runsc: gvisor.RunscName, init: gvisor.InitName, self: "gvisor.test"}
+	for src, name := range copies {
+		if err := copyExecutable(src, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{dir, bin, tmp} {
+		if err := os.Chown(p, rootlessUID, rootlessUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "gvisor.test"), "-test.run", rootlessTests, "-test.v", "-test.count=1", "-test.timeout=10m")
+	cmd.Dir = dir
+	cmd.Env = append(filteredEnv(gvisor.RunscEnv, gvisor.InitEnv, "TMPDIR", "HOME"),
+		gvisor.RunscEnv+"="+filepath.Join(bin, gvisor.RunscName),
+		gvisor.InitEnv+"="+filepath.Join(bin, gvisor.InitName),
+		"TMPDIR="+tmp, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: rootlessUID, Gid: rootlessUID, Groups: []uint32{}},
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("as uid %d (%v):\n%s", rootlessUID, time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("rootless run: %v", err)
+	}
+	for _, name := range []string{"TestConformance", "TestRootlessMode"} {
+		if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` `).Match(out) {
+			t.Errorf("%s did not pass as uid %d", name, rootlessUID)
+		}
+	}
+}
+
+// TestRootlessMode checks that a driver that is not root says so in its
+// Limits, and enforces none.
+func TestRootlessMode(t *testing.T) {
+	d, _ := newDriver(t)
+	l := d.Limits()
+	if os.Geteuid() == 0 {
+		if l.Rootless {
+			t.Fatal("Limits.Rootless as root")
+		}
+		return
+	}
+	if !l.Rootless || l.Cgroups != "" || l.CPU || l.Memory {
+		t.Fatalf("Limits as uid %d: %+v; want rootless without limits", os.Geteuid(), l)
+	}
+}
+
+// filteredEnv is os.Environ without the given variables.
+func filteredEnv(drop ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		keep := true
+		for _, d := range drop {
+			keep = keep && k != d
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// copyExecutable copies src to dst with mode 0755, owned by rootlessUID.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chown(dst, rootlessUID, rootlessUID)
+}
