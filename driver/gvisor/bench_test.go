@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func BenchmarkExec(b *testing.B) {
 		}
 		box += time.Since(start)
 
-		bare += bareExec(b, runsc, global, h, []string{"echo", "hi"}, 3)
+		bare += bareExec(b, d.BareAttr(), runsc, global, h, []string{"echo", "hi"}, 3)
 	}
 	report(b, box, bare)
 }
@@ -123,7 +124,7 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		box += time.Since(start)
 
-		bare += bareExec(b, runsc, global, h, cmdline, size)
+		bare += bareExec(b, d.BareAttr(), runsc, global, h, cmdline, size)
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
 	b.ReportMetric(mbps(box), "box-MB/s")
@@ -148,6 +149,7 @@ func bareRunFirstOutput(b *testing.B, d *gvisor.Driver, runsc string, global []s
 	}
 	start := time.Now()
 	cmd := exec.Command(runsc, append(global, "run", "--bundle="+bundle, id)...)
+	cmd.SysProcAttr = d.BareAttr()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -164,11 +166,13 @@ func bareRunFirstOutput(b *testing.B, d *gvisor.Driver, runsc string, global []s
 }
 
 // bareExec times a bare `runsc exec` of cmdline in sandbox h, reading its
-// stdout from a pipe; it must produce exactly want bytes.
-func bareExec(b *testing.B, runsc string, global []string, h string, cmdline []string, want int64) time.Duration {
+// stdout from a pipe; it must produce exactly want bytes. attr is
+// Driver.BareAttr (the user namespace of a rootless driver).
+func bareExec(b *testing.B, attr *syscall.SysProcAttr, runsc string, global []string, h string, cmdline []string, want int64) time.Duration {
 	b.Helper()
 	start := time.Now()
 	cmd := exec.Command(runsc, append(append(global, "exec", "--cwd=/", h), cmdline...)...)
+	cmd.SysProcAttr = attr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

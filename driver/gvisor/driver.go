@@ -280,7 +280,9 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("gvisor: runsc create: %w", err)
+		// Rootless, the helper starts first: a broken one fails here.
+		d.log.DebugContext(ctx, "runsc run --detach", "handle", h, "err", err)
+		return fmt.Errorf("gvisor: runsc create: %w: %w", err, boxrun.ErrRuntime)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

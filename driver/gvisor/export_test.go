@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // BareRunsc returns the runsc binary and the global flags the driver uses
@@ -12,6 +13,10 @@ import (
 func (d *Driver) BareRunsc() (string, []string) {
 	return d.runscPath, d.globalArgs(nil)
 }
+
+// BareAttr returns the process attributes of a bare runsc call that runs
+// like the driver's: nil as root, the user namespace when rootless.
+func (d *Driver) BareAttr() *syscall.SysProcAttr { return d.userns.attr() }
 
 // WriteBareBundle writes bundle/config.json for a plain `runsc run` of args
 // on the read-only rootfs, with the same mounts, limits and namespaces as a

@@ -54,7 +54,7 @@ func BenchmarkManagerExec(b *testing.B) {
 		}
 		lib += time.Since(start)
 
-		bare += bareExec(b, runsc, global, box.Handle, []string{"echo", "hi"}, 3)
+		bare += bareExec(b, d.BareAttr(), runsc, global, box.Handle, []string{"echo", "hi"}, 3)
 	}
 	report(b, lib, bare)
 }
@@ -117,7 +117,7 @@ func BenchmarkManagerThroughput(b *testing.B) {
 		}
 		lib += time.Since(start)
 
-		bare += bareExec(b, runsc, global, box.Handle, cmdline, size)
+		bare += bareExec(b, d.BareAttr(), runsc, global, box.Handle, cmdline, size)
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
 	b.ReportMetric(mbps(lib), "box-MB/s")

@@ -17,12 +17,9 @@ import (
 // rootlessUID is the unprivileged user TestRootless runs the driver as.
 const rootlessUID = 65534
 
-// rootlessTests are the tests TestRootless runs again as that user: the
-// ones that do not need cgroups or root on the host.
-const rootlessTests = "^(TestConformance|TestRootlessMode)$"
-
 // TestRootless re-executes this test binary as uid 65534 (nobody) with
-// rootlessTests, so the driver runs rootless for real: the binaries and a
+// every other test of the package (TestDriver_Limits skips: no cgroups), so
+// the driver runs rootless for real: the binaries and a
 // state directory are copied into a directory that user owns, and the
 // child builds its own busybox rootfs under its own TMPDIR (owned by it,
 // as an image store run by that user would unpack it).
@@ -63,7 +60,7 @@ func TestRootless(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(bin, "gvisor.test"), "-test.run", rootlessTests, "-test.v", "-test.count=1", "-test.timeout=10m")
+	cmd := exec.Command(filepath.Join(bin, "gvisor.test"), "-test.skip", "^TestRootless$", "-test.v", "-test.count=1", "-test.timeout=10m")
 	cmd.Dir = dir
 	cmd.Env = append(filteredEnv(gvisor.RunscEnv, gvisor.InitEnv, "TMPDIR", "HOME"),
 		gvisor.RunscEnv+"="+filepath.Join(bin, gvisor.RunscName),
