@@ -26,7 +26,7 @@ const (
 )
 
 // ErrUnsupported is wrapped by New when the driver cannot run on this host
-// (not root, or runsc or the helper missing). Callers, tests included, can
+// (runsc or the helper missing, or not root and no user namespaces). Callers, tests included, can
 // match it with errors.Is to skip or pick another driver.
 var ErrUnsupported = errors.New("gvisor: unsupported on this host")
 

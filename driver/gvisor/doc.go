@@ -29,9 +29,8 @@
 //
 // # Requirements and limits
 //
-// The driver needs root on the host (overlayfs mounts, cgroups); New fails
-// with ErrUnsupported otherwise. runsc's OCI commands cannot run rootless
-// with a persistent host overlay (see the spike notes in the repository).
+// As root, the driver mounts each box's overlay on the host and puts each
+// sandbox in cgroups (below). Without root it runs rootless; see Rootless.
 //
 // CPU and MemoryMB become cgroup limits when the host has cgroup controllers
 // for them (v1 or v2, feature-detected in New; see Driver.Limits): CPU is a
@@ -45,6 +44,46 @@
 // addresses, can reach anything the host can, and its listeners bind host
 // ports. The host's /etc/resolv.conf is bind-mounted read-only. There is no
 // per-box network namespace, veth or NAT.
+//
+// # Rootless
+//
+// When the process is not root, New probes for unprivileged user namespaces
+// (ErrUnsupported without them) and Limits().Rootless is true. runsc's own
+// --rootless is refused for its OCI commands, so the driver does what it
+// does internally: every runsc invocation starts in a new user namespace,
+// where the driver's uid and gid are root (one-entry maps, no setgroups), and
+// a new mount namespace, with --ignore-cgroups. Create and Start run the
+// in-box helper's host mode (`boxrun-init host-run`) there first: it mounts
+// the box's overlay (upper and work dirs belong to the driver's user, so the
+// mount is writable), creates the workdir and /tmp, and execs
+// `runsc run --detach`. The gofer and sandbox processes keep that namespace,
+// and with it the mount, alive; Stop deletes the sandbox and the mount goes
+// with the namespace, while the files stay in the host-side upper dir, and
+// Start mounts again in a new namespace. Exec, kill and delete are later,
+// separate invocations in fresh namespaces: they only need the runsc root
+// and the sandbox's control socket. Nothing is mounted in the host's
+// namespace, so there is nothing to unmount there; Prune and Remove clean up
+// processes, runsc files and box dirs as in root mode.
+//
+// What differs from root mode (TestRootless runs every test of the package
+// as uid 65534 to check the rest):
+//   - No limits: no cgroups, so CPU and MemoryMB are not enforced
+//     (Limits.Cgroups "", CPU and Memory false).
+//   - The user namespace maps one uid: uid 0, as the driver's user. Box
+//     root can write anywhere its files are the driver's user's, which
+//     is the whole rootfs when the image was unpacked by that same user (as
+//     a rootless image store does). Image files or volumes owned by other
+//     host users appear as uid 65534 ("nobody") in the box and keep only
+//     their "other" permission bits, even for box root.
+//   - A non-root box user (SandboxSpec.User) runs and reads as usual, but
+//     cannot create files or directories on the rootfs or a volume (EINVAL:
+//     the new file would be chowned to an unmapped uid), and `chown` to any
+//     uid but 0 fails the same way. tmpfs mounts inside the box (/tmp when
+//     the image's /tmp is empty, /dev/shm) are not affected. Lifting this
+//     needs a subordinate uid range (newuidmap and /etc/subuid) for the
+//     sandbox and for the image store.
+//   - Files the box writes belong to the driver's user on the host.
+//   - Network: none and host work as in root mode.
 //
 // # Processes
 //

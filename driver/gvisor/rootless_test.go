@@ -1,6 +1,7 @@
 package gvisor_test
 
 import (
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 )
 
@@ -83,19 +86,32 @@ func TestRootless(t *testing.T) {
 	}
 }
 
-// TestRootlessMode checks that a driver that is not root says so in its
-// Limits, and enforces none.
+// TestRootlessMode checks what differs without root (see the package doc):
+// Limits says rootless and enforces nothing, and a non-root box user cannot
+// create files on a volume (the gofer cannot chown them to an unmapped uid)
+// while box root can. As root, both users can.
 func TestRootlessMode(t *testing.T) {
 	d, _ := newDriver(t)
-	l := d.Limits()
-	if os.Geteuid() == 0 {
-		if l.Rootless {
-			t.Fatal("Limits.Rootless as root")
-		}
-		return
+	rootless := os.Geteuid() != 0
+	if l := d.Limits(); l.Rootless != rootless || rootless && (l.Cgroups != "" || l.CPU || l.Memory) {
+		t.Fatalf("Limits as uid %d: %+v", os.Geteuid(), l)
 	}
-	if !l.Rootless || l.Cgroups != "" || l.CPU || l.Memory {
-		t.Fatalf("Limits as uid %d: %+v; want rootless without limits", os.Geteuid(), l)
+	vol := t.TempDir()
+	if err := os.Chmod(vol, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"", boxruntest.BusyboxUser} {
+		img := boxruntest.BusyboxImageWithUser(t, user)
+		h := create(t, d, boxrun.SandboxSpec{BoxID: "user", Image: img, User: user,
+			Volumes: []boxrun.Volume{{HostPath: vol, GuestPath: "/vol"}}})
+		name := "by-" + user
+		_, errOut, code := run(t, d, h, nil, "sh", "-c", "echo x > /vol/"+name)
+		if want := rootless && user != ""; (code != 0) != want {
+			t.Errorf("user %q writes a new file on a volume: exit %d (%q); want failure %v", user, code, errOut, want)
+		}
+		if err := d.Remove(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
