@@ -81,9 +81,14 @@
 //     uid but 0 fails the same way. tmpfs mounts inside the box (/tmp when
 //     the image's /tmp is empty, /dev/shm) are not affected. Lifting this
 //     needs a subordinate uid range (newuidmap and /etc/subuid) for the
-//     sandbox and for the image store.
+//     sandbox and for the image store (upstream: gVisor issue 9918).
 //   - Files the box writes belong to the driver's user on the host.
 //   - Network: none and host work as in root mode.
+//   - Cost: one more exec (the helper) per Create and Start, but no cgroup
+//     setup. Measured on a 2-core dev host (go test -bench, 20 runs each):
+//     Create to first exec output 106-118 ms rootless vs 125-139 ms as
+//     root, an exec round trip 17.5-19.5 ms vs 18.4-23.9 ms, exec output
+//     throughput the same within noise.
 //
 // # Processes
 //
