@@ -260,33 +260,43 @@ func utf8Complete(b []byte) int {
 	return len(b)
 }
 
-// flusher stores pending output in batches and publishes it, in seq order.
+// flusher stores pending output in batches and publishes it, in seq order,
+// until stop; what is still pending then goes with the exit event (finish),
+// so a short command costs one output transaction less.
 func (r *execRun) flusher() {
 	defer close(r.flushed)
 	for {
-		stopping := false
 		select {
 		case <-r.wake:
 		case <-r.stop:
-			stopping = true
+			return
 		}
-		r.mu.Lock()
-		batch := r.pending
-		r.pending, r.pendBytes = nil, 0
-		r.cond.Broadcast()
-		r.mu.Unlock()
+		batch := r.takePending()
 		if len(batch) > 0 {
 			if err := r.m.store.appendEvents(context.WithoutCancel(r.m.ctx), batch); err != nil {
 				r.m.log.Error("exec: store output", "exec", r.exec.ID, "err", err)
 			}
-			for _, ev := range batch {
-				r.m.bus.publishExec(ev)
-				r.m.bus.publish(Event{Time: ev.CreatedAt, Type: EventExecOutput, BoxID: r.exec.BoxID, ExecID: r.exec.ID, Output: &ev})
-			}
+			r.publishOutput(batch)
 		}
-		if stopping {
-			return
-		}
+	}
+}
+
+// takePending removes and returns the queued output events, waking writers
+// held back by the pending limit.
+func (r *execRun) takePending() []ExecEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	batch := r.pending
+	r.pending, r.pendBytes = nil, 0
+	r.cond.Broadcast()
+	return batch
+}
+
+// publishOutput publishes stored events to exec streams and subscribers.
+func (r *execRun) publishOutput(batch []ExecEvent) {
+	for _, ev := range batch {
+		r.m.bus.publishExec(ev)
+		r.m.bus.publish(Event{Time: ev.CreatedAt, Type: EventExecOutput, BoxID: r.exec.BoxID, ExecID: r.exec.ID, Output: &ev})
 	}
 }
 
@@ -322,6 +332,7 @@ func (r *execRun) finish(code *int, waitErr string) {
 		r.mu.Unlock()
 		close(r.stop)
 		<-r.flushed
+		rest := r.takePending()
 
 		r.mu.Lock()
 		e := *r.exec
@@ -348,12 +359,12 @@ func (r *execRun) finish(code *int, waitErr string) {
 		exit := ExecEvent{ExecID: e.ID, Seq: r.seq, Kind: KindExit, Data: string(data), CreatedAt: e.FinishedAt}
 		r.mu.Unlock()
 
-		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, exit)
+		final := append(rest, exit)
+		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, final)
 		if err != nil {
 			m.log.Error("exec: store exit", "exec", e.ID, "err", err)
 		} else {
-			m.bus.publishExec(exit)
-			m.bus.publish(Event{Time: exit.CreatedAt, Type: EventExecOutput, BoxID: e.BoxID, ExecID: e.ID, Output: &exit})
+			r.publishOutput(final)
 			m.bus.publish(ev)
 		}
 		m.bus.finishExec(e.ID)

@@ -120,13 +120,16 @@ func (s *store) appendEvents(ctx context.Context, evs []ExecEvent) error {
 	})
 }
 
-// finishExec stores the exit event, the final exec row and the exec.exited
-// journal entry together, so no reader ever sees one without the others.
-func (s *store) finishExec(ctx context.Context, e *Exec, exit ExecEvent) (Event, error) {
+// finishExec stores the last output events (ending with the exit event),
+// the final exec row and the exec.exited journal entry together, so no
+// reader ever sees one without the others.
+func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent) (Event, error) {
 	var out Event
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
-		if err := insertEvent(conn, exit); err != nil {
-			return fmt.Errorf("append exit event: %w", err)
+		for _, ev := range events {
+			if err := insertEvent(conn, ev); err != nil {
+				return fmt.Errorf("append final events: %w", err)
+			}
 		}
 		var code any
 		if e.ExitCode != nil {
