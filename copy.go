@@ -68,14 +68,18 @@ func (m *Manager) CopyOut(ctx context.Context, box, src string, w io.Writer) err
 	if err != nil {
 		return err
 	}
-	p := boxPath(b, src)
-	if err := m.driver.CopyOut(ctx, b.Handle, p, w); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return &Error{Code: CodeRuntimeError, Message: fmt.Sprintf("File '%s' not found in box", src), Err: err}
-		}
-		return Errorf(CodeRuntimeError, "Failed to download file: %w", err)
+	if err := m.driver.CopyOut(ctx, b.Handle, boxPath(b, src), w); err != nil {
+		return downloadError(src, err)
 	}
 	return nil
+}
+
+// downloadError maps a failure to copy src out of a box to the API's errors.
+func downloadError(src string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return &Error{Code: CodeRuntimeError, Message: fmt.Sprintf("File '%s' not found in box", src), Err: err}
+	}
+	return Errorf(CodeRuntimeError, "Failed to download file: %w", err)
 }
 
 // UploadFile writes the content of r to the file dest in a running box,
@@ -185,11 +189,11 @@ func (m *Manager) DownloadFile(ctx context.Context, box, p string, w io.Writer) 
 	cerr := <-errc
 	switch {
 	case cerr != nil && errors.Is(cerr, ErrNotFound):
-		return &Error{Code: CodeRuntimeError, Message: fmt.Sprintf("File '%s' not found in box", p), Err: cerr}
+		return downloadError(p, cerr)
 	case derr != nil && !errors.Is(derr, io.ErrClosedPipe):
-		return Errorf(CodeRuntimeError, "Failed to download file: %w", derr)
+		return downloadError(p, derr)
 	case cerr != nil && !errors.Is(cerr, io.ErrClosedPipe):
-		return Errorf(CodeRuntimeError, "Failed to download file: %w", cerr)
+		return downloadError(p, cerr)
 	}
 	return nil
 }
