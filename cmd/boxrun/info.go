@@ -16,7 +16,7 @@ func newInfoCmd(cfg *rootConfig) *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "info",
 		ShortUsage: "boxrun info [--json]",
-		ShortHelp:  "show the server address and its resource limits",
+		ShortHelp:  "show the server address, its resource limits and its driver",
 		FlagSet:    fs,
 		Options:    ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
