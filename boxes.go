@@ -97,7 +97,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	m.bus.publish(ev)
 
 	// From here on the row exists: any failure marks it error.
-	img, err := m.pullImage(ctx, spec.Image, spec.Workdir == "")
+	img, err := m.pullImage(ctx, spec.Image)
 	if err != nil {
 		return nil, m.failCreate(b, err)
 	}
@@ -136,7 +136,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 }
 
 // pullImage resolves ref through the image store, publishing progress.
-func (m *Manager) pullImage(ctx context.Context, ref string, _ bool) (*Image, error) {
+func (m *Manager) pullImage(ctx context.Context, ref string) (*Image, error) {
 	if m.images == nil {
 		return nil, nil
 	}

@@ -3,8 +3,8 @@ package boxrun
 import "sync"
 
 // bus fans events out to live subscribers. Publishing never blocks: a
-// subscriber whose buffer is full is dropped (its channel closed and its
-// lagged flag set); it resumes from SQLite, which holds every event.
+// subscriber whose buffer is full is dropped (its channel closed); it
+// resumes from SQLite, which holds every event.
 type bus struct {
 	mu    sync.Mutex
 	execs map[string]map[*execSub]struct{} // exec ID → output subscribers
@@ -18,8 +18,7 @@ func newBus() *bus {
 // execSub receives the live output events of one exec.
 type execSub struct {
 	ch     chan ExecEvent
-	lagged bool // set (under bus.mu) when dropped for being slow
-	closed bool
+	closed bool // ch is closed: the exec finished or the subscriber fell behind
 }
 
 func (b *bus) subscribeExec(execID string, buf int) *execSub {
@@ -58,7 +57,7 @@ func (b *bus) publishExec(ev ExecEvent) {
 		select {
 		case s.ch <- ev:
 		default:
-			s.lagged, s.closed = true, true
+			s.closed = true
 			close(s.ch)
 			delete(b.execs[ev.ExecID], s)
 		}

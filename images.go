@@ -22,7 +22,7 @@ func (m *Manager) PullImage(ctx context.Context, ref string) (*ImageInfo, error)
 	if _, err := m.imageStore(); err != nil {
 		return nil, err
 	}
-	img, err := m.pullImage(ctx, ref, false)
+	img, err := m.pullImage(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -228,13 +228,6 @@ func nullBytes(b []byte) any {
 	return string(b)
 }
 
-func nullTime(t interface{ IsZero() bool }, s string) any {
-	if t.IsZero() {
-		return nil
-	}
-	return s
-}
-
 func jsonText(v any, isNil bool) any {
 	if isNil {
 		return nil

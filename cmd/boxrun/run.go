@@ -249,9 +249,8 @@ func (c *rootConfig) style(code, s string) string {
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
-func (c *rootConfig) dim(s string) string   { return c.style("2", s) }
-func (c *rootConfig) bold(s string) string  { return c.style("1", s) }
-func (c *rootConfig) green(s string) string { return c.style("32", s) }
+func (c *rootConfig) dim(s string) string  { return c.style("2", s) }
+func (c *rootConfig) bold(s string) string { return c.style("1", s) }
 
 // colorStatus colours a box status and pads it to width visible cells.
 func (c *rootConfig) colorStatus(s boxrun.BoxStatus, width int) string {
