@@ -29,7 +29,7 @@ func Run(t testing.TB, d boxrun.Driver, handle string, spec boxrun.ProcessSpec, 
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut SyncBuffer
 	spec.Stdout, spec.Stderr = &out, &errOut
 	p, err := d.Exec(ctx, handle, spec)
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -179,34 +177,6 @@ func waitProc(t testing.TB, p boxrun.Process, limit time.Duration) (int, error) 
 		t.Fatalf("Wait did not return within %v (output held open by a background child must not keep Wait waiting)", limit)
 		return 0, nil
 	}
-}
-
-// syncBuffer is an io.Writer whose content can be read while it is written.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls b until it contains sub, for at most limit.
-func (b *syncBuffer) waitFor(sub string, limit time.Duration) bool {
-	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(b.String(), sub) {
-			return true
-		}
-	}
-	return false
 }
 
 // tarEntry is one entry of a tar stream built by mkTar or read by readTar.

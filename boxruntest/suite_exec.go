@@ -128,7 +128,7 @@ func (s *suite) testExec(t *testing.T) {
 			{sh(wd, "sleep 30; echo not reached"), syscall.SIGKILL},
 			{sh(wd, "sleep 30; echo not reached"), syscall.SIGTERM},
 		} {
-			var out syncBuffer
+			var out SyncBuffer
 			c.spec.Stdout = &out
 			p, err := s.d.Exec(t.Context(), s.shared, c.spec)
 			if err != nil {
@@ -173,7 +173,7 @@ func (s *suite) testExec(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 8 {
 			wg.Go(func() {
-				var out syncBuffer
+				var out SyncBuffer
 				spec := sh(wd, `echo "$0"; cat`)
 				spec.Cmd = append(spec.Cmd, fmt.Sprint(i))
 				spec.Stdin = strings.NewReader(fmt.Sprintf("data-%d\n", i))
@@ -212,14 +212,14 @@ func (s *suite) testTTY(t *testing.T) {
 	t.Run("SizeAndResize", func(t *testing.T) {
 		inR, inW := io.Pipe()
 		defer inW.Close()
-		var out syncBuffer
+		var out SyncBuffer
 		spec := sh(wd, "test -t 0 && test -t 1 && echo isatty; stty size; read x; stty size")
 		spec.TTY, spec.Size, spec.Stdin, spec.Stdout = true, boxrun.TermSize{Rows: 30, Cols: 100}, inR, &out
 		p, err := s.d.Exec(t.Context(), s.shared, spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !out.waitFor("30 100", waitLimit) {
+		if !out.WaitFor("30 100", waitLimit) {
 			t.Fatalf("no initial size in output %q", out.String())
 		}
 		if err := p.Resize(t.Context(), boxrun.TermSize{Rows: 40, Cols: 120}); err != nil {

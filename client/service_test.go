@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -419,7 +418,7 @@ func serviceChecks() []serviceCheck {
 		}},
 		{"Attach", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
 			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
-			var out syncBuffer
+			var out boxruntest.SyncBuffer
 			code, err := svc.Attach(ctx, b.ID, boxrun.AttachRequest{Cmd: []string{"sh", "-c", "echo tty:$TERM; exit 3"}, Stdout: &out})
 			if err != nil || code != 3 {
 				t.Errorf("Attach = %d, %v; want 3", code, err)
@@ -429,7 +428,7 @@ func serviceChecks() []serviceCheck {
 			}
 			// An interactive shell fed by Stdin.
 			pr, pw := io.Pipe()
-			var sh syncBuffer
+			var sh boxruntest.SyncBuffer
 			done := make(chan struct{})
 			var shCode int
 			var shErr error
@@ -497,24 +496,6 @@ func serviceChecks() []serviceCheck {
 			sub.Close() // idempotent
 		}},
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, cond func() bool) {

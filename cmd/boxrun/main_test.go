@@ -240,7 +240,7 @@ func TestCLI_Events(t *testing.T) {
 	// Replay from the start, then stop (as Ctrl-C would) once both are seen.
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var out lockedBuffer
+	var out boxruntest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(cctx, []string{"--url", s.url, "--autostart=false", "events", "--since", "0", "--box", b.ID},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
 )
 
 func TestDriver_Exec(t *testing.T) {
@@ -156,7 +157,7 @@ func TestDriver_TTY(t *testing.T) {
 	h := create(t, d, boxrun.SandboxSpec{BoxID: "tty", Image: img})
 
 	pr, pw := io.Pipe()
-	out := &syncBuffer{}
+	out := &boxruntest.SyncBuffer{}
 	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{
 		Cmd: []string{"sh", "-c", "stty size; read x; stty size; exit 3"}, TTY: true,
 		Size: boxrun.TermSize{Rows: 33, Cols: 111}, Stdin: pr, Stdout: out,
@@ -181,7 +182,7 @@ func TestDriver_TTY(t *testing.T) {
 	// ^C reaches the foreground process through the terminal.
 	pr2, pw2 := io.Pipe()
 	defer pw2.Close()
-	out2 := &syncBuffer{}
+	out2 := &boxruntest.SyncBuffer{}
 	p2, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo ready; sleep 30"}, TTY: true, Stdin: pr2, Stdout: out2})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func TestDriver_TTY(t *testing.T) {
 		t.Fatalf("after ^C: %d %v", code, err)
 	}
 	// runsc's own error text does not reach the terminal output.
-	var out3 syncBuffer
+	var out3 boxruntest.SyncBuffer
 	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"/no/such/program"}, TTY: true, Stdout: &out3}); !errors.Is(err, boxrun.ErrInvalid) {
 		t.Fatalf("TTY exec of a missing program: %v, want ErrInvalid", err)
 	}
@@ -207,23 +208,6 @@ func TestDriver_TTY(t *testing.T) {
 		t.Fatalf("resize of a non-TTY process: %v", err)
 	}
 	p3.Wait()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type countWriter int64

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 )
 
@@ -218,11 +219,11 @@ func TestDriver_StopGraceful(t *testing.T) {
 	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	h := create(t, d, boxrun.SandboxSpec{BoxID: "grace", Image: img})
 	// One process saves its work on TERM (slowly), one ignores TERM.
-	var out syncBuffer
+	var out boxruntest.SyncBuffer
 	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap 'sleep 0.3; echo saved > /root/saved; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
-	var out2 syncBuffer
+	var out2 boxruntest.SyncBuffer
 	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out2}); err != nil {
 		t.Fatal(err)
 	}

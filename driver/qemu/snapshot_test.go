@@ -1,12 +1,10 @@
 package qemu_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,30 +13,12 @@ import (
 	"github.com/boxrun/boxrun/driver/qemu"
 )
 
-// lockedBuffer is a log sink safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 // TestDriver_Snapshot: boxes of one shape start from one template
 // snapshot, yet each has its own disk, the host's time and its own
 // random numbers; Start of a stopped box restores too.
 func TestDriver_Snapshot(t *testing.T) {
 	requireQEMU(t)
-	var logs lockedBuffer
+	var logs boxruntest.SyncBuffer
 	d, err := qemu.New(qemu.Config{Dir: t.TempDir(), Agent: agent.get(t),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -58,8 +38,8 @@ func TestDriver_Snapshot(t *testing.T) {
 		defer d.Remove(context.Background(), h)
 		hs = append(hs, h)
 	}
-	if n := logs.count("boot=snapshot"); n != 2 {
-		t.Fatalf("%d snapshot boots, want 2; log:\n%s", n, logs.b.String())
+	if n := strings.Count(logs.String(), "boot=snapshot"); n != 2 {
+		t.Fatalf("%d snapshot boots, want 2; log:\n%s", n, logs.String())
 	}
 	var rnd []string
 	for i, h := range hs {
@@ -87,7 +67,7 @@ func TestDriver_Snapshot(t *testing.T) {
 	if err := d.Start(ctx, hs[1]); err != nil {
 		t.Fatal(err)
 	}
-	if n := logs.count("boot=snapshot"); n != 3 {
+	if n := strings.Count(logs.String(), "boot=snapshot"); n != 3 {
 		t.Errorf("Start: %d snapshot boots in all, want 3", n)
 	}
 	for i, h := range hs {
