@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/client"
 	"github.com/boxrun/boxrun/internal/tarutil"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -112,29 +113,80 @@ func upload(ctx context.Context, cfg *rootConfig, svc *client.Client, src, box, 
 	return nil
 }
 
-// download copies p in box to the host path dst.
+// download copies p in box to the host path dst. The archive comes from the
+// box and is hostile: it is extracted with tarutil.ExtractUntrusted, confined
+// to the one name it is copied to (never its siblings), through no symlink,
+// without setuid/setgid bits or devices, and bounded by the box's disk size.
+// A symlink at dst is replaced, never followed, so a symlink an earlier copy
+// brought out of a box cannot redirect a later one.
 func download(ctx context.Context, cfg *rootConfig, svc *client.Client, box, p, dst string) error {
 	if dst == "-" {
 		return svc.CopyOut(ctx, box, p, cfg.stdout)
 	}
 	from := path.Base(p)
 	destDir, to := dst, from
-	if st, err := os.Stat(dst); err != nil || !st.IsDir() {
+	if from == "/" { // the whole box: dst is the directory that receives it
+		to = "."
+	} else if st, err := os.Lstat(strings.TrimRight(dst, "/")); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		if strings.HasSuffix(dst, "/") {
+			return fmt.Errorf("%s is a symbolic link; not copying through it", dst)
+		}
+		destDir, to = filepath.Dir(dst), filepath.Base(dst)
+	} else if err != nil || !st.IsDir() {
 		if strings.HasSuffix(dst, "/") {
 			destDir = dst
 		} else {
 			destDir, to = filepath.Dir(dst), filepath.Base(dst)
 		}
 	}
+	lim := tarutil.Limits{}
+	if b, err := svc.Get(ctx, box); err == nil && b.DiskSizeGB > 0 {
+		lim.MaxBytes = b.DiskSizeGB << 30
+	}
 	if err := os.MkdirAll(destDir, 0o755); err != nil {
 		return fmt.Errorf("Writing file: %w", err)
 	}
+	root, err := os.OpenRoot(destDir)
+	if err != nil {
+		return fmt.Errorf("Writing file: %w", err)
+	}
+	defer root.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(svc.CopyOut(ctx, box, p, pw)) }()
-	err := tarutil.Extract(ctx, renameTar(pr, from, to), destDir)
+	copyErr := make(chan error, 1)
+	go func() {
+		err := svc.CopyOut(cctx, box, p, pw)
+		pw.CloseWithError(err)
+		copyErr <- err
+	}()
+	var r io.Reader = pr
+	if to != "." {
+		r = renameTar(pr, from, to)
+	}
+	err = tarutil.ExtractUntrusted(cctx, r, root, to, lim)
+	if err == nil {
+		// The server's error, if it comes after the archive (bounded: the
+		// box may pad the stream forever).
+		if _, derr := io.CopyN(io.Discard, pr, 1<<20); derr != nil && !errors.Is(derr, io.EOF) {
+			err = derr
+		}
+	}
 	pr.CloseWithError(io.ErrClosedPipe)
+	cancel()
+	cerr := <-copyErr
+	var apiErr *boxrun.Error
+	if errors.As(cerr, &apiErr) { // the server refused: its error, not the truncated tar's
+		return cerr
+	}
 	if err != nil {
 		return err
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if _, err := root.Lstat(to); err != nil {
+		return fmt.Errorf("File '%s' not found in box", p)
 	}
 	fmt.Fprintf(cfg.stdout, "Downloaded to %s\n", filepath.Join(destDir, to))
 	return nil

@@ -110,3 +110,67 @@ func TestRemotePath(t *testing.T) {
 		}
 	}
 }
+
+// TestCLI_CpHostile copies out of a box whose files are set up by an
+// attacker: symlinks leading out (relative and absolute), setuid files. The
+// copy keeps the symlinks as symlinks, strips setuid/setgid, and a later
+// copy into a symlink's name never writes through it.
+func TestCLI_CpHostile(t *testing.T) {
+	s := newTestServer(t)
+	ctx := context.Background()
+	if _, err := s.m.Create(ctx, boxrun.BoxSpec{Image: "busybox", Name: "evil"}); err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	victim := filepath.Join(host, "victim")
+	writeFile(t, filepath.Join(victim, "f"), "host data\n")
+	writeFile(t, filepath.Join(host, "out", ".bashrc"), "mine\n")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: "res/", Mode: 0o755},
+		{Typeflag: tar.TypeSymlink, Name: "res/up", Linkname: ".."},
+		{Typeflag: tar.TypeSymlink, Name: "res/abs", Linkname: victim},
+		{Typeflag: tar.TypeReg, Name: "res/suid", Mode: 0o6755, Size: 5},
+		{Typeflag: tar.TypeReg, Name: "f", Mode: 0o644, Size: 5},
+	} {
+		tw.WriteHeader(h)
+		if h.Size > 0 {
+			tw.Write([]byte("evil\n"))
+		}
+	}
+	tw.Close()
+	if err := s.m.CopyIn(ctx, "evil", "/root", &buf); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(host, "out")
+	runTable(t, s, []cliCase{
+		{name: "copy the tree", args: []string{"cp", "evil:/root/res", out + "/"},
+			wantStdout: []string{"Downloaded to " + filepath.Join(out, "res")}},
+		{name: "into a symlink's name replaces it", args: []string{"cp", "evil:/root/f", filepath.Join(out, "res", "abs")}},
+		{name: "into a symlink dir is refused", args: []string{"cp", "evil:/root/f", filepath.Join(out, "res", "up") + "/"},
+			wantCode: 1, wantStderr: []string{"symbolic link"}},
+		{name: "missing path fails", args: []string{"cp", "evil:/root/missing", filepath.Join(host, "m")}, wantCode: 1,
+			wantStderr: []string{"not found"}, wantNotOut: []string{"Downloaded"}},
+	})
+	if got := readFile(t, filepath.Join(victim, "f")); got != "host data\n" {
+		t.Errorf("victim written through a symlink: %q", got)
+	}
+	if got := readFile(t, filepath.Join(out, ".bashrc")); got != "mine\n" {
+		t.Errorf(".bashrc = %q", got)
+	}
+	if l, err := os.Readlink(filepath.Join(out, "res", "up")); err != nil || l != ".." {
+		t.Errorf("res/up = %q, %v; want the symlink kept as is", l, err)
+	}
+	if got := readFile(t, filepath.Join(out, "res", "abs")); got != "evil\n" {
+		t.Errorf("res/abs = %q, want the copied file in place of the symlink", got)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "res", "suid")); err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+		t.Errorf("res/suid: %v %v, want no setuid/setgid", fi.Mode(), err)
+	}
+	for _, p := range []string{filepath.Join(host, "f"), filepath.Join(out, "f"), filepath.Join(host, "m")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s was created", p)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -45,12 +46,33 @@ func Extract(ctx context.Context, r io.Reader, dst string) error {
 //
 // ExtractRoot stops with ctx's error when ctx is done.
 func ExtractRoot(ctx context.Context, r io.Reader, root *os.Root) error {
+	return (&extractor{root: root}).run(ctx, r)
+}
+
+// extractor holds the rules and state of one extraction. The zero rules are
+// ExtractRoot's; ExtractUntrusted sets the strict ones.
+type extractor struct {
+	root *os.Root
+
+	strict bool   // hostile source: see ExtractUntrusted
+	top    string // strict: every entry is top or beneath it ("." for any)
+	budget int64  // strict: bytes of file content still allowed
+	files  int    // strict: entries still allowed
+
+	// regular files extracted so far (strict: the only hard link targets)
+	seen map[string]bool
+}
+
+// dirTime is a directory whose mode and times are set at the end.
+type dirTime struct {
+	name  string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+func (x *extractor) run(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(ctxReader{ctx, r})
-	type dirTime struct {
-		name  string
-		mode  fs.FileMode
-		mtime time.Time
-	}
+	root := x.root
 	var dirs []dirTime
 	for {
 		if err := ctx.Err(); err != nil {
@@ -67,10 +89,14 @@ func ExtractRoot(ctx context.Context, r io.Reader, root *os.Root) error {
 		if err != nil {
 			return err
 		}
-		if err := checkBeneath(root, path.Dir(name)); err != nil {
+		if err := x.admit(hdr, name); err != nil {
 			return fmt.Errorf("extract %s: %w", hdr.Name, err)
 		}
+		x.unsee(name)
 		mode := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		if x.strict {
+			mode &^= fs.ModeSetuid | fs.ModeSetgid
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := extractDir(root, name); err != nil {
@@ -87,6 +113,7 @@ func ExtractRoot(ctx context.Context, r io.Reader, root *os.Root) error {
 			if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
 				return fmt.Errorf("extract %s: %w", hdr.Name, err)
 			}
+			x.see(name)
 		case tar.TypeSymlink:
 			if name == "." {
 				return fmt.Errorf("extract %q: a symlink cannot replace the destination: %w", hdr.Name, ErrUnsafePath)
@@ -98,26 +125,72 @@ func ExtractRoot(ctx context.Context, r io.Reader, root *os.Root) error {
 				return fmt.Errorf("extract %s: %w", hdr.Name, err)
 			}
 		case tar.TypeLink:
-			if err := extractLink(root, name, hdr.Linkname); err != nil {
+			if err := x.extractLink(name, hdr.Linkname); err != nil {
 				return fmt.Errorf("extract %s: %w", hdr.Name, err)
 			}
+			x.see(name)
 		default:
 			// Devices, FIFOs and vendor types: skipped on purpose.
 		}
 	}
-	// Children first, so setting a child's time does not bump its parent's,
-	// and a read-only directory gets its mode only after it has been filled.
+	return x.finishDirs(dirs)
+}
+
+// finishDirs applies the directories' modes and times: children first, so
+// setting a child's time does not bump its parent's, and a read-only
+// directory gets its mode only after it has been filled.
+func (x *extractor) finishDirs(dirs []dirTime) error {
 	slices.Reverse(dirs)
 	for _, d := range dirs {
-		if err := root.Chmod(d.name, d.mode); err != nil {
+		if x.strict {
+			// A later entry may have replaced the directory with a
+			// symlink (Chmod would follow it) or moved it under one.
+			if err := checkNoSymlinks(x.root, d.name); err != nil {
+				continue
+			}
+			if fi, err := x.root.Lstat(d.name); err != nil || !fi.IsDir() {
+				continue
+			}
+		}
+		if err := x.root.Chmod(d.name, d.mode); err != nil {
 			return fmt.Errorf("extract %s: %w", d.name, err)
 		}
-		if err := root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
+		if err := x.root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
 			return fmt.Errorf("extract %s: %w", d.name, err)
 		}
 	}
 	return nil
 }
+
+// admit checks an entry against the rules before anything is written.
+func (x *extractor) admit(hdr *tar.Header, name string) error {
+	if !x.strict {
+		return checkBeneath(x.root, path.Dir(name))
+	}
+	if x.top != "." && name != x.top && !strings.HasPrefix(name, x.top+"/") {
+		return fmt.Errorf("entry outside the copied path %q: %w", x.top, ErrUnsafePath)
+	}
+	x.files--
+	if x.files < 0 {
+		return fmt.Errorf("more entries than allowed: %w", ErrTooLarge)
+	}
+	if hdr.Typeflag == tar.TypeReg {
+		if hdr.Size < 0 || hdr.Size > x.budget {
+			return fmt.Errorf("file of %d bytes exceeds the %d bytes left: %w", hdr.Size, x.budget, ErrTooLarge)
+		}
+		x.budget -= hdr.Size
+	}
+	return checkNoSymlinks(x.root, path.Dir(name))
+}
+
+func (x *extractor) see(name string) {
+	if x.seen == nil {
+		x.seen = map[string]bool{}
+	}
+	x.seen[name] = true
+}
+
+func (x *extractor) unsee(name string) { delete(x.seen, name) }
 
 // prepare creates the parents of name and removes whatever non-directory
 // (file or symlink) is at name, so the caller can create it afresh.
@@ -173,11 +246,17 @@ func extractFile(root *os.Root, name string, mode fs.FileMode, r io.Reader) erro
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil {
+		_ = root.Remove(name) // no truncated file left behind
+	}
 	return err
 }
 
-// extractLink makes name a hard link to target, an entry already extracted.
-func extractLink(root *os.Root, name, target string) error {
+// extractLink makes name a hard link to target, an entry already extracted
+// (strict: a regular file extracted earlier by this call, never a file that
+// was on the host before).
+func (x *extractor) extractLink(name, target string) error {
+	root := x.root
 	target, err := cleanName(target)
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
@@ -185,7 +264,14 @@ func extractLink(root *os.Root, name, target string) error {
 	if name == "." || target == "." {
 		return fmt.Errorf("hard link %q -> %q: %w", name, target, ErrUnsafePath)
 	}
-	if err := checkBeneath(root, path.Dir(target)); err != nil {
+	if x.strict {
+		if !x.seen[target] {
+			return fmt.Errorf("hard link %q -> %q: target is not a file of this archive: %w", name, target, ErrUnsafePath)
+		}
+		if err := checkNoSymlinks(root, path.Dir(target)); err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+	} else if err := checkBeneath(root, path.Dir(target)); err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}
 	if name == target {

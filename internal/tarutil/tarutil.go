@@ -20,6 +20,15 @@
 // A symlink entry may point anywhere: it is created as given and never
 // followed when writing. A file entry whose name already exists as a symlink
 // replaces the symlink rather than writing through it.
+//
+// # Archives from a box
+//
+// A tar stream that comes out of a box is written by code the box controls
+// (it can stop the in-box helper and write its own bytes to the helper's
+// stdout). Host-side extraction of such a stream uses [ExtractUntrusted],
+// which adds: confinement to the one copied name, no symlink traversal at
+// all, no setuid/setgid bits, hard links only to files of the same archive,
+// and size bounds.
 package tarutil
 
 import (
