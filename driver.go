@@ -86,6 +86,11 @@ type SandboxSpec struct {
 	Workdir    string   // absolute; the driver creates it if the image lacks it
 	Env        []string // KEY=VALUE: image env overridden by box env, in that order
 	Volumes    []Volume // host directories to mount
+	// Ports are published on the host (Network only; drivers that do not
+	// implement NetworkDriver reject them).
+	Ports []PortMapping
+	// Egress is the egress policy (Network only); nil is the zero policy.
+	Egress *EgressPolicy
 	// User is the image's default user for processes ("", "name",
 	// "uid", "uid:gid" or "name:group"; names resolve through the image's
 	// /etc/passwd and /etc/group). "" means root.

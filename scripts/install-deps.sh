@@ -5,13 +5,14 @@
 #   linux-image-cloud-amd64,
 #   e2fsprogs               the QEMU driver (micro-VM, guest kernel, mkfs.ext4 -d)
 #   chromium                the web UI's real-browser test
+#   iproute2, nftables      per-box network namespaces, NAT and egress policy
 # Needs root (or sudo). Idempotent: installs only what is missing.
 set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-want=(busybox-static qemu-system-x86 e2fsprogs chromium python3)
+want=(busybox-static qemu-system-x86 e2fsprogs chromium python3 iproute2 nftables)
 if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ] && grep -qi debian /etc/os-release; then
 	want+=(linux-image-cloud-amd64)
 fi

@@ -23,8 +23,9 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // initMount is where the helper appears inside every box.
 const initMount = "/.boxrun/init"
 
-// hostResolvConf is bind-mounted read-only into boxes with network.
-const hostResolvConf = "/etc/resolv.conf"
+// resolvConfPath is where a networked box finds its resolver config (a
+// read-only bind mount naming the box's own resolver).
+const resolvConfPath = "/etc/resolv.conf"
 
 // boxMeta is what the driver remembers about a box across restarts of the
 // host process: <Dir>/boxes/<handle>/box.json.
@@ -41,6 +42,7 @@ type boxMeta struct {
 	// default user of execs (zero, with an empty Home, in boxes made
 	// before it existed: root).
 	User userdb.User `json:"user"`
+	netFields
 }
 
 func newHandle() (string, error) {
@@ -188,6 +190,7 @@ type ociLinux struct {
 
 type ociNamespace struct {
 	Type string `json:"type"`
+	Path string `json:"path,omitempty"`
 }
 
 type ociResources struct {
@@ -241,9 +244,10 @@ func (d *Driver) bundleConfig(h string, m *boxMeta) ociSpec {
 	if !m.Network {
 		// --network=none with a namespace: loopback only.
 		s.Linux.Namespaces = append(s.Linux.Namespaces, ociNamespace{Type: "network"})
-	} else if st, err := os.Stat(hostResolvConf); err == nil && st.Mode().IsRegular() {
-		// The host's resolver config, as Docker gives containers.
-		s.Mounts = append(s.Mounts, ociMount{Destination: hostResolvConf, Type: "bind", Source: hostResolvConf, Options: []string{"rbind", "ro"}})
+	} else if m.Net != nil {
+		// The box's own namespace (see network.go), and its resolver.
+		s.Linux.Namespaces = append(s.Linux.Namespaces, ociNamespace{Type: "network", Path: m.Net.NetNS})
+		s.Mounts = append(s.Mounts, ociMount{Destination: resolvConfPath, Type: "bind", Source: d.resolvConf(h), Options: []string{"rbind", "ro"}})
 	}
 	for _, v := range m.Volumes {
 		opt := "rw"

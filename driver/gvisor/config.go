@@ -57,6 +57,16 @@ type Config struct {
 	// SIGTERM before the sandbox is destroyed. Default 3s.
 	StopGrace time.Duration
 
+	// NetPool is the IPv4 range the links of networked boxes are allocated
+	// from (one /30 per running box; shared with other drivers on the host).
+	// Default 10.223.0.0/16.
+	NetPool string
+
+	// DNS lists the upstream resolvers ("ip" or "ip:port") that the
+	// resolver of networked boxes forwards allowed lookups to. Default: the
+	// nameservers of the host's /etc/resolv.conf.
+	DNS []string
+
 	// Logger receives debug logs of every runsc call. Default: discard.
 	Logger *slog.Logger
 }

@@ -39,11 +39,17 @@
 // is killed as a whole by the host OOM killer. DiskSizeGB is not enforced.
 //
 // Network false gives the box only a loopback interface (--network=none).
-// Network true uses runsc's --network=host: the box shares the host's
-// network stack through the sentry, sees the host's interfaces and
-// addresses, can reach anything the host can, and its listeners bind host
-// ports. The host's /etc/resolv.conf is bind-mounted read-only. There is no
-// per-box network namespace, veth or NAT.
+// Network true gives it its own network namespace with a veth pair to the
+// host, NAT egress and gVisor's own network stack (--network=sandbox, the
+// OCI spec naming the box's namespace): never the host's network. The
+// box's /etc/resolv.conf names its own resolver on the host end of the
+// pair. Egress policy (SandboxSpec.Egress, SetEgress), published ports
+// (SandboxSpec.Ports) and net.denied reports (OnNetDenied) are done by
+// package driver/internal/boxnet; see its doc for the plumbing and the
+// rules. Prune removes the namespaces, links and nftables tables of boxes
+// that are gone, and a new Driver gives running boxes their policy,
+// resolver and published ports back. Rootless, networked boxes are refused
+// (creating namespaces, links and tables needs root).
 //
 // # Rootless
 //
@@ -83,7 +89,7 @@
 //     needs a subordinate uid range (newuidmap and /etc/subuid) for the
 //     sandbox and for the image store (upstream: gVisor issue 9918).
 //   - Files the box writes belong to the driver's user on the host.
-//   - Network: none and host work as in root mode.
+//   - Network: only none (loopback); networked boxes are refused.
 //   - Cost: one more exec (the helper) per Create and Start, but no cgroup
 //     setup. Measured on a 2-core dev host (go test -bench, 20 runs each):
 //     Create to first exec output 106-118 ms rootless vs 125-139 ms as

@@ -17,6 +17,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
+	"github.com/boxrun/boxrun/driver/internal/boxnet"
 	"github.com/boxrun/boxrun/internal/mountutil"
 	"golang.org/x/sys/unix"
 )
@@ -43,6 +44,11 @@ type Driver struct {
 	locks  map[string]*sync.Mutex // per-handle lifecycle locks
 	rootMu sync.RWMutex           // R: runsc create; W: null-netns cleanup
 	closed atomic.Bool
+
+	// net sets up box networks (nil when unavailable: netErr says why).
+	net      *boxnet.Host
+	netErr   error
+	onDenied atomic.Pointer[func(boxrun.NetDenial)]
 }
 
 // New checks the host and prepares cfg.Dir. It fails with an error wrapping
@@ -101,6 +107,8 @@ func New(cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("gvisor: %w", err)
 		}
 	}
+	d.newNet(cfg)
+	d.restoreNet(context.Background())
 	d.log.Debug("gvisor driver ready", "runsc", runscPath, "init", initPath, "cgroups", d.limits.Cgroups,
 		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory, "rootless", d.limits.Rootless)
 	return d, nil
@@ -115,7 +123,9 @@ func (d *Driver) Limits() Limits { return d.limits }
 // Close marks the driver closed. Sandboxes keep running; a new Driver on the
 // same Dir picks them up. Close is idempotent.
 func (d *Driver) Close() error {
-	d.closed.Store(true)
+	if !d.closed.Swap(true) && d.net != nil {
+		return d.net.Close()
+	}
 	return nil
 }
 
@@ -188,6 +198,9 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 		Env:      mergeEnv(spec.Env),
 		Volumes:  spec.Volumes,
 	}
+	if err := d.netSpec(spec, m); err != nil {
+		return "", err
+	}
 	if spec.Image != nil {
 		st, err := os.Stat(spec.Image.Rootfs)
 		if err != nil || !st.IsDir() {
@@ -248,6 +261,11 @@ func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
 		}
 		if err := rootfs.Prepare(root, m.Workdir); err != nil {
 			return fmt.Errorf("gvisor: %w", err)
+		}
+	}
+	if m.Network {
+		if err := d.netUp(ctx, h, m); err != nil {
+			return err
 		}
 	}
 	cb, _ := json.MarshalIndent(d.bundleConfig(h, m), "", "  ")
@@ -330,6 +348,9 @@ func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
 		}
 	}
 	d.releaseNullNetNS()
+	if err := d.netDown(ctx, h, m); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("gvisor: teardown %s: %w", h, errors.Join(errs...))
 	}

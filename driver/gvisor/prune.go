@@ -88,6 +88,10 @@ func (d *Driver) Prune(ctx context.Context, keep []string) error {
 		}
 	}
 	d.releaseNullNetNS()
+	// 5. Box networks (namespaces, links, nftables tables) of no live box.
+	if d.net != nil {
+		errs = append(errs, d.net.Prune(ctx, live))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gvisor: prune: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 func (d *Driver) globalArgs(m *boxMeta) []string {
 	args := []string{"--root=" + d.runDir, "--platform=" + d.platform, "--overlay2=none"}
 	if m != nil && m.Network {
-		args = append(args, "--network=host")
+		args = append(args, "--network=sandbox")
 	} else {
 		args = append(args, "--network=none")
 	}

@@ -1,0 +1,225 @@
+package gvisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/internal/boxnet"
+)
+
+var _ boxrun.NetworkDriver = (*Driver)(nil)
+
+// netFields is what boxMeta keeps about a networked box (embedded).
+type netFields struct {
+	// Egress and Ports are the box's policy and requested ports.
+	Egress boxnet.Policy `json:"egress"`
+	Ports  []boxnet.Port `json:"ports,omitempty"`
+	// Net is the network of the running sandbox (nil when stopped).
+	Net *boxnet.Box `json:"net,omitempty"`
+}
+
+// newNet starts box networking as root. Without it (rootless, or no
+// iproute2/nftables) networked boxes are refused; the reason is kept.
+func (d *Driver) newNet(cfg Config) {
+	if d.userns != nil {
+		d.netErr = errors.New("networked boxes need root (rootless mode has no per-box network)")
+		return
+	}
+	h, err := boxnet.New(boxnet.Config{
+		Owner:  d.dir,
+		Pool:   cfg.NetPool,
+		DNS:    cfg.DNS,
+		Logger: d.log,
+		OnDenied: func(dn boxnet.Denial) {
+			if fn := d.onDenied.Load(); fn != nil && *fn != nil {
+				(*fn)(boxrun.NetDenial{Handle: dn.ID, Destination: dn.Destination, Rule: dn.Rule, Time: dn.Time})
+			}
+		},
+	})
+	if err != nil {
+		d.netErr = err
+		d.log.Warn("gvisor: box networking unavailable", "err", err)
+		return
+	}
+	d.net = h
+}
+
+// OnNetDenied sets the receiver of net.denied reports.
+func (d *Driver) OnNetDenied(fn func(boxrun.NetDenial)) { d.onDenied.Store(&fn) }
+
+// netSpec validates and converts the network part of a SandboxSpec.
+func (d *Driver) netSpec(spec boxrun.SandboxSpec, m *boxMeta) error {
+	if !spec.Network {
+		if len(spec.Ports) > 0 || spec.Egress != nil {
+			return fmt.Errorf("gvisor: ports and egress rules need network: %w", boxrun.ErrInvalid)
+		}
+		return nil
+	}
+	if d.net == nil {
+		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxrun.ErrInvalid)
+	}
+	p, err := toPolicy(spec.Egress)
+	if err != nil {
+		return err
+	}
+	var ports []boxnet.Port
+	for _, pm := range spec.Ports {
+		ports = append(ports, boxnet.Port{HostIP: pm.HostIP, HostPort: pm.HostPort, BoxPort: pm.BoxPort})
+	}
+	if ports, err = boxnet.ValidatePorts(ports); err != nil {
+		return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrInvalid)
+	}
+	m.Egress, m.Ports = p, ports
+	return nil
+}
+
+func toPolicy(e *boxrun.EgressPolicy) (boxnet.Policy, error) {
+	var p boxnet.Policy
+	if e != nil {
+		p.Default = e.Default
+		for _, r := range e.Rules {
+			p.Rules = append(p.Rules, boxnet.Rule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
+		}
+	}
+	p, err := p.Validate()
+	if err != nil {
+		return p, fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrInvalid)
+	}
+	return p, nil
+}
+
+func fromPolicy(p boxnet.Policy) boxrun.EgressPolicy {
+	out := boxrun.EgressPolicy{Default: p.Default, Rules: []boxrun.EgressRule{}}
+	for _, r := range p.Rules {
+		out.Rules = append(out.Rules, boxrun.EgressRule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
+	}
+	return out
+}
+
+func (d *Driver) resolvConf(h string) string { return filepath.Join(d.boxDir(h), "resolv.conf") }
+
+// netUp creates the network of a starting networked box and records it in
+// its meta; its resolv.conf names the box's resolver.
+func (d *Driver) netUp(ctx context.Context, h string, m *boxMeta) error {
+	if d.net == nil {
+		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxrun.ErrInvalid)
+	}
+	b, err := d.net.Up(ctx, h, m.Egress, m.Ports)
+	if err != nil {
+		if errors.Is(err, boxnet.ErrPortInUse) {
+			return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrInvalid)
+		}
+		return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrRuntime)
+	}
+	m.Net = b
+	if err := os.WriteFile(d.resolvConf(h), []byte("nameserver "+b.Gateway.String()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	return d.saveMeta(h, m)
+}
+
+// netDown removes the network of h (whatever a crash left, too).
+func (d *Driver) netDown(ctx context.Context, h string, m *boxMeta) error {
+	if d.net == nil {
+		return nil
+	}
+	if m != nil && !m.Network {
+		return nil
+	}
+	err := d.net.Down(ctx, h)
+	if m != nil && m.Net != nil {
+		m.Net = nil
+		if d.exists(h) {
+			err = errors.Join(err, d.saveMeta(h, m))
+		}
+	}
+	return err
+}
+
+func (d *Driver) saveMeta(h string, m *boxMeta) error {
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if err := writeFileAtomic(d.metaPath(h), mb); err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	return nil
+}
+
+// restoreNet gives the running networked boxes of a new Driver their
+// policy, resolver and published ports back.
+func (d *Driver) restoreNet(ctx context.Context) {
+	if d.net == nil {
+		return
+	}
+	ents, err := os.ReadDir(d.boxesDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		h := e.Name()
+		if !validHandle(h) {
+			continue
+		}
+		m, err := d.readMeta(h)
+		if err != nil || m.Net == nil || !d.running(h) {
+			continue
+		}
+		if err := d.net.Restore(ctx, m.Net); err != nil {
+			d.log.Warn("gvisor: restore box network", "handle", h, "err", err)
+		}
+	}
+}
+
+// SetEgress replaces the egress policy of a box; on a running box at once.
+func (d *Driver) SetEgress(ctx context.Context, handle string, e boxrun.EgressPolicy) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if !d.exists(handle) {
+		return notFound(handle)
+	}
+	p, err := toPolicy(&e)
+	if err != nil {
+		return err
+	}
+	defer d.lock(handle)()
+	m, err := d.readMeta(handle)
+	if err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	if !m.Network {
+		return fmt.Errorf("gvisor: box has no network: %w", boxrun.ErrInvalid)
+	}
+	if m.Net != nil && d.running(handle) {
+		if err := d.net.SetPolicy(ctx, m.Net, p); err != nil {
+			return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrRuntime)
+		}
+	}
+	m.Egress = p
+	return d.saveMeta(handle, m)
+}
+
+// NetInfo reports the network of a box.
+func (d *Driver) NetInfo(ctx context.Context, handle string) (boxrun.NetInfo, error) {
+	if !d.exists(handle) {
+		return boxrun.NetInfo{}, notFound(handle)
+	}
+	m, err := d.readMeta(handle)
+	if err != nil {
+		return boxrun.NetInfo{}, fmt.Errorf("gvisor: %w", err)
+	}
+	info := boxrun.NetInfo{Network: m.Network, Egress: fromPolicy(m.Egress), Ports: []boxrun.PortMapping{}}
+	ports := m.Ports
+	if m.Net != nil && d.running(handle) {
+		info.Address, info.Gateway = m.Net.Addr.String(), m.Net.Gateway.String()
+		ports = m.Net.Ports
+	}
+	for _, p := range ports {
+		info.Ports = append(info.Ports, boxrun.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, BoxPort: p.BoxPort})
+	}
+	return info, nil
+}
