@@ -106,6 +106,22 @@ func WithKeepAlive(d time.Duration) Option {
 	}
 }
 
+// WithMount serves h at /name and below (e.g. WithMount("mcp", h) for the
+// MCP endpoint), behind the same Origin check and token authentication as
+// the API. name is one path segment. The handler sees the original request
+// path. Mounts do not shadow the API's own paths ("v1", "ui").
+func WithMount(name string, h http.Handler) Option {
+	return func(s *Server) {
+		if name == "" || name == "v1" || name == "ui" || strings.Contains(name, "/") || h == nil {
+			return
+		}
+		if s.mounts == nil {
+			s.mounts = map[string]http.Handler{}
+		}
+		s.mounts[name] = h
+	}
+}
+
 // Server is the BoxRun HTTP API over a boxrun.Service. It is an http.Handler,
 // safe for concurrent use. It starts no goroutines of its own outside of
 // requests; streaming requests (SSE, WebSocket) end when their client goes,
@@ -116,6 +132,7 @@ type Server struct {
 	token       string
 	uploadLimit int64
 	keepAlive   time.Duration
+	mounts      map[string]http.Handler // WithMount: first path segment → handler
 
 	drainOnce sync.Once
 	drain     chan struct{} // closed when Serve shuts down: streams end
@@ -154,6 +171,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	segs, ok := splitPath(r.URL)
 	if !ok {
 		writeError(w, s.log, r, errNotFound(r))
+		return
+	}
+	if len(segs) > 0 && s.mounts[segs[0]] != nil {
+		if err := checkOrigin(r); err != nil {
+			writeError(w, s.log, r, err)
+			return
+		}
+		if err := s.authorize(r); err != nil {
+			writeError(w, s.log, r, err)
+			return
+		}
+		s.mounts[segs[0]].ServeHTTP(w, r)
 		return
 	}
 	methods, p := s.route(segs)

@@ -158,6 +158,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 	}
 	root.Subcommands = []*ffcli.Command{
 		newServeCmd(cfg),
+		newMCPCmd(cfg),
 		newCreateCmd(cfg),
 		newLsCmd(cfg, "ls"),
 		newLsCmd(cfg, "list"),

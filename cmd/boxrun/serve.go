@@ -15,6 +15,7 @@ import (
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/httpapi"
 	"github.com/boxrun/boxrun/image"
+	"github.com/boxrun/boxrun/mcpserver"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -28,6 +29,8 @@ type serveConfig struct {
 	maxCPU       string
 	maxMemoryMB  string
 	verbose      bool
+	mcp          bool
+	mcpFlags     mcpFlags
 }
 
 func newServeCmd(cfg *rootConfig) *ffcli.Command {
@@ -41,6 +44,8 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.StringVar(&sc.maxCPU, "max-cpu", cfg.getenv("BOXRUN_MAX_CPU"), "total vCPUs running boxes may reserve (env BOXRUN_MAX_CPU; default: host CPUs)")
 	fs.StringVar(&sc.maxMemoryMB, "max-memory-mb", cfg.getenv("BOXRUN_MAX_MEMORY_MB"), "total MiB running boxes may reserve (env BOXRUN_MAX_MEMORY_MB; default: host RAM)")
 	fs.BoolVar(&sc.verbose, "verbose", false, "debug logging")
+	fs.BoolVar(&sc.mcp, "mcp", true, "serve the Model Context Protocol (streamable HTTP) at /mcp")
+	sc.mcpFlags.register(fs, "mcp-")
 	return &ffcli.Command{
 		Name:       "serve",
 		ShortUsage: "boxrun serve [--host 127.0.0.1] [--port 9090] [--socket PATH] [--driver gvisor|qemu]",
@@ -160,6 +165,17 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 	}
 	var opts []httpapi.Option
 	opts = append(opts, httpapi.WithLogger(log))
+	if sc.mcp {
+		mc, err := sc.mcpFlags.config(log)
+		if err != nil {
+			return err
+		}
+		ms := mcpserver.New(m, mc)
+		defer ms.Close()
+		stop := context.AfterFunc(ctx, func() { ms.Close() }) // end MCP streams before the HTTP drain
+		defer stop()
+		opts = append(opts, httpapi.WithMount("mcp", ms.Handler()))
+	}
 	if cfg.token != "" {
 		opts = append(opts, httpapi.WithToken(cfg.token))
 	}
