@@ -137,6 +137,10 @@ type Image struct {
 	Digest string      // the manifest digest ("sha256:…"), "" for a plain directory
 	Rootfs string      // absolute path of the unpacked rootfs; drivers must not modify it
 	Config ImageConfig // defaults from the image
+	// Endpoint is what served a registry pull that fetched something: a
+	// mirror's URL or the registry host; "" when the cache or a local
+	// source did.
+	Endpoint string
 }
 
 // ImageConfig holds the defaults an image gives its boxes and execs.
@@ -163,6 +167,9 @@ type ImageInfo struct {
 	Digest  string `json:"digest"`
 	Size    int64  `json:"size"` // bytes of compressed layers
 	Created string `json:"created"`
+	// Endpoint is what served the image's last pull: a registry mirror's
+	// URL or the registry host; empty for local images (an extension).
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // ImageStore turns image references into root filesystems. image.Store is

@@ -39,6 +39,10 @@ func pullError(ref string, err error) error {
 // codes and messages, or the HTTP status it answered with. Other errors
 // (connection refused, bad digest, a broken layer) speak for themselves.
 func reason(err error) string {
+	var ee *endpointsError
+	if errors.As(err, &ee) {
+		return ee.msg
+	}
 	var te *transport.Error
 	if !errors.As(err, &te) {
 		return err.Error()

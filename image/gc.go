@@ -33,7 +33,7 @@ func (s *Store) List(ctx context.Context) ([]boxrun.ImageInfo, error) {
 		if created.Unix() <= 0 { // reproducible builds often say 1970
 			created = e.Pulled
 		}
-		out = append(out, boxrun.ImageInfo{Ref: r.Ref, Digest: e.Digest, Size: e.Size, Created: boxrun.FormatTime(created)})
+		out = append(out, boxrun.ImageInfo{Ref: r.Ref, Digest: e.Digest, Size: e.Size, Created: boxrun.FormatTime(created), Endpoint: r.Endpoint})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, nil

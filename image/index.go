@@ -29,6 +29,11 @@ type refEntry struct {
 	Remote   string    `json:"remote,omitempty"` // what a registry tag pointed to (index or manifest digest)
 	Platform string    `json:"platform,omitempty"`
 	Pulled   time.Time `json:"pulled"`
+	// Endpoint is what served the last pull: a mirror URL or the registry.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Local marks names given by Load or Tag: no registry is asked about
+	// them unless a pull says PullAlways.
+	Local bool `json:"local,omitempty"`
 }
 
 // imageEntry records one cached image.

@@ -46,7 +46,7 @@ func (s *Store) pullLocal(ctx context.Context, src *source, report func(boxrun.P
 			return out, nil
 		}
 	}
-	return s.build(ctx, src, "", digest.String(), src.kind, img, report)
+	return s.build(ctx, src, "", digest.String(), src.kind, img, "", report)
 }
 
 // layoutImage selects the image of src in an OCI layout: by digest, by tag

@@ -23,6 +23,8 @@ type options struct {
 	jobs      int
 	remote    []remote.Option
 	policy    PullPolicy
+	// registries by normalized host (registryKey)
+	registries map[string]*registryConf
 }
 
 func defaultOptions() options {
@@ -121,13 +123,26 @@ const (
 	// PullMissing uses a cached image without asking the registry, as
 	// `docker run` does; only references not cached are pulled.
 	PullMissing PullPolicy = "missing"
+	// PullNever uses only cached images: a reference not cached fails at
+	// once, without contacting any registry.
+	PullNever PullPolicy = "never"
 )
+
+// ParsePullPolicy checks a pull policy name; "" is "".
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch p := PullPolicy(s); p {
+	case "", PullAlways, PullMissing, PullNever:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown pull policy %q: want always, missing or never", s)
+}
 
 // WithPullPolicy sets when cached tags are checked against the registry.
 // Default PullAlways. Digest references and local sources never need it.
+// PullOptions.Policy overrides it for one pull.
 func WithPullPolicy(p PullPolicy) Option {
 	return func(o *options) error {
-		if p != PullAlways && p != PullMissing {
+		if p != PullAlways && p != PullMissing && p != PullNever {
 			return fmt.Errorf("image: unknown pull policy %q", p)
 		}
 		o.policy = p

@@ -38,8 +38,29 @@ import (
 // boxrun.ErrImagePull) with the registry's reason in the message, or
 // CANCELED/TIMEOUT when ctx ends first.
 func (s *Store) Pull(ctx context.Context, ref string, progress func(boxrun.PullProgress)) (*boxrun.Image, error) {
+	return s.PullWith(ctx, ref, PullOptions{}, progress)
+}
+
+// PullOptions adjusts one pull.
+type PullOptions struct {
+	// Policy overrides the Store's pull policy (WithPullPolicy) for this
+	// pull; "" keeps it. Under the Store's policy, names given by Load or
+	// Tag are never checked against a registry; an explicit PullAlways
+	// checks them too.
+	Policy PullPolicy
+}
+
+// ErrNotCached is wrapped by the error of a PullNever pull of a reference
+// that is not cached.
+var ErrNotCached = errors.New("not in the image store and the pull policy is never: add it with `boxrun images load` (or `boxrun images pull`)")
+
+// PullWith is Pull with options.
+func (s *Store) PullWith(ctx context.Context, ref string, o PullOptions, progress func(boxrun.PullProgress)) (*boxrun.Image, error) {
 	if s.closed() {
 		return nil, s.closedError(ref)
+	}
+	if _, err := ParsePullPolicy(string(o.Policy)); err != nil {
+		return nil, pullError(ref, err)
 	}
 	src, err := parseRef(ref, s.nameOpts())
 	if err != nil {
@@ -51,9 +72,9 @@ func (s *Store) Pull(ctx context.Context, ref string, progress func(boxrun.PullP
 		}
 		return &boxrun.Image{Ref: ref, Rootfs: src.path}, nil
 	}
-	img, err := s.flights.do(ctx, s.ctx, src.key, progress, s.startFlight, s.wg.Done,
+	img, err := s.flights.do(ctx, s.ctx, src.key+"\x00"+string(o.Policy), progress, s.startFlight, s.wg.Done,
 		func(ctx context.Context, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
-			return s.pull(ctx, src, report)
+			return s.pull(ctx, src, o, report)
 		})
 	if err != nil {
 		if s.closed() && ctx.Err() == nil {
@@ -99,25 +120,36 @@ func (s *Store) remoteOpts(ctx context.Context) []remote.Option {
 }
 
 // pull runs in a flight: one per reference at a time.
-func (s *Store) pull(ctx context.Context, src *source, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) pull(ctx context.Context, src *source, o PullOptions, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	switch src.kind {
 	case kindRegistry:
-		return s.pullRegistry(ctx, src, report)
+		return s.pullRegistry(ctx, src, o.Policy, report)
 	default:
 		return s.pullLocal(ctx, src, report)
 	}
 }
 
-func (s *Store) pullRegistry(ctx context.Context, src *source, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) pullRegistry(ctx context.Context, src *source, policy PullPolicy, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
 	ropts := s.remoteOpts(ctx)
-	if img, ok := s.cachedRegistry(ctx, src, ropts, report); ok {
+	if img, ok := s.cachedRegistry(ctx, src, policy, ropts, report); ok {
 		return img, nil
 	}
-	desc, err := remote.Get(src.ref, ropts...)
+	if policy == PullNever || policy == "" && s.opts.policy == PullNever {
+		return nil, ErrNotCached
+	}
+	var desc *remote.Descriptor
+	ep, err := s.tryEndpoints(ctx, src.ref, func(ep endpoint) error {
+		d, err := remote.Get(ep.ref, ropts...)
+		desc = d
+		return err
+	})
 	if err != nil {
 		return nil, err
+	}
+	if ep.mirror {
+		s.log.Info("image: pulled through a mirror", "ref", src.given, "mirror", ep.name)
 	}
 	img, err := desc.Image() // an index resolves to the Store's platform
 	if err != nil {
@@ -127,12 +159,16 @@ func (s *Store) pullRegistry(ctx context.Context, src *source, report func(boxru
 	if err != nil {
 		return nil, err
 	}
-	return s.build(ctx, src, desc.Digest.String(), digest.String(), kindRegistry, img, report)
+	out, err := s.build(ctx, src, desc.Digest.String(), digest.String(), kindRegistry, img, ep.name, report)
+	if out != nil {
+		out.Endpoint = ep.name
+	}
+	return out, err
 }
 
 // cachedRegistry returns the cached image of a registry reference when it
 // is still current.
-func (s *Store) cachedRegistry(ctx context.Context, src *source, ropts []remote.Option, report func(boxrun.PullProgress)) (*boxrun.Image, bool) {
+func (s *Store) cachedRegistry(ctx context.Context, src *source, policy PullPolicy, ropts []remote.Option, report func(boxrun.PullProgress)) (*boxrun.Image, bool) {
 	idx, err := s.index.read()
 	if err != nil {
 		return nil, false
@@ -152,10 +188,21 @@ func (s *Store) cachedRegistry(ctx context.Context, src *source, ropts []remote.
 	if r == nil || r.Platform != platform || idx.Images[r.Digest] == nil {
 		return nil, false
 	}
-	if s.opts.policy == PullMissing {
+	if policy == "" {
+		policy = s.opts.policy
+		if r.Local {
+			policy = PullMissing // loaded or tagged here: no registry has it
+		}
+	}
+	if policy != PullAlways {
 		return s.ready(ctx, src, r.Remote, idx.Images[r.Digest], report)
 	}
-	head, err := remote.Head(src.ref, ropts...)
+	var head *v1.Descriptor
+	_, err = s.tryEndpoints(ctx, src.ref, func(ep endpoint) error {
+		h, err := remote.Head(ep.ref, ropts...)
+		head = h
+		return err
+	})
 	switch {
 	case err == nil && head.Digest.String() == r.Remote:
 	case err != nil && !isRegistryAnswer(err) && ctx.Err() == nil:
@@ -183,14 +230,15 @@ func (s *Store) ready(ctx context.Context, src *source, remoteDigest string, e *
 		}
 		report(boxrun.PullProgress{Ref: src.given, Layer: id, Done: l.Size, Total: l.Size, Cached: true})
 	}
-	if err := s.recordRef(src, remoteDigest, e, false); err != nil {
+	if err := s.recordRef(src, remoteDigest, e, "", false); err != nil {
 		s.log.Warn("image: record reference", "ref", src.given, "err", err)
 	}
 	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: s.rootfsPath(chain), Config: e.Config}, true
 }
 
 // recordRef points src at image e in the index (adding e if add is set).
-func (s *Store) recordRef(src *source, remoteDigest string, e *imageEntry, add bool) error {
+// endpoint is what served the pull ("" keeps what the index says).
+func (s *Store) recordRef(src *source, remoteDigest string, e *imageEntry, endpoint string, add bool) error {
 	idx, err := s.index.read()
 	if err == nil && !add {
 		if r := idx.Refs[src.key]; r != nil && r.Digest == e.Digest && r.Remote == remoteDigest && idx.Images[e.Digest] != nil {
@@ -206,18 +254,23 @@ func (s *Store) recordRef(src *source, remoteDigest string, e *imageEntry, add b
 			x.Images[e.Digest] = e
 		}
 		display := src.given
-		if old := x.Refs[src.key]; old != nil {
+		old := x.Refs[src.key]
+		local := false
+		if old != nil {
 			display = old.Ref
+			if endpoint == "" && old.Digest == e.Digest {
+				endpoint, local = old.Endpoint, old.Local
+			}
 		}
 		x.Refs[src.key] = &refEntry{Ref: display, Digest: e.Digest, Remote: remoteDigest,
-			Platform: s.opts.platform.String(), Pulled: now}
+			Platform: s.opts.platform.String(), Pulled: now, Endpoint: endpoint, Local: local}
 		return nil
 	})
 }
 
 // build fetches and unpacks the layers of img, builds its rootfs and
 // records it under src.
-func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest string, kind sourceKind, img v1.Image, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest string, kind sourceKind, img v1.Image, endpoint string, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
 	e, jobs, err := s.describe(src, digest, kind, img)
 	if err != nil {
 		return nil, err
@@ -234,7 +287,7 @@ func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest str
 	if err != nil {
 		return nil, err
 	}
-	if err := s.recordRef(src, remoteDigest, e, true); err != nil {
+	if err := s.recordRef(src, remoteDigest, e, endpoint, true); err != nil {
 		return nil, err
 	}
 	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: rootfs, Config: e.Config}, nil

@@ -137,9 +137,8 @@ func splitExisting(s, seps string) (p, sel string) {
 func checkDockerName(r name.Reference) error {
 	// Docker's grammar for a registry host and a repository path component
 	// (go-containerregistry's parser accepts more, such as "./x").
-	hostRE := regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
 	componentRE := regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	if host := r.Context().RegistryStr(); !hostRE.MatchString(host) {
+	if host := r.Context().RegistryStr(); !validHost(host) {
 		return fmt.Errorf("bad registry host %q", host)
 	}
 	for _, c := range strings.Split(r.Context().RepositoryStr(), "/") {
@@ -148,6 +147,12 @@ func checkDockerName(r name.Reference) error {
 		}
 	}
 	return nil
+}
+
+// validHost reports whether host is host[:port] in Docker's grammar.
+func validHost(host string) bool {
+	hostRE := regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+	return hostRE.MatchString(host)
 }
 
 func localPath(p string) (string, error) {

@@ -72,6 +72,11 @@ func Open(dir string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	t, err := registryTransport(o.transport, o.registries)
+	if err != nil {
+		return nil, err
+	}
+	o.transport = t
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("image: open %s: %w", dir, err)
