@@ -20,6 +20,7 @@ type session struct {
 	pending   int                  // creates in flight (count against MaxBoxes)
 	closed    bool
 	watchOnce sync.Once
+	closeOnce sync.Once
 	mcpSess   *mcp.ServerSession // set by watch; closed by close
 }
 
@@ -160,13 +161,11 @@ func (s *session) resolve(ctx context.Context, box string) (*boxrun.Box, error) 
 
 // close ends the session: it removes its boxes except kept ones, stops the
 // lifetime timers and closes the MCP session if it is still open. It is
-// idempotent and waits for the removals.
-func (s *session) close() {
+// idempotent; every call returns once the removals are done.
+func (s *session) close() { s.closeOnce.Do(s.doClose) }
+
+func (s *session) doClose() {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
 	s.closed = true
 	var remove []string
 	for id, ob := range s.boxes {
