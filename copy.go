@@ -40,8 +40,12 @@ func boxPath(b *boxRow, p string) string {
 // CopyIn extracts a tar stream into the directory dst of a running box
 // (relative dst is taken from the box's workdir). Entries that would land
 // outside dst are rejected. Errors: BOX_NOT_FOUND, BOX_NOT_RUNNING,
-// RUNTIME_ERROR (wrapping ErrInvalid for unsafe entries).
+// RUNTIME_ERROR (wrapping ErrInvalid for unsafe entries), VALIDATION_ERROR
+// (NUL in dst).
 func (m *Manager) CopyIn(ctx context.Context, box, dst string, r io.Reader) error {
+	if err := checkPath("path", dst); err != nil {
+		return err
+	}
 	if err := m.enter(); err != nil {
 		return err
 	}
@@ -57,9 +61,16 @@ func (m *Manager) CopyIn(ctx context.Context, box, dst string, r io.Reader) erro
 }
 
 // CopyOut writes a tar stream of src (a file or a directory) in a running
-// box to w; entry names start with src's base name. Errors: BOX_NOT_FOUND,
-// BOX_NOT_RUNNING, RUNTIME_ERROR (wrapping ErrNotFound when src is missing).
+// box to w; entry names start with src's base name. Nothing is written to w
+// when src is missing. The stream is produced inside the box, so code in the
+// box can forge it: extract it on the host only with care (the CLI uses
+// internal/tarutil.ExtractUntrusted). Errors: BOX_NOT_FOUND, BOX_NOT_RUNNING,
+// FILE_NOT_FOUND (src missing), VALIDATION_ERROR (NUL in src),
+// RUNTIME_ERROR.
 func (m *Manager) CopyOut(ctx context.Context, box, src string, w io.Writer) error {
+	if err := checkPath("path", src); err != nil {
+		return err
+	}
 	if err := m.enter(); err != nil {
 		return err
 	}
@@ -69,7 +80,19 @@ func (m *Manager) CopyOut(ctx context.Context, box, src string, w io.Writer) err
 		return err
 	}
 	if err := m.driver.CopyOut(ctx, b.Handle, boxPath(b, src), w); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return &Error{Code: CodeFileNotFound, Message: fmt.Sprintf("File '%s' not found in box", src), Err: err}
+		}
 		return downloadError(src, err)
+	}
+	return nil
+}
+
+// checkPath refuses a path with a NUL byte, which no file system path can
+// hold (and which would otherwise be cut short somewhere on the way).
+func checkPath(what, p string) error {
+	if strings.ContainsRune(p, 0) {
+		return &Error{Code: CodeValidationError, Message: what + " must not contain NUL bytes", Err: ErrInvalid}
 	}
 	return nil
 }
@@ -86,8 +109,12 @@ func downloadError(src string, err error) error {
 // creating its parent directories. r is streamed; when its size is not known
 // (not an *os.File, nor a Len/Size method) it is spooled to a temporary file
 // under the Manager's directory first. Errors: BOX_NOT_FOUND,
-// BOX_NOT_RUNNING, RUNTIME_ERROR (no file name in dest, copy failure).
+// BOX_NOT_RUNNING, RUNTIME_ERROR (no file name in dest, copy failure),
+// VALIDATION_ERROR (NUL in dest).
 func (m *Manager) UploadFile(ctx context.Context, box, dest string, r io.Reader) error {
+	if err := checkPath("dest", dest); err != nil {
+		return err
+	}
 	if err := m.enter(); err != nil {
 		return err
 	}
@@ -162,8 +189,12 @@ func (m *Manager) sized(r io.Reader) (int64, io.Reader, func(), error) {
 // DownloadFile writes the regular file at path in a running box to w,
 // streaming. Nothing is written to w unless the file exists and is
 // regular. Errors: BOX_NOT_FOUND, BOX_NOT_RUNNING, RUNTIME_ERROR (no file
-// name, file missing: "File '…' not found in box", not a regular file).
+// name, file missing: "File '…' not found in box", not a regular file),
+// VALIDATION_ERROR (NUL in p).
 func (m *Manager) DownloadFile(ctx context.Context, box, p string, w io.Writer) error {
+	if err := checkPath("path", p); err != nil {
+		return err
+	}
 	if err := m.enter(); err != nil {
 		return err
 	}

@@ -24,12 +24,16 @@ const (
 	CodeTimeout             Code = "TIMEOUT"
 	CodeCanceled            Code = "CANCELED"
 	CodeValidationError     Code = "VALIDATION_ERROR"
+	// CodeFileNotFound (404, an extension: docs/api-extensions.md) is the
+	// archive download's answer for a path missing in the box. The original
+	// file download keeps RUNTIME_ERROR "File '…' not found in box".
+	CodeFileNotFound Code = "FILE_NOT_FOUND"
 )
 
 // Error kinds. Match them with errors.Is; every *Error matches the kind of its
 // Code, locally and through the remote client alike.
 var (
-	ErrNotFound         = errors.New("not found")               // BOX_NOT_FOUND, EXEC_NOT_FOUND
+	ErrNotFound         = errors.New("not found")               // BOX_NOT_FOUND, EXEC_NOT_FOUND, FILE_NOT_FOUND
 	ErrAlreadyExists    = errors.New("already exists")          // NAME_ALREADY_EXISTS
 	ErrInvalid          = errors.New("invalid argument")        // VALIDATION_ERROR
 	ErrConflict         = errors.New("wrong state")             // BOX_ALREADY_RUNNING, BOX_NOT_RUNNING, EXEC_ALREADY_FINISHED
@@ -66,7 +70,7 @@ func (e *Error) Is(target error) bool {
 // Kind returns the error kind (one of the Err variables) of the code.
 func (c Code) Kind() error {
 	switch c {
-	case CodeBoxNotFound, CodeExecNotFound:
+	case CodeBoxNotFound, CodeExecNotFound, CodeFileNotFound:
 		return ErrNotFound
 	case CodeNameAlreadyExists:
 		return ErrAlreadyExists

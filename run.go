@@ -3,6 +3,7 @@ package boxrun
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -33,7 +34,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		Network: req.Network, Env: req.Env, Volumes: req.Volumes,
 	})
 	if err != nil {
-		return nil, err
+		return nil, canceled(ctx, err)
 	}
 	defer func() {
 		if err := m.Remove(context.WithoutCancel(ctx), b.ID, true); err != nil {
@@ -43,7 +44,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	var stdout, stderr bytes.Buffer
 	e, err := m.Exec(ctx, b.ID, ExecRequest{Cmd: req.Cmd, Env: req.Env, TimeoutMS: req.TimeoutMS}, &stdout, &stderr)
 	if err != nil {
-		return nil, err
+		return nil, canceled(ctx, err)
 	}
 	res := &RunResult{
 		ExitCode: e.ExitCode,
@@ -55,4 +56,14 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		res.ErrorMessage = &msg
 	}
 	return res, nil
+}
+
+// canceled reports err as CANCELED when ctx ended (the caller went away):
+// what failed then (often an interrupted SQLite statement) is a consequence,
+// not something to show.
+func canceled(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return &Error{Code: CodeCanceled, Message: "Canceled: " + ctx.Err().Error(), Err: errors.Join(ctx.Err(), err)}
 }

@@ -246,8 +246,10 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request, _ params) err
 	if err != nil {
 		return err
 	}
-	// The reference always reports error_message null (spec §4.8).
-	writeJSON(w, http.StatusOK, runResult{res.ExitCode, res.Stdout, res.Stderr, nil})
+	// The reference always reported error_message null (spec §4.8); we set it
+	// when the command failed without an exit status of its own (timeout,
+	// runtime error), as docs/api-extensions.md says.
+	writeJSON(w, http.StatusOK, runResult{res.ExitCode, res.Stdout, res.Stderr, res.ErrorMessage})
 	return nil
 }
 

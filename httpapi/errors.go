@@ -26,12 +26,12 @@ type envelope struct {
 }
 
 // statusOf maps an API error code to its HTTP status (spec §3.2, §3.3):
-// 404 for the *_NOT_FOUND codes, 409 for RESOURCE_EXCEEDED,
+// 404 for the *_NOT_FOUND codes (FILE_NOT_FOUND is an extension), 409 for RESOURCE_EXCEEDED,
 // NAME_ALREADY_EXISTS and BOX_ALREADY_RUNNING, 422 for VALIDATION_ERROR
 // (the handlers use 400 explicitly where the spec says so), 400 otherwise.
 func statusOf(code boxrun.Code) int {
 	switch code {
-	case boxrun.CodeBoxNotFound, boxrun.CodeExecNotFound:
+	case boxrun.CodeBoxNotFound, boxrun.CodeExecNotFound, boxrun.CodeFileNotFound:
 		return http.StatusNotFound
 	case boxrun.CodeResourceExceeded, boxrun.CodeNameAlreadyExists, boxrun.CodeBoxAlreadyRunning:
 		return http.StatusConflict

@@ -157,6 +157,9 @@ type lazyWriter struct {
 }
 
 func (l *lazyWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil // an empty write must not commit the 200 (a later error still gets its envelope)
+	}
 	if !l.started {
 		l.start()
 	}
@@ -232,6 +235,9 @@ func archivePath(r *http.Request) (string, error) {
 	v := r.URL.Query().Get("path")
 	if v == "" {
 		return "", badRequest("Missing path parameter")
+	}
+	if strings.ContainsRune(v, 0) {
+		return "", badRequest("path must not contain NUL bytes")
 	}
 	return v, nil
 }

@@ -35,7 +35,10 @@ func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return
 // test when runsc (or root) is unavailable.
 func newGVisorEnv(t *testing.T) *served {
 	t.Helper()
-	runsc, _ := filepath.Abs("../bin/runsc")
+	runsc := os.Getenv(gvisor.RunscEnv)
+	if runsc == "" {
+		runsc, _ = filepath.Abs("../bin/runsc")
+	}
 	if _, err := os.Stat(runsc); err != nil {
 		if runsc, err = exec.LookPath("runsc"); err != nil {
 			t.Skip("runsc not available (build it: cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)")

@@ -29,6 +29,9 @@ const (
 // is left. It returns nil after a shutdown caused by ctx, or the error that
 // stopped the listener. Serve closes ln. The Service is not closed.
 //
+// Requests net/http cannot parse (e.g. "%ZZ" in the path) also get the JSON
+// envelope, VALIDATION_ERROR with net/http's status (see rawerrors.go).
+//
 // Serve refuses a TCP listener on a non-loopback address unless the Server
 // has a token (WithToken). A Server's streams cannot be reopened once a
 // Serve has shut down: use one Server per Serve.
@@ -48,7 +51,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(jsonErrListener{ln}) }()
 
 	select {
 	case err := <-errc:

@@ -18,16 +18,27 @@ import (
 // dst (and its parents) if needed. dst itself is resolved as usual (symlinks
 // in it are followed); every entry is then confined to it. See ExtractRoot
 // for what is extracted.
+//
+// dst is created only once the stream's first header has been read, so a
+// stream that is not a tar at all leaves nothing behind.
 func Extract(ctx context.Context, r io.Reader, dst string) error {
+	tr := tar.NewReader(ctxReader{ctx, r})
+	first, err := tr.Next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read tar: %w", err)
+	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("extract: %w", err)
+	}
+	if first == nil {
+		return nil
 	}
 	root, err := os.OpenRoot(dst)
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
 	defer root.Close()
-	return ExtractRoot(ctx, r, root)
+	return (&extractor{root: root}).extract(ctx, tr, first)
 }
 
 // ExtractRoot extracts the tar stream r into root. Entry names are relative
@@ -71,19 +82,29 @@ type dirTime struct {
 }
 
 func (x *extractor) run(ctx context.Context, r io.Reader) error {
-	tr := tar.NewReader(ctxReader{ctx, r})
+	return x.extract(ctx, tar.NewReader(ctxReader{ctx, r}), nil)
+}
+
+// extract extracts first (when not nil, a header already read from tr) and
+// the rest of tr.
+func (x *extractor) extract(ctx context.Context, tr *tar.Reader, first *tar.Header) error {
 	root := x.root
 	var dirs []dirTime
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
+		hdr := first
+		first = nil
+		if hdr == nil {
+			var err error
+			hdr, err = tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read tar: %w", err)
+			}
 		}
 		name, err := cleanName(hdr.Name)
 		if err != nil {
