@@ -96,7 +96,12 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	}
 	m.bus.publish(ev)
 
-	// From here on the row exists: any failure marks it error.
+	// From here on the row exists: any failure marks it error. The image
+	// lock is held shared until the row records the image's digest, so a
+	// concurrent PruneImages either sees the box's digest or runs before
+	// the pull.
+	m.imageMu.RLock()
+	defer m.imageMu.RUnlock()
 	img, err := m.pullImage(ctx, spec.Image)
 	if err != nil {
 		return nil, m.failCreate(b, err)
@@ -321,7 +326,9 @@ func (m *Manager) removeLocked(ctx context.Context, b *boxRow, force bool) error
 }
 
 // GC removes stopped boxes stopped more than olderThan ago and error boxes
-// created more than olderThan ago, and returns how many it removed.
+// created more than olderThan ago, and returns how many it removed. A box
+// that fails to go is logged and its error returned (joined with the
+// others) after GC has tried every candidate.
 func (m *Manager) GC(ctx context.Context, olderThan time.Duration) (int, error) {
 	if err := m.enter(); err != nil {
 		return 0, err
@@ -333,19 +340,28 @@ func (m *Manager) GC(ctx context.Context, olderThan time.Duration) (int, error) 
 		return 0, err
 	}
 	removed := 0
+	var errs []error
 	for _, id := range ids {
 		b, unlock, err := m.getLocked(ctx, id)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
 			continue // removed meanwhile
 		}
+		if err != nil {
+			m.log.Warn("gc: read box", "box", id, "err", err)
+			errs = append(errs, fmt.Errorf("gc: box %s: %w", id, err))
+			continue
+		}
 		if b.Status == StatusStopped || b.Status == StatusError {
-			if err := m.removeLocked(ctx, b, true); err == nil {
+			if err := m.removeLocked(ctx, b, true); err != nil {
+				m.log.Warn("gc: remove box", "box", id, "err", err)
+				errs = append(errs, fmt.Errorf("gc: remove box %s: %w", id, err))
+			} else {
 				removed++
 			}
 		}
 		unlock()
 	}
-	return removed, nil
+	return removed, errors.Join(errs...)
 }
 
 // getLocked resolves a box and locks it, re-reading the row under the lock.

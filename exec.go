@@ -74,10 +74,14 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 	if err := validateExec(&req); err != nil {
 		return nil, err
 	}
-	b, err := m.store.getBox(ctx, box)
+	// The box lock is held until the process has started (or failed to):
+	// a concurrent Stop or Remove either comes first (and this sees the box
+	// stopped or gone) or finds the exec registered and cancels it.
+	b, unlock, err := m.getLocked(ctx, box)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if b.Status != StatusRunning {
 		return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running", box)
 	}
@@ -149,6 +153,7 @@ type execRun struct {
 	timedOut  bool
 	timer     *time.Timer
 	final     *Exec
+	ended     bool // finish has begun: later output is discarded
 
 	wake    chan struct{} // nudges the flusher
 	flushed chan struct{} // closed when the flusher has stored everything
@@ -221,6 +226,9 @@ func (r *execRun) write(stream string, p []byte) (int, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ended {
+		return len(p), nil // finished without its process (Close): output goes nowhere
+	}
 	buf := append(r.carry[stream], p...)
 	cut := utf8Complete(buf)
 	r.carry[stream] = append([]byte(nil), buf[cut:]...)
@@ -320,6 +328,7 @@ func (r *execRun) finish(code *int, waitErr string) {
 		m := r.m
 		defer m.wg.Done()
 		r.mu.Lock()
+		r.ended = true
 		if r.timer != nil {
 			r.timer.Stop()
 		}

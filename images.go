@@ -22,6 +22,8 @@ func (m *Manager) PullImage(ctx context.Context, ref string) (*ImageInfo, error)
 	if _, err := m.imageStore(); err != nil {
 		return nil, err
 	}
+	m.imageMu.RLock()
+	defer m.imageMu.RUnlock()
 	img, err := m.pullImage(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -75,6 +77,10 @@ func (m *Manager) PruneImages(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Exclusive: no Create is between resolving an image and recording
+	// its digest, and no pull is half done.
+	m.imageMu.Lock()
+	defer m.imageMu.Unlock()
 	boxes, err := m.store.listBoxes(ctx, "")
 	if err != nil {
 		return 0, err

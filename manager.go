@@ -27,6 +27,12 @@ type Manager struct {
 	bus    *bus
 	driver Driver
 	images ImageStore
+	lock   *dirLock
+
+	// imageMu orders image use against pruning: Create and pulls hold it
+	// shared from resolving the image until the box row records its
+	// digest; PruneImages holds it exclusively.
+	imageMu sync.RWMutex
 
 	ctx    context.Context // canceled by Close; parent of background work
 	cancel context.CancelFunc
@@ -47,7 +53,10 @@ type Manager struct {
 var _ Service = (*Manager)(nil)
 
 // Open opens (creating if needed) the Manager state in dir: the SQLite
-// database dir/boxrun.db, migrated synchronously. It then reconciles what a
+// database dir/boxrun.db, migrated synchronously. The directory is locked
+// (dir/boxrun.lock) until Close: a second Open of it, in this process or
+// another, fails at once with a *StateLockedError (ErrStateLocked) naming
+// the holder's PID, before touching anything. It then reconciles what a
 // crash may have left: execs still marked running become failed ("server
 // restarted"), boxes whose sandbox is gone become stopped, boxes caught
 // mid-creation become error, and sandboxes the database does not know are
@@ -81,14 +90,19 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("boxrun: open: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("boxrun: open: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := openStore(ctx, filepath.Join(dir, "boxrun.db"))
 	if err != nil {
 		cancel()
+		lock.unlock()
 		return nil, fmt.Errorf("boxrun: %w", err)
 	}
 	m := &Manager{
-		dir: dir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(),
+		dir: dir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(), lock: lock,
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
 	}
@@ -101,6 +115,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	if err := m.recover(ctx); err != nil {
 		cancel()
 		st.close()
+		lock.unlock()
 		return nil, fmt.Errorf("boxrun: recover: %w", err)
 	}
 	return m, nil
@@ -123,8 +138,12 @@ func (m *Manager) DriverInfo() DriverInfo {
 
 // Close finalizes running execs (they fail with "server shutting down"),
 // ends subscriptions, waits (up to the stop timeout) for background work,
-// and closes the database, the image store and the driver. Boxes keep
-// running. Close is idempotent; later calls on the Manager return ErrClosed.
+// and closes the database, the image store and the driver, then releases
+// the state directory. Boxes keep running. Close waits for every exec it
+// ends: an exec whose process does not exit within the stop timeout is
+// recorded as failed without it, and nothing of it touches the database
+// afterwards, so the store is never closed under an exec. Close is
+// idempotent; later calls on the Manager return ErrClosed.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.mu.Lock()
@@ -141,14 +160,33 @@ func (m *Manager) Close() error {
 		// their programs), live event streams and subscriptions. Exec pumps
 		// store their final state with a context that is not canceled.
 		m.cancel()
-		done := make(chan struct{})
-		go func() { m.calls.Wait(); m.wg.Wait(); close(done) }()
 		timer := time.NewTimer(m.cfg.stopTimeout)
 		defer timer.Stop()
-		select {
-		case <-done:
-		case <-timer.C:
-			m.log.Warn("close: background work did not finish in time", "timeout", m.cfg.stopTimeout)
+		expired := false
+		for _, r := range runs {
+			if !expired {
+				select {
+				case <-r.done:
+					continue
+				case <-timer.C:
+					expired = true
+				}
+			}
+			select {
+			case <-r.done:
+			default:
+				m.log.Warn("close: exec process did not exit; recording it failed", "exec", r.exec.ID)
+				r.finish(nil, "server shutting down")
+			}
+		}
+		done := make(chan struct{})
+		go func() { m.calls.Wait(); m.wg.Wait(); close(done) }()
+		if !expired {
+			select {
+			case <-done:
+			case <-timer.C:
+				m.log.Warn("close: background work did not finish in time", "timeout", m.cfg.stopTimeout)
+			}
 		}
 		m.bus.closeAll()
 		var errs []error
@@ -157,6 +195,7 @@ func (m *Manager) Close() error {
 			errs = append(errs, c.Close())
 		}
 		errs = append(errs, m.driver.Close())
+		errs = append(errs, m.lock.unlock())
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr

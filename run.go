@@ -19,7 +19,10 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	defer m.leave()
 	if len(req.Cmd) == 0 && m.images != nil {
 		// No command: the image's default (entrypoint + cmd), as docker run.
-		if img, err := m.pullImage(ctx, req.Image); err == nil {
+		m.imageMu.RLock()
+		img, err := m.pullImage(ctx, req.Image)
+		m.imageMu.RUnlock()
+		if err == nil {
 			req.Cmd = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
 		}
 	}

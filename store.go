@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
 	"sort"
 	"sync"
@@ -186,13 +187,29 @@ func appendJournal(conn *sqlite.Conn, now string, e journalEntry) (Event, error)
 	return Event{Seq: conn.LastInsertRowID(), Time: t, Type: e.Type, BoxID: e.BoxID, ExecID: e.ExecID, Box: e.Box, Exec: e.Exec}, nil
 }
 
-// journal returns the journaled events after seq that match f, oldest first.
-func (s *store) journal(ctx context.Context, f EventFilter, limit int) ([]Event, error) {
+// lastJournalSeq returns the highest journal seq, or 0 when it is empty.
+func (s *store) lastJournalSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT COALESCE(MAX(seq), 0) FROM journal;", &sqlitex.ExecOptions{
+			ResultFunc: func(stmt *sqlite.Stmt) error { seq = stmt.ColumnInt64(0); return nil },
+		})
+	})
+	return seq, err
+}
+
+// journal returns up to limit journaled events with f.AfterSeq < seq (and
+// seq < before, when before > 0) of f.BoxID (any box when empty), oldest
+// first. Types are not filtered here.
+func (s *store) journal(ctx context.Context, f EventFilter, before int64, limit int) ([]Event, error) {
 	var out []Event
+	if before <= 0 {
+		before = math.MaxInt64
+	}
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
 		return sqlitex.Execute(conn, `SELECT seq, time, type, box_id, exec_id, data FROM journal
-			WHERE seq > ? AND (? = '' OR box_id = ?) ORDER BY seq LIMIT ?;`, &sqlitex.ExecOptions{
-			Args: []any{f.AfterSeq, f.BoxID, f.BoxID, limit},
+			WHERE seq > ? AND seq < ? AND (? = '' OR box_id = ?) ORDER BY seq LIMIT ?;`, &sqlitex.ExecOptions{
+			Args: []any{f.AfterSeq, before, f.BoxID, f.BoxID, limit},
 			ResultFunc: func(stmt *sqlite.Stmt) error {
 				t, _ := ParseTime(stmt.ColumnText(1))
 				ev := Event{Seq: stmt.ColumnInt64(0), Time: t, Type: EventType(stmt.ColumnText(2)),

@@ -126,11 +126,6 @@ func (s *store) appendEvents(ctx context.Context, evs []ExecEvent) error {
 func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent) (Event, error) {
 	var out Event
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
-		for _, ev := range events {
-			if err := insertEvent(conn, ev); err != nil {
-				return fmt.Errorf("append final events: %w", err)
-			}
-		}
 		var code any
 		if e.ExitCode != nil {
 			code = *e.ExitCode
@@ -139,6 +134,14 @@ func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent) (Ev
 			&sqlitex.ExecOptions{Args: []any{string(e.Status), code, nullStr(e.ErrorMessage), FormatTime(e.FinishedAt), e.ID}})
 		if err != nil {
 			return fmt.Errorf("finish exec: %w", err)
+		}
+		if conn.Changes() == 0 {
+			return execNotFound(e.ID) // its box was removed meanwhile
+		}
+		for _, ev := range events {
+			if err := insertEvent(conn, ev); err != nil {
+				return fmt.Errorf("append final events: %w", err)
+			}
 		}
 		snap := *e
 		out, err = appendJournal(conn, FormatTime(e.FinishedAt), journalEntry{Type: EventExecExited, BoxID: e.BoxID, ExecID: e.ID, Exec: &snap})

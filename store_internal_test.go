@@ -56,7 +56,7 @@ func TestStore_AdoptsReferenceDatabase(t *testing.T) {
 	if _, err := s.updateBox(ctx, b, EventBoxStopped, FormatTime(b.StoppedAt)); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := s.journal(ctx, EventFilter{}, 10)
+	evs, err := s.journal(ctx, EventFilter{}, 0, 10)
 	if err != nil || len(evs) != 1 || evs[0].Box == nil || evs[0].Box.Name != "old" {
 		t.Fatalf("journal = %+v, %v", evs, err)
 	}

@@ -10,6 +10,7 @@ import (
 // journal when asked, then forwards live events from the bus.
 type subscription struct {
 	filter EventFilter
+	start  int64      // without Replay: the last journal seq when subscribed
 	live   chan Event // fed by the bus; closed when dropped or removed
 	lagged bool       // set under bus.mu when dropped for being slow
 
@@ -42,6 +43,17 @@ func (m *Manager) Subscribe(ctx context.Context, filter EventFilter) (Subscripti
 		m:      m,
 	}
 	m.bus.addSub(s)
+	if !filter.Replay {
+		// Live only: everything committed up to now is the past. Anything
+		// committed later is published after this read, so it reaches us.
+		seq, err := m.store.lastJournalSeq(ctx)
+		if err != nil {
+			m.bus.removeSub(s)
+			cancel()
+			return nil, err
+		}
+		s.start = seq
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -53,19 +65,28 @@ func (m *Manager) Subscribe(ctx context.Context, filter EventFilter) (Subscripti
 	return s, nil
 }
 
+// run delivers journaled events in seq order, each once. Journal seqs are
+// assigned in commit order, but live events are published after their
+// commit by concurrent goroutines, so they can arrive out of order. The
+// subscription keeps a watermark: every matching event with a seq at or
+// below it has been delivered. A live event above watermark+1 means a gap:
+// the events in between are committed (they have lower seqs), so they are
+// read from the journal and delivered first; the ones that arrive live
+// later are then below the watermark and skipped. Events without a seq
+// (output, pull progress) pass through as they come.
 func (s *subscription) run(ctx context.Context) error {
-	last := int64(-1)
+	var mark int64
 	if s.filter.Replay {
-		last = s.filter.AfterSeq
+		mark = s.filter.AfterSeq
 		for {
 			f := s.filter
-			f.AfterSeq = last
-			evs, err := s.m.store.journal(ctx, f, 500)
+			f.AfterSeq = mark
+			evs, err := s.m.store.journal(ctx, f, 0, 500)
 			if err != nil {
 				return err
 			}
 			for _, ev := range evs {
-				last = ev.Seq
+				mark = ev.Seq
 				if !s.filter.match(ev) {
 					continue
 				}
@@ -77,8 +98,9 @@ func (s *subscription) run(ctx context.Context) error {
 				break
 			}
 		}
+	} else {
+		mark = s.start
 	}
-	replayed := last
 	for {
 		select {
 		case ev, ok := <-s.live:
@@ -87,19 +109,25 @@ func (s *subscription) run(ctx context.Context) error {
 				lagged := s.lagged
 				s.m.bus.mu.Unlock()
 				if lagged {
-					return fmt.Errorf("subscriber fell behind (resume with Replay after seq %d): %w", last, ErrCanceled)
+					return fmt.Errorf("subscriber fell behind (resume with Replay after seq %d): %w", mark, ErrCanceled)
 				}
 				return ErrClosed
 			}
-			// Journaled events already replayed may arrive again live: skip
-			// them. Later live events can come slightly out of seq order
-			// (concurrent commits), so only the replayed range is deduped.
-			if ev.Seq != 0 && ev.Seq <= replayed {
+			if ev.Seq == 0 {
+				if err := s.send(ctx, ev); err != nil {
+					return err
+				}
 				continue
 			}
-			if ev.Seq > last {
-				last = ev.Seq
+			if ev.Seq <= mark {
+				continue // delivered already (replayed or gap-filled)
 			}
+			if ev.Seq > mark+1 {
+				if err := s.fill(ctx, mark, ev.Seq); err != nil {
+					return err
+				}
+			}
+			mark = ev.Seq
 			if err := s.send(ctx, ev); err != nil {
 				return err
 			}
@@ -109,6 +137,31 @@ func (s *subscription) run(ctx context.Context) error {
 			return ErrClosed
 		}
 	}
+}
+
+// fill delivers the matching journaled events with after < seq < before.
+func (s *subscription) fill(ctx context.Context, after, before int64) error {
+	for after < before-1 {
+		f := s.filter
+		f.AfterSeq = after
+		evs, err := s.m.store.journal(ctx, f, before, 500)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			after = ev.Seq
+			if !s.filter.match(ev) {
+				continue
+			}
+			if err := s.send(ctx, ev); err != nil {
+				return err
+			}
+		}
+		if len(evs) < 500 {
+			return nil
+		}
+	}
+	return nil
 }
 
 func (s *subscription) send(ctx context.Context, ev Event) error {

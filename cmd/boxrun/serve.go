@@ -130,6 +130,16 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	// Every flag is checked before anything touches the state directory.
+	if sc.driver != "gvisor" && sc.driver != "qemu" {
+		return usagef("unknown driver %q (want gvisor or qemu)", sc.driver)
+	}
+	if sc.socket == "" && cfg.token == "" && !loopbackHost(sc.host) {
+		return fmt.Errorf("Failed to start server: refusing to listen on %s without a token: set --token (env BOXRUN_TOKEN) or listen on loopback or a Unix socket", sc.host)
+	}
+	if err := boxrun.CheckStateDir(cfg.stateDir); err != nil {
+		return fmt.Errorf("Failed to start server: %w", err)
+	}
 	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
 		return fmt.Errorf("Failed to start server: %w", err)
 	}
@@ -187,6 +197,16 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 		return err
 	}
 	return nil // Ctrl-C is a clean exit (spec §13)
+}
+
+// loopbackHost reports whether host (an IP or a name) only reaches this
+// machine: a loopback IP or "localhost".
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // removeStaleSocket deletes a socket file nobody listens on, so that

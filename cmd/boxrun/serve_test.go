@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/client"
 )
@@ -31,15 +33,52 @@ func TestCLI_ServeErrors(t *testing.T) {
 		{"unknown driver", []string{"serve", "--driver", "nope", "--port", "0"}, 2, `unknown driver "nope"`},
 		{"port in use", []string{"serve", "--port", port}, 1, "Error: Failed to bind 127.0.0.1:" + port},
 		{"args", []string{"serve", "extra"}, 2, "serve takes no arguments"},
+		{"no token off loopback", []string{"serve", "--host", "0.0.0.0", "--port", "0"}, 1, "refusing to listen on 0.0.0.0 without a token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb strings.Builder
-			args := append([]string{"--state-dir", t.TempDir()}, tc.args...)
+			state := filepath.Join(t.TempDir(), "state")
+			args := append([]string{"--state-dir", state}, tc.args...)
 			err := run(context.Background(), args, strings.NewReader(""), &out, &errb)
 			if got := exitCode(err); got != tc.wantCode || !strings.Contains(errb.String(), tc.want) {
 				t.Errorf("exit %d (want %d), stderr %q (want %q)", got, tc.wantCode, errb.String(), tc.want)
 			}
+			if tc.name != "port in use" {
+				if _, err := os.Stat(state); !os.IsNotExist(err) {
+					t.Errorf("a refused serve touched the state directory: %v", err)
+				}
+			}
 		})
+	}
+}
+
+// A second serve on a state directory in use says so and who holds it, and
+// leaves the holder's running exec alone.
+func TestCLI_ServeStateDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	m := boxruntest.OpenManager(t, dir)
+	defer m.Close()
+	ctx := context.Background()
+	b, err := m.Create(ctx, boxrun.BoxSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := m.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "30"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb strings.Builder
+	args := []string{"--state-dir", dir, "serve", "--socket", filepath.Join(t.TempDir(), "s.sock")}
+	err = run(ctx, args, strings.NewReader(""), &out, &errb)
+	want := fmt.Sprintf("is in use by another BoxRun server (pid %d)", os.Getpid())
+	if exitCode(err) != 1 || !strings.Contains(errb.String(), want) {
+		t.Fatalf("exit %d, stderr %q; want %q", exitCode(err), errb.String(), want)
+	}
+	if got, err := m.GetExec(ctx, e.ID); err != nil || got.Status != boxrun.ExecRunning {
+		t.Fatalf("exec after the refused serve = %+v, %v", got, err)
+	}
+	if _, err := m.CancelExec(ctx, e.ID); err != nil {
+		t.Fatal(err)
 	}
 }
 
