@@ -126,6 +126,9 @@ func (s *Store) Prune(ctx context.Context, keep []string) (int, error) {
 	chains, layers, blobs := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, e := range live.Images {
 		chains[e.ChainID] = true
+		if e.ConfigDigest != "" {
+			blobs[e.ConfigDigest] = true
+		}
 		for _, l := range e.Layers {
 			layers[l.DiffID] = true
 			if l.Digest != "" {

@@ -44,8 +44,9 @@ func TestStore_ListRemovePrune(t *testing.T) {
 	}
 
 	count := func(dir string) int { return len(entries(t, filepath.Join(s.Dir(), dir, "sha256"))) }
-	if count("layers") != 3 || count("blobs") != 3 || count("rootfs") != 2 {
-		t.Fatalf("cache holds %d layers, %d blobs, %d rootfs; want 3, 3, 2", count("layers"), count("blobs"), count("rootfs"))
+	// Blobs: 3 layers and 2 configs (kept for Save).
+	if count("layers") != 3 || count("blobs") != 5 || count("rootfs") != 2 {
+		t.Fatalf("cache holds %d layers, %d blobs, %d rootfs; want 3, 5, 2", count("layers"), count("blobs"), count("rootfs"))
 	}
 
 	// Keep a (by its short ref form): b goes, with its own layer only.
@@ -53,8 +54,8 @@ func TestStore_ListRemovePrune(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Prune = %d, %v; want 1", n, err)
 	}
-	if count("layers") != 2 || count("blobs") != 2 || count("rootfs") != 1 {
-		t.Errorf("after Prune: %d layers, %d blobs, %d rootfs; want 2, 2, 1", count("layers"), count("blobs"), count("rootfs"))
+	if count("layers") != 2 || count("blobs") != 3 || count("rootfs") != 1 {
+		t.Errorf("after Prune: %d layers, %d blobs, %d rootfs; want 2, 3, 1", count("layers"), count("blobs"), count("rootfs"))
 	}
 	if _, err := os.Stat(filepath.Join(imgA.Rootfs, "top")); err != nil {
 		t.Errorf("a's rootfs damaged: %v", err)

@@ -38,21 +38,26 @@ type refEntry struct {
 
 // imageEntry records one cached image.
 type imageEntry struct {
-	Digest  string             `json:"digest"` // manifest digest; config digest for docker-archive
-	Source  string             `json:"source"` // "registry", "oci", "docker-archive"
-	ChainID string             `json:"chain_id"`
-	Layers  []layerEntry       `json:"layers"`
-	Config  boxrun.ImageConfig `json:"config"`
-	Size    int64              `json:"size"`
-	Created time.Time          `json:"created"`
-	Pulled  time.Time          `json:"pulled"`
+	Digest  string `json:"digest"` // manifest digest; config digest for docker-archive
+	Source  string `json:"source"` // "registry", "oci", "docker-archive"
+	ChainID string `json:"chain_id"`
+	// ConfigDigest names the raw config blob under blobs/ (for Save);
+	// empty for images cached before configs were kept.
+	ConfigDigest string             `json:"config_digest,omitempty"`
+	Layers       []layerEntry       `json:"layers"`
+	Config       boxrun.ImageConfig `json:"config"`
+	Size         int64              `json:"size"`
+	Created      time.Time          `json:"created"`
+	Pulled       time.Time          `json:"pulled"`
 }
 
 // layerEntry is one layer of an image.
 type layerEntry struct {
 	DiffID string `json:"diff_id"`
-	Digest string `json:"digest,omitempty"`
+	Digest string `json:"digest,omitempty"` // the blob kept under blobs/ (the diff ID for docker-archive layers)
 	Size   int64  `json:"size"`
+	// MediaType is the layer's, as its manifest said.
+	MediaType string `json:"media_type,omitempty"`
 }
 
 const indexVersion = 1

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -271,19 +272,7 @@ func (s *Store) recordRef(src *source, remoteDigest string, e *imageEntry, endpo
 // build fetches and unpacks the layers of img, builds its rootfs and
 // records it under src.
 func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest string, kind sourceKind, img v1.Image, endpoint string, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
-	e, jobs, err := s.describe(src, digest, kind, img)
-	if err != nil {
-		return nil, err
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opts.jobs)
-	for _, j := range jobs {
-		g.Go(func() error { return s.ensureLayer(gctx, j, report) })
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	rootfs, err := s.ensureRootfs(e)
+	e, rootfs, err := s.importImage(ctx, src.given, digest, kind, img, report)
 	if err != nil {
 		return nil, err
 	}
@@ -293,9 +282,40 @@ func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest str
 	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: rootfs, Config: e.Config}, nil
 }
 
+// importImage fetches and unpacks the layers of img, keeps its config and
+// layer blobs (for Save) and builds its rootfs. It records nothing in the
+// index: what it writes is content-addressed, and unreferenced until the
+// caller records a name for it.
+func (s *Store) importImage(ctx context.Context, label, digest string, kind sourceKind, img v1.Image, report func(boxrun.PullProgress)) (*imageEntry, string, error) {
+	e, jobs, err := s.describe(label, digest, kind, img)
+	if err != nil {
+		return nil, "", err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.jobs)
+	for _, j := range jobs {
+		g.Go(func() error { return s.ensureLayer(gctx, j, report) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, "", err
+	}
+	if _, err := s.keepConfig(img); err != nil {
+		return nil, "", err
+	}
+	rootfs, err := s.ensureRootfs(e)
+	if err != nil {
+		return nil, "", err
+	}
+	return e, rootfs, nil
+}
+
 // describe makes the index entry of img and the jobs that fetch its layers.
-func (s *Store) describe(src *source, digest string, kind sourceKind, img v1.Image) (*imageEntry, []*layerJob, error) {
+func (s *Store) describe(label, digest string, kind sourceKind, img v1.Image) (*imageEntry, []*layerJob, error) {
 	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	configDigest, err := img.ConfigName() // checked by keepConfig
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
@@ -304,8 +324,9 @@ func (s *Store) describe(src *source, digest string, kind sourceKind, img v1.Ima
 		return nil, nil, fmt.Errorf("read layers: %w", err)
 	}
 	e := &imageEntry{
-		Digest: digest,
-		Source: string(kind),
+		Digest:       digest,
+		Source:       string(kind),
+		ConfigDigest: configDigest.String(),
 		Config: boxrun.ImageConfig{
 			Env:        cf.Config.Env,
 			WorkingDir: cf.Config.WorkingDir,
@@ -323,8 +344,11 @@ func (s *Store) describe(src *source, digest string, kind sourceKind, img v1.Ima
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer diff ID: %w", err)
 		}
-		j := &layerJob{ref: src.given, diffID: diffID, open: l.Uncompressed}
-		if kind != kindArchive {
+		j := &layerJob{ref: label, diffID: diffID, open: l.Uncompressed, cache: true}
+		if kind == kindArchive {
+			// Kept as they come (uncompressed), under their diff ID.
+			j.digest = diffID
+		} else {
 			// docker save tarballs hold uncompressed layers: their digest
 			// and size would mean compressing them, so they go by diff ID.
 			if j.digest, err = l.Digest(); err != nil {
@@ -334,15 +358,62 @@ func (s *Store) describe(src *source, digest string, kind sourceKind, img v1.Ima
 				return nil, nil, fmt.Errorf("layer size: %w", err)
 			}
 			j.open, j.compressed = l.Compressed, true
-			j.cache, j.verifies = kind == kindRegistry, kind == kindRegistry
+			j.verifies = kind == kindRegistry
 		}
 		jobs = append(jobs, j)
 		diffIDs = append(diffIDs, diffID)
-		e.Layers = append(e.Layers, layerEntry{DiffID: diffID.String(), Digest: digestString(j.digest), Size: j.size})
+		e.Layers = append(e.Layers, layerEntry{DiffID: diffID.String(), Digest: digestString(j.digest), Size: j.size,
+			MediaType: mediaType(l)})
 		e.Size += j.size
 	}
 	e.ChainID = chainID(diffIDs).String()
 	return e, jobs, nil
+}
+
+// keepConfig stores the raw config of img as a blob (for Save) and
+// returns its digest, checked.
+func (s *Store) keepConfig(img v1.Image) (string, error) {
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return "", err
+	}
+	if want, err := img.ConfigName(); err != nil || want != h {
+		return "", fmt.Errorf("%w: config %s has digest %s", errDigest, want, h)
+	}
+	p := s.blobPath(h)
+	if _, err := os.Stat(p); err == nil {
+		return h.String(), nil
+	}
+	f, err := os.CreateTemp(s.tmp, "config-")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(raw)
+	err = closeAll(err, f)
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("keep config: %w", err)
+	}
+	return h.String(), nil
+}
+
+// mediaType is the media type of l, "" if it does not say.
+func mediaType(l v1.Layer) string {
+	mt, err := l.MediaType()
+	if err != nil {
+		return ""
+	}
+	return string(mt)
 }
 
 func digestString(h v1.Hash) string {
