@@ -239,6 +239,7 @@ func (m *Manager) Stop(ctx context.Context, box string) (*Box, error) {
 		}
 	}
 	m.release(b.CPU, b.MemoryMB)
+	m.forgetStats(b.ID)
 	b.Status = StatusStopped
 	b.StoppedAt = m.now()
 	ev, err := m.store.updateBox(context.WithoutCancel(ctx), b, EventBoxStopped, FormatTime(b.StoppedAt))
@@ -317,6 +318,7 @@ func (m *Manager) removeLocked(ctx context.Context, b *boxRow, force bool) error
 	if b.Status == StatusRunning {
 		m.release(b.CPU, b.MemoryMB)
 	}
+	m.forgetStats(b.ID)
 	ev, err := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now()))
 	if err != nil {
 		return err

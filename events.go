@@ -18,6 +18,9 @@ const (
 	EventExecOutput  EventType = "exec.output"
 	EventExecExited  EventType = "exec.exited"
 	EventImagePull   EventType = "image.pull"
+	// EventBoxExpired: the box's ttl or idle_timeout fired; Box is the box
+	// after it was stopped (or before it was removed), Expiry says which.
+	EventBoxExpired EventType = "box.expired"
 )
 
 // Event is one Manager event. Which of Box, Exec, Output and Pull is set

@@ -46,6 +46,10 @@ type Manager struct {
 	runs        map[string]*execRun // running execs by ID
 	locks       map[string]*boxLock // per-box lifecycle locks
 
+	statsMu    sync.Mutex
+	cpuSamples map[string]cpuSample // box ID → last CPU reading
+	lastStats  map[string]Stats     // box ID → last sample (for metrics)
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -105,6 +109,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		dir: dir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(), lock: lock,
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
+		cpuSamples: map[string]cpuSample{}, lastStats: map[string]Stats{},
 	}
 	di := m.DriverInfo()
 	attrs := []any{"driver", di.Name}

@@ -69,6 +69,12 @@ type Service interface {
 	// program and returns ctx.Err(). The session is not recorded as an exec.
 	Attach(ctx context.Context, box string, req AttachRequest) (int, error)
 
+	// Stats samples the resource use of a running box.
+	Stats(ctx context.Context, box string) (*Stats, error)
+	// StatsStream calls fn with a sample of a running box every
+	// opts.Interval until the box stops (nil), ctx ends or fn fails.
+	StatsStream(ctx context.Context, box string, opts StatsOptions, fn func(*Stats) error) error
+
 	// Subscribe streams Manager events (see EventFilter). The caller must
 	// Close the subscription.
 	Subscribe(ctx context.Context, filter EventFilter) (Subscription, error)

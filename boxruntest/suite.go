@@ -84,6 +84,7 @@ func TestDriver(t *testing.T, h DriverHarness) {
 	t.Run("TTY", s.testTTY)
 	t.Run("User", s.testUser)
 	t.Run("Copy", s.testCopy)
+	t.Run("Stats", s.testStats)
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("Remove", s.testRemove)
 	t.Run("Close", func(t *testing.T) {

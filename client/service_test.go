@@ -399,6 +399,40 @@ func serviceChecks() []serviceCheck {
 			_, err = svc.Run(ctx, boxrun.RunRequest{Image: "busybox"})
 			wantKind(t, "Run without cmd", err, boxrun.ErrInvalid, boxrun.CodeValidationError)
 		}},
+		{"Stats", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
+			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{MemoryMB: 300})
+			if _, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "while :; do :; done"}}); err != nil {
+				t.Fatal(err)
+			}
+			st, err := svc.Stats(ctx, b.ID)
+			if err != nil {
+				t.Fatalf("Stats: %v", err)
+			}
+			if st.BoxID != b.ID || st.Processes < 1 || st.MemoryBytes <= 0 || st.MemoryLimitBytes != 300<<20 || st.CPUTimeNS <= 0 || st.Time.IsZero() {
+				t.Errorf("Stats = %+v", st)
+			}
+			// The stream delivers samples until the box stops, then ends with nil.
+			var n int
+			stopped := make(chan error, 1)
+			err = svc.StatsStream(ctx, b.ID, boxrun.StatsOptions{Interval: 100 * time.Millisecond}, func(st *boxrun.Stats) error {
+				if n++; n == 3 {
+					go func() { _, err := svc.Stop(ctx, b.ID); stopped <- err }()
+				}
+				return nil
+			})
+			if err != nil || n < 3 {
+				t.Errorf("StatsStream = %v after %d samples; want nil after at least 3", err, n)
+			}
+			if err := <-stopped; err != nil {
+				t.Fatal(err)
+			}
+			_, err = svc.Stats(ctx, b.ID)
+			wantKind(t, "Stats of a stopped box", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
+			err = svc.StatsStream(ctx, b.ID, boxrun.StatsOptions{}, func(*boxrun.Stats) error { return nil })
+			wantKind(t, "StatsStream of a stopped box", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
+			_, err = svc.Stats(ctx, "ghost")
+			wantKind(t, "Stats of a missing box", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
+		}},
 		{"GC", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
 			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
 			keep := mustCreate(t, ctx, svc, boxrun.BoxSpec{})

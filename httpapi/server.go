@@ -24,6 +24,7 @@
 //	GET    /v1/events?box_id=&type=&after_seq=&replay=true   Manager events as SSE
 //	GET    /v1/images, POST /v1/images {"ref"}, DELETE /v1/images?ref=, POST /v1/images:prune
 //	GET    /v1/boxes/{id}/attach?cmd=a&cmd=b&workdir=/x      program and working directory
+//	GET    /v1/boxes/{id}/stats[?stream=1&interval=1s]      resource sample (JSON) or SSE "stats" stream
 //
 // Paths are split on the escaped path, so "%3A" works like ":" and "%2F"
 // stays inside a segment. Browser requests from another origin (an Origin
@@ -273,6 +274,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleListExecs}, p
 	case n == 4 && segs[3] == "attach":
 		return routes{http.MethodGet: s.handleAttach}, p
+	case n == 4 && segs[3] == "stats":
+		return routes{http.MethodGet: s.handleStats}, p
 	case n == 4 && segs[3] == "archive":
 		return routes{http.MethodGet: s.handleArchiveGet, http.MethodPut: s.handleArchivePut}, p
 	case n == 5 && segs[3] == "exec":

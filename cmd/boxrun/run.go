@@ -175,6 +175,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 		newInfoCmd(cfg),
 		newImagesCmd(cfg),
 		newEventsCmd(cfg),
+		newStatsCmd(cfg),
 		newCompletionCmd(cfg, root),
 		newVersionCmd(cfg),
 	}

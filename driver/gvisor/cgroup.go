@@ -115,3 +115,11 @@ func atoiPositive(s string) int {
 	}
 	return n
 }
+
+// statBlocks returns the 512-byte blocks, inode and link count of info.
+func statBlocks(info fs.FileInfo) (blocks int64, ino, nlink uint64) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks, st.Ino, uint64(st.Nlink)
+	}
+	return 0, 0, 1
+}

@@ -49,6 +49,8 @@ type Driver struct {
 	net      *boxnet.Host
 	netErr   error
 	onDenied atomic.Pointer[func(boxrun.NetDenial)]
+
+	stats statsCache // cached slow parts of Stats, per handle
 }
 
 // New checks the host and prepares cfg.Dir. It fails with an error wrapping
@@ -449,6 +451,7 @@ func (d *Driver) destroy(ctx context.Context, h string) error {
 	if mountutil.IsMounted(d.rootfs(h)) {
 		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxrun.ErrRuntime)
 	}
+	d.stats.forget(h)
 	if err := removeAll(d.boxDir(h)); err != nil {
 		return fmt.Errorf("gvisor: remove %s: %w", h, err)
 	}
