@@ -68,8 +68,9 @@ func (c *statsCache) forget(h string) {
 // box's own (guest) processes from `runsc events --stats`, and the disk use
 // a walk of the writable layer; both are refreshed at most every
 // slowStatsTTL. Rootless (no cgroups), CPU and memory come from runsc too.
-// Network counters are -1: a box either has no network (loopback only) or
-// shares the host's, which cannot be attributed to one box.
+// Network counters come from the host end of a networked box's veth pair
+// (the box's receive is the host end's transmit); -1 for a box without
+// network (loopback only).
 func (d *Driver) Stats(ctx context.Context, handle string) (boxrun.SandboxStats, error) {
 	out := boxrun.SandboxStats{MemoryBytes: -1, MemoryPeakBytes: -1, MemoryLimitBytes: -1, Processes: -1, DiskBytes: -1, NetRxBytes: -1, NetTxBytes: -1}
 	if err := d.checkOpen(); err != nil {
@@ -87,6 +88,15 @@ func (d *Driver) Stats(ctx context.Context, handle string) (boxrun.SandboxStats,
 	}
 	if m.MemoryMB > 0 {
 		out.MemoryLimitBytes = m.MemoryMB << 20
+	}
+	if m.Network && m.Net != nil && m.Net.HostIf != "" {
+		dir := filepath.Join("/sys/class/net", m.Net.HostIf, "statistics")
+		if tx, err := readInt(filepath.Join(dir, "tx_bytes")); err == nil {
+			out.NetRxBytes = tx
+		}
+		if rx, err := readInt(filepath.Join(dir, "rx_bytes")); err == nil {
+			out.NetTxBytes = rx
+		}
 	}
 	slow := d.stats.get(handle)
 	haveCgroup := false
