@@ -15,7 +15,6 @@ bin/runsc: tools/go.mod
 
 build: runsc
 	CGO_ENABLED=0 $(GO) build -o bin/boxrun ./cmd/boxrun
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o bin/boxrun-init ./driver/gvisor/boxinit
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o bin/boxrun-qemu-agent ./driver/qemu/agent
 
 fmt-check:

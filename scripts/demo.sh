@@ -37,9 +37,8 @@ if [ ! -x bin/runsc ]; then
 	step "Building runsc (gVisor) — a few minutes the first time"
 	(cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)
 fi
-step "Building bin/boxrun and bin/boxrun-init"
+step "Building bin/boxrun (also the in-box init of every box)"
 CGO_ENABLED=0 go build -o bin/boxrun ./cmd/boxrun
-CGO_ENABLED=0 go build -trimpath -ldflags=-s -o bin/boxrun-init ./driver/gvisor/boxinit
 
 step "Writing a busybox image (OCI layout) to $image_dir"
 bin/boxrun images build-busybox --busybox "$busybox" "$image_dir"

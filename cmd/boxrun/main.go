@@ -8,9 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 )
 
 func main() {
+	if boxinit.IsRole(os.Args[0]) {
+		os.Exit(boxinit.Main(os.Args[1:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

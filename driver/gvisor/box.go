@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 	"github.com/boxrun/boxrun/internal/userdb"
 )
 
@@ -21,7 +22,7 @@ const handleLen = 16
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // initMount is where the helper appears inside every box.
-const initMount = "/.boxrun/init"
+const initMount = boxinit.InitMount
 
 // resolvConfPath is where a networked box finds its resolver config (a
 // read-only bind mount naming the box's own resolver).
@@ -236,6 +237,7 @@ func (d *Driver) bundleConfig(h string, m *boxMeta) ociSpec {
 			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 			{Destination: initMount, Type: "bind", Source: d.initPath, Options: []string{"rbind", "ro"}},
+			{Destination: boxinit.AgentDir, Type: "bind", Source: d.agentDir(h), Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}},
 		},
 		Linux: ociLinux{
 			Namespaces: []ociNamespace{{Type: "pid"}, {Type: "ipc"}, {Type: "uts"}, {Type: "mount"}},

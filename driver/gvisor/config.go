@@ -1,13 +1,17 @@
 package gvisor
 
 import (
+	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/boxrun/boxrun/internal/binpath"
@@ -16,13 +20,15 @@ import (
 // Names of the host binaries the driver needs, and the environment variables
 // that point at them.
 const (
-	RunscName = "runsc"       // runsc binary
-	InitName  = "boxrun-init" // the static in-box helper (package boxinit)
+	RunscName = "runsc"  // runsc binary
+	InitName  = "boxrun" // the boxrun binary, whose init role is package boxinit
 	RunscEnv  = "BOXRUN_RUNSC"
 	InitEnv   = "BOXRUN_INIT"
 
-	// InitPackage is the import path of the in-box helper, for BuildInit.
-	InitPackage = "github.com/boxrun/boxrun/driver/gvisor/boxinit"
+	// InitPackage is the import path of the binary BuildInit builds: the
+	// boxrun command, which runs as a box's init (package boxinit) when
+	// started as /.boxrun/init.
+	InitPackage = "github.com/boxrun/boxrun/cmd/boxrun"
 )
 
 // ErrUnsupported is wrapped by New when the driver cannot run on this host
@@ -44,10 +50,15 @@ type Config struct {
 	// `cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc`.
 	Runsc string
 
-	// InitPath is the path of the static in-box helper (package boxinit).
-	// If empty: $BOXRUN_INIT, else <Dir>/../bin/boxrun-init, else
-	// "boxrun-init" next to os.Executable(), else in PATH. The boxrun CLI
-	// ships it next to its own binary; tests build it with BuildInit.
+	// InitPath is the path of a statically linked binary that runs package
+	// boxinit in its init role: the boxrun command (cmd/boxrun). If empty:
+	// $BOXRUN_INIT, else os.Executable() when that binary has the init
+	// role linked in (the boxrun command itself), else <Dir>/../bin/boxrun,
+	// else "boxrun" next to os.Executable(), else in PATH. Tests build it
+	// with BuildInit. A dynamically linked binary (a cgo build, the
+	// default of `go install` on a host with a C compiler) cannot start in
+	// an image without the host's libc: New refuses it with ErrUnsupported
+	// and the command that rebuilds it statically.
 	InitPath string
 
 	// Platform is runsc's --platform. Default "systrap".
@@ -89,11 +100,11 @@ func findBinary(explicit, envVar, dir, name string) (string, error) {
 
 const (
 	buildRunscHint = "build it from the boxrun repository with `cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc` and set $BOXRUN_RUNSC or Config.Runsc"
-	buildInitHint  = "build it from the boxrun repository with `CGO_ENABLED=0 go build -trimpath -ldflags=-s -o bin/boxrun-init ./driver/gvisor/boxinit` and set $BOXRUN_INIT or Config.InitPath"
+	buildInitHint  = "install it with `CGO_ENABLED=0 go install github.com/boxrun/boxrun/cmd/boxrun@latest` (or from the repository: `CGO_ENABLED=0 go build -o bin/boxrun ./cmd/boxrun`) and set $BOXRUN_INIT or Config.InitPath"
 )
 
-// BuildInit builds the static in-box helper into dst with the go tool in
-// PATH (CGO_ENABLED=0, stripped). It must run inside the boxrun module
+// BuildInit builds the boxrun command (whose init role is the in-box
+// helper) into dst with the go tool in PATH (CGO_ENABLED=0, stripped). It must run inside the boxrun module
 // (tests, CI, release scripts); the driver itself never builds anything.
 func BuildInit(ctx context.Context, dst string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", dst, InitPackage)
@@ -107,4 +118,61 @@ func BuildInit(ctx context.Context, dst string) error {
 
 func discardLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// findInit resolves Config.InitPath by the order documented there and
+// checks that the binary can run in any image.
+func findInit(explicit, dir string) (string, error) {
+	p := explicit
+	if p == "" && os.Getenv(InitEnv) == "" {
+		if exe, err := os.Executable(); err == nil && hasInitRole(exe) {
+			p = exe
+		}
+	}
+	var err error
+	if p == "" {
+		p, err = findBinary("", InitEnv, dir, InitName)
+	} else {
+		p, err = findBinary(p, "", "", InitName)
+	}
+	if err != nil {
+		return "", err
+	}
+	if interp := elfInterp(p); interp != "" {
+		return "", fmt.Errorf("%s is dynamically linked (interpreter %s), so it cannot run as init in an image without the host's libc; rebuild it statically with `CGO_ENABLED=0 go install github.com/boxrun/boxrun/cmd/boxrun@latest` (or `CGO_ENABLED=0 go build ./cmd/boxrun` in the repository): %w", p, interp, ErrUnsupported)
+	}
+	return filepath.Abs(p)
+}
+
+// roleMarker is boxinit.RoleMarker, assembled at run time so that a binary
+// that links the driver but not the init role does not contain it.
+func roleMarker() []byte {
+	return []byte(strings.Join([]string{"boxrun-init-role/1:", "init", "tar-x", "tar-c", "host-run"}, " "))
+}
+
+// hasInitRole reports whether the binary at p links package boxinit's
+// init role (contains roleMarker).
+func hasInitRole(p string) bool {
+	b, err := os.ReadFile(p)
+	return err == nil && bytes.Contains(b, roleMarker())
+}
+
+// elfInterp returns the ELF interpreter (dynamic loader) the binary at p
+// needs, "" for a static binary or a file that is not ELF.
+func elfInterp(p string) string {
+	f, err := elf.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(io.LimitReader(prog.Open(), 4096))
+			if err != nil {
+				return "?"
+			}
+			return strings.TrimRight(string(b), "\x00")
+		}
+	}
+	return ""
 }

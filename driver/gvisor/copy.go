@@ -3,6 +3,7 @@ package gvisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/agentproto"
 )
 
 // Exit codes of the in-box helper (see package boxinit).
@@ -49,6 +51,9 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 	}
 	if !path.IsAbs(p) {
 		p = path.Join(m.Workdir, p)
+	}
+	if c, err := d.agent(ctx, h); err == nil {
+		return d.agentCopy(ctx, h, c, mode, path.Clean(p), stdin, stdout)
 	}
 	stderr := &limitWriter{max: 64 << 10}
 	spec := boxrun.ProcessSpec{
@@ -92,4 +97,30 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 	default:
 		return fmt.Errorf("gvisor: %s %s: exit %d: %s: %w", mode, p, code, msg, boxrun.ErrRuntime)
 	}
+}
+
+// agentCopy runs a copy through the agent c.
+func (d *Driver) agentCopy(ctx context.Context, h string, c *agentproto.Conn, mode, p string, r io.Reader, w io.Writer) error {
+	var err error
+	if mode == "tar-x" {
+		err = c.CopyIn(ctx, p, r)
+	} else {
+		err = c.CopyOut(ctx, p, w)
+	}
+	var re *agentproto.RemoteError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re) && re.Kind == agentproto.KindNotFound:
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxrun.ErrNotFound)
+	case errors.As(err, &re) && re.Kind == agentproto.KindInvalid:
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxrun.ErrInvalid)
+	case errors.As(err, &re):
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxrun.ErrRuntime)
+	case ctx.Err() != nil:
+		return fmt.Errorf("gvisor: %s %s: %w", mode, p, ctx.Err())
+	case errors.Is(err, agentproto.ErrProtocol):
+		d.dropAgent(h, c, err)
+	}
+	return fmt.Errorf("gvisor: %s %s: %w: %w", mode, p, err, boxrun.ErrRuntime)
 }

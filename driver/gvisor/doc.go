@@ -9,11 +9,15 @@
 // and the image stays pristine. runsc runs with --overlay2=none so that the
 // sandbox writes go straight into that overlay.
 //
-// PID 1 of every box is a small static helper (package boxinit, installed on
-// the host as "boxrun-init") bind-mounted read-only at /.boxrun/init. It
-// reaps orphans, stops the box on SIGTERM, and implements copy in and out as
-// tar streams, so boxes work with any image, including one with no shell
-// and no tar.
+// PID 1 of every box is the boxrun binary itself in its init role (package
+// boxinit; Config.InitPath says how it is found), bind-mounted read-only
+// at /.boxrun/init. It reaps orphans, stops the box on SIGTERM, and is the
+// box's agent: it serves package agentproto (the protocol of the QEMU guest
+// agent too) on a per-box Unix socket, through which execs, signals,
+// terminal resizes and tar copies run without starting a `runsc exec`
+// each time, so boxes work with any image, including one with no shell
+// and no tar. Why a Unix socket and how only that box's host side can reach
+// it: see package boxinit.
 //
 // # Host layout
 //
@@ -59,7 +63,8 @@
 // does internally: every runsc invocation starts in a new user namespace,
 // where the driver's uid and gid are root (one-entry maps, no setgroups), and
 // a new mount namespace, with --ignore-cgroups. Create and Start run the
-// in-box helper's host mode (`boxrun-init host-run`) there first: it mounts
+// in-box helper's host mode (`boxrun-init host-run`, the boxrun binary
+// started under that name) there first: it mounts
 // the box's overlay (upper and work dirs belong to the driver's user, so the
 // mount is writable), creates the workdir and /tmp, and execs
 // `runsc run --detach`. The gofer and sandbox processes keep that namespace,
@@ -98,7 +103,20 @@
 //
 // # Processes
 //
-// Exec runs `runsc exec` with pipes for stdio (or a driver-made pty for a
+// Exec, Signal, Resize, CopyIn and CopyOut go through the box's agent: one
+// connection per box (yamux streams, package agentproto), opened when the
+// box starts and again after a restart of the host process, since the
+// socket belongs to the sandbox. An exec runs in its own process group (a
+// TTY exec in its own session; KILL, TERM and HUP reach the whole
+// session); when the connection that started it ends (the server exited
+// or crashed) the agent kills it, so no exec outlives the process that can
+// collect it. Every frame from the agent is hostile input: a malformed
+// stream fails that exec or copy with ErrRuntime and drops the connection.
+// DescribeBox reports the agent's state.
+//
+// When the agent does not answer (box root killed or replaced it, or a box
+// made by an older driver) the driver falls back to `runsc exec`, as
+// follows. Exec runs `runsc exec` with pipes for stdio (or a driver-made pty for a
 // TTY, whose stdin EOF is the EOF character). The process spec (command,
 // env, cwd, user) goes to runsc as a --process file through a pipe: the
 // user is SandboxSpec.User resolved in the image's /etc/passwd and

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/driver/internal/boxnet"
+	"github.com/boxrun/boxrun/internal/binpath"
 	"github.com/boxrun/boxrun/internal/mountutil"
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +44,7 @@ type Driver struct {
 
 	mu     sync.Mutex
 	locks  map[string]*sync.Mutex // per-handle lifecycle locks
+	agents map[string]*agentBox   // per-handle agent connections (agent.go)
 	rootMu sync.RWMutex           // R: runsc create; W: null-netns cleanup
 	closed atomic.Bool
 
@@ -70,9 +73,11 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gvisor: %w; %s", err, buildRunscHint)
 	}
-	initPath, err := findBinary(cfg.InitPath, InitEnv, dir, InitName)
-	if err != nil {
+	initPath, err := findInit(cfg.InitPath, dir)
+	if errors.Is(err, binpath.ErrNotFound) {
 		return nil, fmt.Errorf("gvisor: %w; %s", err, buildInitHint)
+	} else if err != nil {
+		return nil, fmt.Errorf("gvisor: %w", err)
 	}
 	d := &Driver{
 		runscPath: runscPath,
@@ -85,6 +90,7 @@ func New(cfg Config) (*Driver, error) {
 		boxesDir:  filepath.Join(dir, "boxes"),
 		emptyDir:  filepath.Join(dir, "empty"),
 		locks:     map[string]*sync.Mutex{},
+		agents:    map[string]*agentBox{},
 	}
 	if os.Geteuid() == 0 {
 		d.limits = detectLimits()
@@ -122,10 +128,21 @@ func (d *Driver) Name() string { return "gvisor" }
 // Limits reports which resource limits this host enforces.
 func (d *Driver) Limits() Limits { return d.limits }
 
-// Close marks the driver closed. Sandboxes keep running; a new Driver on the
-// same Dir picks them up. Close is idempotent.
+// Close marks the driver closed and closes its agent connections (the
+// agents then kill the execs started through them). Sandboxes keep
+// running; a new Driver on the same Dir picks them up. Close is idempotent.
 func (d *Driver) Close() error {
-	if !d.closed.Swap(true) && d.net != nil {
+	first := !d.closed.Swap(true)
+	d.mu.Lock()
+	var hs []string
+	for h := range d.agents {
+		hs = append(hs, h)
+	}
+	d.mu.Unlock()
+	for _, h := range hs {
+		d.closeAgent(h)
+	}
+	if first && d.net != nil {
 		return d.net.Close()
 	}
 	return nil
@@ -217,7 +234,7 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 		m.Workdir = "/"
 	}
 	bd := d.boxDir(h)
-	for _, p := range []string{bd, filepath.Join(bd, "upper"), filepath.Join(bd, "work"), d.rootfs(h)} {
+	for _, p := range []string{bd, filepath.Join(bd, "upper"), filepath.Join(bd, "work"), d.rootfs(h), d.agentDir(h)} {
 		if err := os.Mkdir(p, 0o700); err != nil {
 			_ = d.destroy(ctx, h)
 			return "", fmt.Errorf("gvisor: %w", err)
@@ -270,11 +287,20 @@ func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
 			return err
 		}
 	}
+	// The agent's directory (boxes made before the agent get it here).
+	if err := os.Mkdir(d.agentDir(h), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+	_ = os.Remove(filepath.Join(d.agentDir(h), agentSockName))
 	cb, _ := json.MarshalIndent(d.bundleConfig(h, m), "", "  ")
 	if err := writeFileAtomic(filepath.Join(d.boxDir(h), "config.json"), cb); err != nil {
 		return fmt.Errorf("gvisor: %w", err)
 	}
-	return d.create(ctx, h, m)
+	if err := d.create(ctx, h, m); err != nil {
+		return err
+	}
+	d.waitAgent(ctx, h)
+	return nil
 }
 
 // create runs `runsc run --detach` (create and start in one process) with
@@ -296,6 +322,7 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	cmd := newCmd(d.runscPath, args, nil, logf, logf)
 	if d.userns != nil {
 		cmd = newCmd(d.initPath, d.hostRunArgs(h, m, args), nil, logf, logf)
+		cmd.Args[0] = boxinit.RoleName // the init role of the boxrun binary
 		cmd.SysProcAttr = d.userns.attr()
 	}
 	start := time.Now()
@@ -324,6 +351,7 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 // teardown destroys the sandbox of h (if any) and unmounts its overlay,
 // keeping the box's files.
 func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
+	d.closeAgent(h)
 	var errs []error
 	if d.readState(h) != nil {
 		if _, err := d.runsc(ctx, m, time.Minute, "delete", "-force", h); err != nil {

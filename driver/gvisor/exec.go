@@ -77,6 +77,12 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 	if err != nil {
 		return nil, err
 	}
+	if c, err := d.agent(ctx, handle); err == nil {
+		p, fallback, err := d.agentExec(ctx, handle, c, m, spec)
+		if !fallback {
+			return p, err
+		}
+	}
 	p, startErr, err := d.startProcess(ctx, handle, m, spec)
 	if err != nil {
 		return nil, err

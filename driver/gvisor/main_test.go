@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	if os.Getenv(gvisor.InitEnv) == "" && os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("", "boxrun-init-")
+		dir, err := os.MkdirTemp("", "boxrun-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

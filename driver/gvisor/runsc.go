@@ -14,7 +14,9 @@ import (
 
 // globalArgs are the runsc flags that go before the command for a box.
 func (d *Driver) globalArgs(m *boxMeta) []string {
-	args := []string{"--root=" + d.runDir, "--platform=" + d.platform, "--overlay2=none"}
+	// --host-uds=create: the box's agent creates its socket on the agent
+	// dir bind mount (see agent.go); the box cannot connect to host sockets.
+	args := []string{"--root=" + d.runDir, "--platform=" + d.platform, "--overlay2=none", "--host-uds=create"}
 	if m != nil && m.Network {
 		args = append(args, "--network=sandbox")
 	} else {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxruntest"
-	"github.com/boxrun/boxrun/driver/qemu/proto"
 )
 
 // The benchmarks compare the driver with bare QEMU booting the same kernel,
@@ -100,7 +100,7 @@ func (e *benchEnv) bareBoot(b *testing.B) (*exec.Cmd, *agentConn) {
 		}
 		time.Sleep(5 * time.Millisecond) // QEMU has not made the socket yet
 	}
-	_, err := conn.call(ctx, &proto.Request{Op: proto.OpSetup, Setup: &proto.Setup{
+	_, err := conn.call(ctx, &agentproto.Request{Op: agentproto.OpSetup, Setup: &agentproto.Setup{
 		TimeUnixNano: time.Now().UnixNano(), RootDevice: "/dev/vda", Workdir: "/root"}})
 	if err != nil {
 		b.Fatalf("bare setup: %v", err)
@@ -132,29 +132,29 @@ func (e *benchEnv) createWith(b *testing.B, d *Driver) string {
 // byte count.
 func rawExec(b *testing.B, conn *agentConn, cmd ...string) int64 {
 	b.Helper()
-	st, release, err := conn.open(b.Context(), &proto.Request{Op: proto.OpExec, ID: fmt.Sprint(time.Now().UnixNano()),
+	st, release, err := conn.open(b.Context(), &agentproto.Request{Op: agentproto.OpExec, ID: fmt.Sprint(time.Now().UnixNano()),
 		Cmd: cmd, Env: []string{"PATH=/bin"}, Dir: "/root"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer release()
 	defer st.Close()
-	var res proto.Result
-	if err := proto.ReadJSON(st, proto.FrameResult, &res); err != nil || res.Error != "" {
+	var res agentproto.Result
+	if err := agentproto.ReadJSON(st, agentproto.FrameResult, &res); err != nil || res.Error != "" {
 		b.Fatalf("raw exec: %v %s", err, res.Error)
 	}
-	proto.WriteFrame(st, proto.FrameEOF, nil)
+	agentproto.WriteFrame(st, agentproto.FrameEOF, nil)
 	var n int64
 	for {
-		typ, payload, err := proto.ReadFrame(st)
+		typ, payload, err := agentproto.ReadFrame(st)
 		if err != nil {
 			b.Fatal(err)
 		}
 		switch typ {
-		case proto.FrameStdout:
+		case agentproto.FrameStdout:
 			n += int64(len(payload))
-		case proto.FrameExit:
-			var ex proto.Exit
+		case agentproto.FrameExit:
+			var ex agentproto.Exit
 			json.Unmarshal(payload, &ex)
 			if ex.Code != 0 {
 				b.Fatalf("raw exec %v: exit %d", cmd, ex.Code)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +42,7 @@ type agentConn struct {
 }
 
 // handshakeTimeout bounds one connection attempt's wait for the agent's
-// Ready; dialAgent then dials again (see proto.Hello for why).
+// Ready; dialAgent then dials again (see agentproto.Hello for why).
 const handshakeTimeout = 10 * time.Second
 
 // dialAgent connects to the agent of the box in dir and runs the handshake,
@@ -66,15 +66,15 @@ func dialAgentOnce(ctx context.Context, dir string) (*agentConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rnd [proto.NonceLen / 2]byte
+	var rnd [agentproto.NonceLen / 2]byte
 	rand.Read(rnd[:])
 	nonce := hex.EncodeToString(rnd[:])
-	ready := proto.Ready(nonce)
+	ready := agentproto.Ready(nonce)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(hctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
-	if _, err := conn.Write(proto.Hello(nonce)); err != nil {
+	if _, err := conn.Write(agentproto.Hello(nonce)); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func dialAgentOnce(ctx context.Context, dir string) (*agentConn, error) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	pc := &prefixConn{Conn: conn, prefix: buf}
-	sess, err := yamux.Client(pc, proto.Config())
+	sess, err := yamux.Client(pc, agentproto.Config())
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -136,13 +136,13 @@ func (c *agentConn) dead() bool { return c.sess.IsClosed() }
 
 // open opens a stream and sends req. The stream is closed when ctx ends
 // before release is called.
-func (c *agentConn) open(ctx context.Context, req *proto.Request) (st *yamux.Stream, release func() bool, err error) {
+func (c *agentConn) open(ctx context.Context, req *agentproto.Request) (st *yamux.Stream, release func() bool, err error) {
 	st, err = c.sess.OpenStream()
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent session: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { st.Close(); st.SetDeadline(time.Now()) })
-	if err := proto.WriteJSON(st, proto.FrameRequest, req); err != nil {
+	if err := agentproto.WriteJSON(st, agentproto.FrameRequest, req); err != nil {
 		stop()
 		st.Close()
 		return nil, nil, ctxErr(ctx, err)
@@ -151,29 +151,29 @@ func (c *agentConn) open(ctx context.Context, req *proto.Request) (st *yamux.Str
 }
 
 // call runs a request whose answer is a single Result.
-func (c *agentConn) call(ctx context.Context, req *proto.Request) (proto.Result, error) {
+func (c *agentConn) call(ctx context.Context, req *agentproto.Request) (agentproto.Result, error) {
 	st, release, err := c.open(ctx, req)
 	if err != nil {
-		return proto.Result{}, err
+		return agentproto.Result{}, err
 	}
 	defer st.Close()
 	defer release()
-	var res proto.Result
-	if err := proto.ReadJSON(st, proto.FrameResult, &res); err != nil {
+	var res agentproto.Result
+	if err := agentproto.ReadJSON(st, agentproto.FrameResult, &res); err != nil {
 		return res, ctxErr(ctx, fmt.Errorf("agent %s: %w", req.Op, err))
 	}
 	return res, resultErr(req.Op, res)
 }
 
 // resultErr maps an agent error to the boxrun error kinds.
-func resultErr(op string, res proto.Result) error {
+func resultErr(op string, res agentproto.Result) error {
 	if res.Error == "" {
 		return nil
 	}
 	switch res.Kind {
-	case proto.KindNotFound:
+	case agentproto.KindNotFound:
 		return fmt.Errorf("%s: %s: %w", op, res.Error, boxrun.ErrNotFound)
-	case proto.KindInvalid:
+	case agentproto.KindInvalid:
 		return fmt.Errorf("%s: %s: %w", op, res.Error, boxrun.ErrInvalid)
 	}
 	return fmt.Errorf("%s: %s", op, res.Error)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/internal/userdb"
 )
 
@@ -430,7 +430,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 	if err != nil {
 		return fmt.Errorf("qemu: dial agent of %s: %w", b.handle, err)
 	}
-	setup := &proto.Setup{
+	setup := &agentproto.Setup{
 		Entropy:      entropy(),
 		TimeUnixNano: time.Now().UnixNano(),
 		Hostname:     hostname(b),
@@ -438,15 +438,15 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 		Workdir:      b.state.Workdir,
 	}
 	for i, v := range b.state.Volumes {
-		setup.Volumes = append(setup.Volumes, proto.Mount{Tag: vfsTag(i), Path: v.GuestPath, Readonly: v.Readonly})
+		setup.Volumes = append(setup.Volumes, agentproto.Mount{Tag: vfsTag(i), Path: v.GuestPath, Readonly: v.Readonly})
 	}
-	res, err := conn.call(bctx, &proto.Request{Op: proto.OpSetup, Setup: setup})
-	if err == nil && res.Info != proto.AgentInfo {
+	res, err := conn.call(bctx, &agentproto.Request{Op: agentproto.OpSetup, Setup: setup})
+	if err == nil && res.Info != agentproto.AgentInfo {
 		// A stale agent would ignore what it does not know (the exec
 		// user, for one) instead of failing.
 		conn.Close()
 		return fmt.Errorf("qemu: box %s: agent %q does not match this driver (%s); rebuild it with BuildAgent: %w",
-			b.handle, res.Info, proto.AgentInfo, boxrun.ErrRuntime)
+			b.handle, res.Info, agentproto.AgentInfo, boxrun.ErrRuntime)
 	}
 	if err != nil {
 		conn.Close()

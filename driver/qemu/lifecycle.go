@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 )
 
 // Start boots a stopped box again from its disk.
@@ -48,7 +48,7 @@ func (d *Driver) Stop(ctx context.Context, handle string) error {
 	}
 	if conn != nil && !conn.dead() {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := conn.call(sctx, &proto.Request{Op: proto.OpShutdown})
+		_, err := conn.call(sctx, &agentproto.Request{Op: agentproto.OpShutdown})
 		cancel()
 		if err == nil {
 			if waitGone(ctx, b.handle, []int{pid}, shutdownTimeout) == nil {

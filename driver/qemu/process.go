@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/boxrun/boxrun"
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/internal/userdb"
 	"github.com/hashicorp/yamux"
 )
@@ -44,14 +44,14 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 	b.mu.Unlock()
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	req := &proto.Request{
-		Op:   proto.OpExec,
+	req := &agentproto.Request{
+		Op:   agentproto.OpExec,
 		ID:   hex.EncodeToString(rnd[:]),
 		Cmd:  spec.Cmd,
 		Env:  env,
 		Dir:  dir,
 		TTY:  spec.TTY,
-		User: &proto.User{UID: user.UID, GID: user.GID, Groups: user.Groups},
+		User: &agentproto.User{UID: user.UID, GID: user.GID, Groups: user.Groups},
 	}
 	if spec.TTY {
 		req.Rows, req.Cols = spec.Size.Rows, spec.Size.Cols
@@ -60,8 +60,8 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 	if err != nil {
 		return nil, err
 	}
-	var res proto.Result
-	err = proto.ReadJSON(st, proto.FrameResult, &res)
+	var res agentproto.Result
+	err = agentproto.ReadJSON(st, agentproto.FrameResult, &res)
 	release()
 	if err != nil {
 		st.Close()
@@ -118,33 +118,33 @@ type process struct {
 
 func (p *process) pumpStdin(r io.Reader) {
 	if r != nil {
-		if _, err := io.Copy(proto.DataWriter{W: p.st, Typ: proto.FrameData}, r); err != nil {
+		if _, err := io.Copy(agentproto.DataWriter{W: p.st, Typ: agentproto.FrameData}, r); err != nil {
 			return
 		}
 	}
-	proto.WriteFrame(p.st, proto.FrameEOF, nil)
+	agentproto.WriteFrame(p.st, agentproto.FrameEOF, nil)
 }
 
 func (p *process) readOutput(stdout, stderr io.Writer) {
 	defer close(p.done)
 	defer p.closeOnce.Do(func() { p.st.Close() })
 	for {
-		typ, payload, err := proto.ReadFrame(p.st)
+		typ, payload, err := agentproto.ReadFrame(p.st)
 		if err != nil {
 			p.err = fmt.Errorf("qemu: exec %s: lost the sandbox connection: %w", p.id, err)
 			return
 		}
 		switch typ {
-		case proto.FrameStdout:
+		case agentproto.FrameStdout:
 			if stdout != nil {
 				stdout.Write(payload)
 			}
-		case proto.FrameStderr:
+		case agentproto.FrameStderr:
 			if stderr != nil {
 				stderr.Write(payload)
 			}
-		case proto.FrameExit:
-			var ex proto.Exit
+		case agentproto.FrameExit:
+			var ex agentproto.Exit
 			if err := json.Unmarshal(payload, &ex); err != nil {
 				p.err = fmt.Errorf("qemu: exec %s: bad exit frame: %w", p.id, err)
 				return
@@ -166,7 +166,7 @@ func (p *process) Wait() (int, error) {
 
 // Signal sends sig to the process group.
 func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
-	_, err := p.conn.call(ctx, &proto.Request{Op: proto.OpSignal, ID: p.id, Signal: int(sig)})
+	_, err := p.conn.call(ctx, &agentproto.Request{Op: agentproto.OpSignal, ID: p.id, Signal: int(sig)})
 	if err != nil && errors.Is(err, boxrun.ErrNotFound) {
 		select {
 		case <-p.done:
@@ -182,7 +182,7 @@ func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
 
 // Resize sets the terminal size.
 func (p *process) Resize(ctx context.Context, size boxrun.TermSize) error {
-	_, err := p.conn.call(ctx, &proto.Request{Op: proto.OpResize, ID: p.id, Rows: size.Rows, Cols: size.Cols})
+	_, err := p.conn.call(ctx, &agentproto.Request{Op: agentproto.OpResize, ID: p.id, Rows: size.Rows, Cols: size.Cols})
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
@@ -195,7 +195,7 @@ func (d *Driver) CopyIn(ctx context.Context, handle, dst string, r io.Reader) er
 	if err != nil {
 		return err
 	}
-	st, release, err := conn.open(ctx, &proto.Request{Op: proto.OpCopyIn, Path: dst})
+	st, release, err := conn.open(ctx, &agentproto.Request{Op: agentproto.OpCopyIn, Path: dst})
 	if err != nil {
 		return err
 	}
@@ -203,14 +203,14 @@ func (d *Driver) CopyIn(ctx context.Context, handle, dst string, r io.Reader) er
 	defer st.Close()
 	sent := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(proto.DataWriter{W: st, Typ: proto.FrameData}, r)
+		_, err := io.Copy(agentproto.DataWriter{W: st, Typ: agentproto.FrameData}, r)
 		if err == nil {
-			err = proto.WriteFrame(st, proto.FrameEOF, nil)
+			err = agentproto.WriteFrame(st, agentproto.FrameEOF, nil)
 		}
 		sent <- err
 	}()
-	var res proto.Result
-	if err := proto.ReadJSON(st, proto.FrameResult, &res); err != nil {
+	var res agentproto.Result
+	if err := agentproto.ReadJSON(st, agentproto.FrameResult, &res); err != nil {
 		select {
 		case serr := <-sent:
 			if serr != nil {
@@ -235,17 +235,17 @@ func (d *Driver) CopyOut(ctx context.Context, handle, src string, w io.Writer) e
 	if err != nil {
 		return err
 	}
-	st, release, err := conn.open(ctx, &proto.Request{Op: proto.OpCopyOut, Path: src})
+	st, release, err := conn.open(ctx, &agentproto.Request{Op: agentproto.OpCopyOut, Path: src})
 	if err != nil {
 		return err
 	}
 	defer release()
 	defer st.Close()
-	if _, err := io.Copy(w, &proto.DataReader{R: st}); err != nil {
+	if _, err := io.Copy(w, &agentproto.DataReader{R: st}); err != nil {
 		return ctxErr(ctx, fmt.Errorf("qemu: copy out: %w", err))
 	}
-	var res proto.Result
-	if err := proto.ReadJSON(st, proto.FrameResult, &res); err != nil {
+	var res agentproto.Result
+	if err := agentproto.ReadJSON(st, agentproto.FrameResult, &res); err != nil {
 		return ctxErr(ctx, fmt.Errorf("qemu: copy out: %w", err))
 	}
 	if err := resultErr("copy out", res); err != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 )
 
 // Snapshot boot. A cold boot under TCG takes seconds, mostly kernel init.
@@ -106,7 +106,7 @@ func (d *Driver) buildTemplate(ctx context.Context, b *box, diskBytes int64, key
 	if err != nil {
 		return fmt.Errorf("template: %w; console: %s", err, consoleTail(t.dir))
 	}
-	_, err = conn.call(bctx, &proto.Request{Op: proto.OpPing})
+	_, err = conn.call(bctx, &agentproto.Request{Op: agentproto.OpPing})
 	conn.Close()
 	if err != nil {
 		return fmt.Errorf("template: %w", err)

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 )
 
 // Files in a box directory.
@@ -276,7 +276,7 @@ func (d *Driver) probeBoot(ctx context.Context, accel string, timeout time.Durat
 	for {
 		conn, err := dialAgent(ctx, p.dir)
 		if err == nil {
-			_, err = conn.call(ctx, &proto.Request{Op: proto.OpPing})
+			_, err = conn.call(ctx, &agentproto.Request{Op: agentproto.OpPing})
 			conn.Close()
 			return err
 		}

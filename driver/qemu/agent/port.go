@@ -8,7 +8,7 @@ import (
 	"log"
 	"slices"
 
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 	"io"
 	"sync/atomic"
 
@@ -64,7 +64,7 @@ func (c *portConn) Read(p []byte) (int, error) {
 
 func (c *portConn) magic() []byte {
 	if c.hello == nil {
-		c.hello = proto.HelloMagic()
+		c.hello = agentproto.HelloMagic()
 	}
 	return c.hello
 }
@@ -104,15 +104,15 @@ func pollFd(fd int, events int16, ms int) {
 // it, and returns the bytes that followed the Hello: the start of the new
 // session.
 func handshake(fd int, carry []byte) []byte {
-	magic := proto.HelloMagic()
+	magic := agentproto.HelloMagic()
 	buf := carry
 	chunk := make([]byte, 64<<10)
 	for {
-		if i := bytes.Index(buf, magic); i >= 0 && len(buf) >= i+len(magic)+proto.NonceLen {
-			nonce := string(buf[i+len(magic) : i+len(magic)+proto.NonceLen])
-			rest := slices.Clone(buf[i+len(magic)+proto.NonceLen:])
+		if i := bytes.Index(buf, magic); i >= 0 && len(buf) >= i+len(magic)+agentproto.NonceLen {
+			nonce := string(buf[i+len(magic) : i+len(magic)+agentproto.NonceLen])
+			rest := slices.Clone(buf[i+len(magic)+agentproto.NonceLen:])
 			w := &portConn{fd: fd}
-			if _, err := w.Write(proto.Ready(nonce)); err != nil {
+			if _, err := w.Write(agentproto.Ready(nonce)); err != nil {
 				log.Printf("handshake: %v", err)
 				buf = rest
 				continue
@@ -120,8 +120,8 @@ func handshake(fd int, carry []byte) []byte {
 			return rest
 		}
 		// Keep only what could be the start of a magic.
-		if len(buf) > len(magic)+proto.NonceLen {
-			buf = slices.Clone(buf[len(buf)-len(magic)-proto.NonceLen:])
+		if len(buf) > len(magic)+agentproto.NonceLen {
+			buf = slices.Clone(buf[len(buf)-len(magic)-agentproto.NonceLen:])
 		}
 		n, err := unix.Read(fd, chunk)
 		switch {

@@ -6,16 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
 	"time"
 	"unsafe"
 
-	"github.com/boxrun/boxrun/driver/qemu/proto"
-	"github.com/boxrun/boxrun/internal/tarutil"
+	"github.com/boxrun/boxrun/agentproto"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +22,7 @@ const newRoot = "/mnt/root"
 // the virtiofs volumes inside it, then moves it over / and chroots the
 // agent into it, so every later path is a path inside the box. A second
 // setup (the host reconnected) only resets the clock.
-func (a *agent) doSetup(s *proto.Setup) error {
+func (a *agent) doSetup(s *agentproto.Setup) error {
 	if s == nil {
 		return errors.New("setup: missing parameters")
 	}
@@ -142,44 +139,6 @@ func waitFile(path string, d time.Duration) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// copyIn extracts the tar stream of FrameData frames into dst.
-func copyIn(st io.Reader, dst string) proto.Result {
-	dr := &proto.DataReader{R: st}
-	if !filepath.IsAbs(dst) {
-		return fail(proto.KindInvalid, fmt.Errorf("copy in: %q is not absolute", dst))
-	}
-	err := tarutil.Extract(bgCtx(), dr, dst)
-	io.Copy(io.Discard, dr)
-	if err != nil {
-		return fail(errKind(err), err)
-	}
-	return proto.Result{}
-}
-
-// copyOut writes a tar stream of src as FrameData frames (no FrameEOF).
-func copyOut(st io.Writer, src string) proto.Result {
-	if !filepath.IsAbs(src) {
-		return fail(proto.KindInvalid, fmt.Errorf("copy out: %q is not absolute", src))
-	}
-	if _, err := os.Lstat(src); err != nil {
-		return fail(errKind(err), err)
-	}
-	if err := tarutil.Create(bgCtx(), proto.DataWriter{W: st, Typ: proto.FrameData}, src); err != nil {
-		return fail(errKind(err), err)
-	}
-	return proto.Result{}
-}
-
-func errKind(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return proto.KindNotFound
-	case errors.Is(err, tarutil.ErrUnsafePath):
-		return proto.KindInvalid
-	}
-	return proto.KindOther
 }
 
 // addEntropy mixes b into the kernel's pool, credits it, and reseeds the

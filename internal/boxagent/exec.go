@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package boxagent
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/boxrun/boxrun/driver/qemu/proto"
+	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/internal/ptyutil"
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
@@ -38,29 +38,25 @@ type proc struct {
 
 func bgCtx() context.Context { return context.Background() }
 
+// defaultPath is the PATH an exec without one searches.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // exec runs one command and streams it over st.
-func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
+func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) {
 	fw := &frameWriter{w: st}
-	a.mu.Lock()
-	ready := a.setup != nil
-	a.mu.Unlock()
-	if !ready {
-		fw.json(proto.FrameResult, fail(proto.KindOther, errors.New("box is not set up")))
-		return
-	}
 	if _, dup := mine.LoadOrStore(req.ID, struct{}{}); dup || req.ID == "" {
-		fw.json(proto.FrameResult, fail(proto.KindInvalid, fmt.Errorf("bad exec ID %q", req.ID)))
+		fw.json(agentproto.FrameResult, fail(agentproto.KindInvalid, fmt.Errorf("bad exec ID %q", req.ID)))
 		return
 	}
 	defer mine.Delete(req.ID)
 
 	p, outs, stdin, ch, err := a.spawn(req)
 	if err != nil {
-		kind := proto.KindOther
+		kind := agentproto.KindOther
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			kind = proto.KindNotFound
+			kind = agentproto.KindNotFound
 		}
-		fw.json(proto.FrameResult, fail(kind, err))
+		fw.json(agentproto.FrameResult, fail(kind, err))
 		return
 	}
 	a.mu.Lock()
@@ -71,7 +67,10 @@ func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
 		delete(a.procs, req.ID)
 		a.mu.Unlock()
 	}()
-	fw.json(proto.FrameResult, proto.Result{PID: p.pid})
+	fw.json(agentproto.FrameResult, agentproto.Result{PID: p.pid})
+
+	var exited atomic.Bool
+	var exitTime atomic.Int64
 
 	// stdin: FrameData and FrameEOF from the host. A terminal cannot be
 	// half-closed: its EOF is the EOF character (see ptyutil.EOFWriter).
@@ -86,19 +85,24 @@ func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
 			}
 		}()
 		for {
-			typ, payload, err := proto.ReadFrame(st)
+			typ, payload, err := agentproto.ReadFrame(st)
 			if err != nil {
+				// The host abandoned the exec (closed or reset its
+				// stream) while it runs: nobody reads its output.
+				if !exited.Load() {
+					killExec(p.pid, unix.SIGKILL, true)
+				}
 				return
 			}
 			switch typ {
-			case proto.FrameData:
+			case agentproto.FrameData:
 				if in != nil {
 					if _, err := in.Write(payload); err != nil && !req.TTY {
 						in.Close()
 						in = nil
 					}
 				}
-			case proto.FrameEOF:
+			case agentproto.FrameEOF:
 				if in != nil {
 					in.Close() // for a terminal: writes the EOF character
 					in = nil
@@ -107,19 +111,17 @@ func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
 		}
 	}()
 
-	var exited atomic.Bool
-	var exitTime atomic.Int64
 	var wg sync.WaitGroup
 	for i, f := range outs {
-		typ := proto.FrameStdout
+		typ := agentproto.FrameStdout
 		if i == 1 {
-			typ = proto.FrameStderr
+			typ = agentproto.FrameStderr
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer f.Close()
-			buf := make([]byte, proto.DataChunk)
+			buf := make([]byte, agentproto.DataChunk)
 			for {
 				n, err := f.Read(buf)
 				if n > 0 {
@@ -150,13 +152,13 @@ func (a *agent) exec(st *yamux.Stream, req *proto.Request, mine *syncMap) {
 	if ws.Signaled() {
 		code = 128 + int(ws.Signal())
 	}
-	fw.json(proto.FrameExit, proto.Exit{Code: code})
+	fw.json(agentproto.FrameExit, agentproto.Exit{Code: code})
 }
 
 // spawn forks the process. It returns the output files to stream (stdout
 // and stderr, or the pty master), the stdin writer (nil for none) and the
 // channel that receives the wait status.
-func (a *agent) spawn(req *proto.Request) (p *proc, outs []*os.File, stdin *os.File, ch chan unix.WaitStatus, err error) {
+func (a *Agent) spawn(req *agentproto.Request) (p *proc, outs []*os.File, stdin *os.File, ch chan unix.WaitStatus, err error) {
 	if len(req.Cmd) == 0 {
 		return nil, nil, nil, nil, errors.New("empty command")
 	}
@@ -165,7 +167,7 @@ func (a *agent) spawn(req *proto.Request) (p *proc, outs []*os.File, stdin *os.F
 		dir = "/"
 	}
 	// Like runc, create a missing working directory.
-	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && !req.StrictDir {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("working directory %s: %w", dir, err)
 		}

@@ -1,13 +1,22 @@
-// Package proto is the wire protocol between the qemu driver and its guest
-// agent. The host and the agent share one virtio-serial port, multiplexed
-// with yamux (see Session); every operation is one yamux stream that starts
-// with a Request frame from the host, carries data frames both ways, and
-// ends with a Result (or Exit) frame from the agent.
+// Package agentproto is the wire protocol between a boxrun driver on the
+// host and the agent inside a box: the QEMU guest agent (over a
+// virtio-serial port) and the gVisor box's init (over a Unix socket, see
+// driver/gvisor/boxinit). One byte stream is multiplexed with yamux (see
+// Config); every operation is one yamux stream that starts with a Request
+// frame from the host, carries data frames both ways, and ends with a
+// Result (or Exit) frame from the agent.
 //
 // A frame is a 1-byte type, a 4-byte big-endian payload length and the
 // payload. JSON frames hold a Request, Result or Exit; data frames hold raw
 // bytes of one stream (stdin, stdout, stderr or a tar stream).
-package proto
+//
+// The host treats every frame from an agent as hostile: the agent runs
+// inside the box, and code in the box can replace it. ReadFrame never
+// allocates more than MaxPayload for one frame, Conn (the host side) fails
+// the one operation that got a malformed, unknown or out-of-place frame
+// with an error wrapping ErrProtocol, and the decoder is fuzzed
+// (FuzzReadFrame, FuzzExecStream).
+package agentproto
 
 import (
 	"encoding/binary"
@@ -51,8 +60,9 @@ const (
 
 // AgentInfo is Result.Info of ping and setup: the agent's protocol
 // version. Bump it when the agent learns something the host relies on (2:
-// Request.User, TTY stdin EOF); the host refuses an agent that differs.
-const AgentInfo = "boxrun-agent/2"
+// Request.User, TTY stdin EOF; 3: Request.Session); the host refuses an
+// agent that differs.
+const AgentInfo = "boxrun-agent/3"
 
 // Error kinds (Result.Kind), mapped to boxrun error kinds by the driver.
 const (
@@ -63,18 +73,24 @@ const (
 
 // Request is the first frame of every stream.
 type Request struct {
-	Op     string   `json:"op"`
-	ID     string   `json:"id,omitempty"`   // exec ID (exec, signal, resize)
-	Cmd    []string `json:"cmd,omitempty"`  // exec
-	Env    []string `json:"env,omitempty"`  // exec: the whole environment
-	Dir    string   `json:"dir,omitempty"`  // exec working directory
-	TTY    bool     `json:"tty,omitempty"`  // exec on a pty
-	Rows   uint16   `json:"rows,omitempty"` // exec (TTY), resize
-	Cols   uint16   `json:"cols,omitempty"` // exec (TTY), resize
-	Signal int      `json:"signal,omitempty"`
-	Path   string   `json:"path,omitempty"` // copyin destination dir, copyout source
-	Setup  *Setup   `json:"setup,omitempty"`
-	User   *User    `json:"user,omitempty"` // exec: run as; nil is root
+	Op  string   `json:"op"`
+	ID  string   `json:"id,omitempty"`  // exec ID (exec, signal, resize)
+	Cmd []string `json:"cmd,omitempty"` // exec
+	Env []string `json:"env,omitempty"` // exec: the whole environment
+	Dir string   `json:"dir,omitempty"` // exec working directory
+	// StrictDir fails an exec whose Dir is missing instead of creating it.
+	StrictDir bool   `json:"strict_dir,omitempty"`
+	TTY       bool   `json:"tty,omitempty"`  // exec on a pty
+	Rows      uint16 `json:"rows,omitempty"` // exec (TTY), resize
+	Cols      uint16 `json:"cols,omitempty"` // exec (TTY), resize
+	Signal    int    `json:"signal,omitempty"`
+	// Session widens a signal to every process in the session the exec
+	// leads (a TTY exec runs in its own session): a shell's background
+	// jobs sit in process groups of their own.
+	Session bool   `json:"session,omitempty"`
+	Path    string `json:"path,omitempty"` // copyin destination dir, copyout source
+	Setup   *Setup `json:"setup,omitempty"`
+	User    *User  `json:"user,omitempty"` // exec: run as; nil is root
 }
 
 // User is the identity of an exec.
@@ -116,8 +132,14 @@ type Exit struct {
 	Error string `json:"error,omitempty"`
 }
 
-// ErrFrameTooLarge is returned by ReadFrame for an oversized frame.
-var ErrFrameTooLarge = errors.New("proto: frame too large")
+// ErrProtocol is wrapped by the errors of Conn when the agent broke the
+// protocol: a malformed, oversized, unknown or out-of-place frame, or a
+// handshake that never came. Only the operation that got it fails.
+var ErrProtocol = errors.New("agentproto: agent broke the protocol")
+
+// ErrFrameTooLarge is returned by ReadFrame for an oversized frame. It
+// wraps ErrProtocol.
+var ErrFrameTooLarge = fmt.Errorf("agentproto: frame too large: %w", ErrProtocol)
 
 // WriteFrame writes one frame. Callers serialize writes to w.
 func WriteFrame(w io.Writer, typ byte, payload []byte) error {
@@ -153,7 +175,7 @@ func ReadFrame(r io.Reader) (typ byte, payload []byte, err error) {
 	}
 	payload = make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, nil, fmt.Errorf("proto: short frame: %w", io.ErrUnexpectedEOF)
+		return 0, nil, fmt.Errorf("agentproto: short frame: %w", io.ErrUnexpectedEOF)
 	}
 	return hdr[0], payload, nil
 }
@@ -165,7 +187,7 @@ func ReadJSON(r io.Reader, want byte, v any) error {
 		return err
 	}
 	if typ != want {
-		return fmt.Errorf("proto: got frame type %d, want %d", typ, want)
+		return fmt.Errorf("agentproto: got frame type %d, want %d: %w", typ, want, ErrProtocol)
 	}
 	return json.Unmarshal(payload, v)
 }
@@ -217,7 +239,7 @@ func (d *DataReader) Read(p []byte) (int, error) {
 		case FrameEOF:
 			d.eof = true
 		default:
-			return 0, fmt.Errorf("proto: unexpected frame type %d in data", typ)
+			return 0, fmt.Errorf("agentproto: unexpected frame type %d in data: %w", typ, ErrProtocol)
 		}
 	}
 	n := copy(p, d.buf)

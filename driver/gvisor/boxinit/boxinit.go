@@ -1,14 +1,22 @@
-// Command boxinit is the static helper the gvisor driver bind-mounts
-// read-only at /.boxrun/init in every box. On the host it is installed as
-// "boxrun-init". Build it with CGO_ENABLED=0 so it runs in any image.
+// Package boxinit is the in-box side of the gvisor driver, run by the
+// boxrun binary in its init role (see IsRole and Main; cmd/boxrun calls
+// them first thing). The driver bind-mounts that binary read-only at
+// /.boxrun/init in every box and starts it as the box's PID 1, so one
+// `go install` of cmd/boxrun (plus runsc) is all a host needs.
 //
 // Modes (the first argument):
 //
-//	init [GRACE]   PID 1 of the box: reaps orphans; on SIGTERM or SIGINT it
-//	               sends SIGTERM to every other process, waits until they are
-//	               gone or GRACE (a Go duration, default 3s) passed, and exits 0.
+//	init [GRACE]   PID 1 of the box and its agent. It reaps orphans, serves
+//	               package agentproto (through package boxagent) on the
+//	               Unix socket AgentSocket, and on SIGTERM or SIGINT sends
+//	               SIGTERM to every other process, waits until they are
+//	               gone or GRACE (a Go duration, default 3s) passed, and
+//	               exits 0.
 //	tar-x DIR      extracts the tar stream on stdin into DIR (created if needed).
 //	tar-c PATH     writes a tar stream of PATH (file or directory) to stdout.
+//
+// tar-x and tar-c are the copy path of `runsc exec`, which the driver
+// falls back to when the agent cannot be reached.
 //
 // One mode runs on the host, not in a box:
 //
@@ -21,7 +29,32 @@
 //
 // Exit codes: 0 success, 1 failure, 2 usage, 3 unsafe path (an entry leaves
 // its destination), 4 not found, 5 malformed tar stream. Errors are written to stderr.
-package main
+//
+// # The agent channel
+//
+// The host reaches the agent through a Unix socket the agent creates in
+// the box's own agent directory: the driver bind-mounts the host directory
+// <box>/agent (mode 0700, root's) at /.boxrun/agent and runs the sandbox
+// with runsc --host-uds=create, so the listening socket the agent binds
+// there is a real host socket the driver connects to. Why this channel:
+//   - it outlives the server: the socket belongs to the sandbox, so a new
+//     driver after a restart (or crash) just connects again; the agent's
+//     stdio pipes would die with the process that held their other end,
+//     and FIFOs would need a reopen dance on every reconnect;
+//   - it is per box: the directory is mounted into that box only, no other
+//     box has a path to it, and the host side (the driver's state dir) is
+//     root-only. --host-uds=create lets a box create sockets on its bind
+//     mounts but never connect to a host socket (that would be "open"),
+//     so a socket in a volume stays out of reach;
+//   - inside the box the directory is root's with mode 0700, so a non-root
+//     box user cannot talk to the agent (which runs as root).
+//
+// Box root can still kill, stop or replace the agent (its socket is in a
+// directory box root can write). The host therefore treats every frame as
+// hostile (package agentproto) and falls back to `runsc exec` when the
+// agent does not answer; the agent re-creates its socket when it is
+// removed.
+package boxinit
 
 import (
 	"archive/tar"
@@ -33,11 +66,13 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
+	"github.com/boxrun/boxrun/internal/boxagent"
 	"github.com/boxrun/boxrun/internal/tarutil"
 )
 
@@ -51,11 +86,34 @@ const (
 	exitBadTar   = 5
 )
 
-func main() {
-	os.Exit(run(os.Args[1:]))
+// RoleName is the argv[0] base name under which a binary runs as boxinit
+// on the host (host-run); in a box it runs as InitMount.
+const RoleName = "boxrun-init"
+
+// InitMount is where the driver mounts the binary inside every box.
+const InitMount = "/.boxrun/init"
+
+// AgentDir is the agent's directory inside every box; AgentSocket the
+// socket the agent listens on.
+const (
+	AgentDir    = "/.boxrun/agent"
+	AgentSocket = AgentDir + "/agent.sock"
+)
+
+// RoleMarker is a string every binary that links this package contains
+// (Main prints it in its usage): the driver looks for it to tell whether
+// its own executable can run as a box's init.
+const RoleMarker = "boxrun-init-role/1: init tar-x tar-c host-run"
+
+// IsRole reports whether a process started as argv0 runs in the init
+// role: as InitMount inside a box, or under the base name RoleName.
+func IsRole(argv0 string) bool {
+	return argv0 == InitMount || filepath.Base(argv0) == RoleName
 }
 
-func run(args []string) int {
+// Main runs the mode args[0] (args excludes argv[0]) and returns the exit
+// code. Without arguments it runs init with the default grace.
+func Main(args []string) int {
 	if len(args) == 0 {
 		args = []string{"init"}
 	}
@@ -81,7 +139,8 @@ func run(args []string) int {
 		}
 		return report(err)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: boxinit init [GRACE] | tar-x DIR | tar-c PATH | host-run LOWER UPPER WORK ROOT WORKDIR PROG [ARG...]")
+		fmt.Fprintln(os.Stderr, RoleMarker)
+		fmt.Fprintln(os.Stderr, "usage: boxrun-init init [GRACE] | tar-x DIR | tar-c PATH | host-run LOWER UPPER WORK ROOT WORKDIR PROG [ARG...]")
 		return exitUsage
 	}
 }
@@ -106,33 +165,21 @@ func report(err error) int {
 	}
 }
 
-// runInit is PID 1: it reaps every child it inherits and returns after a
-// stop signal, once the other processes are gone or grace passed.
+// runInit is PID 1: it starts the agent, which also reaps every child
+// the box leaves to it, and returns after a stop signal, once the other
+// processes are gone or grace passed.
 func runInit(grace time.Duration) {
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
-	for sig := range sigs {
-		reap()
-		if sig == syscall.SIGTERM || sig == syscall.SIGINT {
-			break
-		}
-	}
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	a := boxagent.New(boxagent.Hooks{})
+	go a.Reap()
+	go serveAgent(a)
+	<-sigs
 	_ = syscall.Kill(-1, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) && othersAlive() {
-		reap()
+		a.ReapNow()
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// reap collects every exited child without blocking.
-func reap() {
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
 	}
 }
 
