@@ -218,8 +218,12 @@ func (w streamWriter) Write(p []byte) (int, error) { return w.r.write(w.stream, 
 
 func (r *execRun) writer(stream string) io.Writer { return streamWriter{r, stream} }
 
-// write turns a chunk of output into an event. Bytes of a UTF-8 sequence
-// split across writes are held back until the sequence is complete.
+// write turns a chunk of output into an event. The event keeps the raw
+// bytes (invalid UTF-8 included: byte-exact clients read them through the
+// base64 encoding of the events stream, text clients get them made valid at
+// the edge). Bytes of a UTF-8 sequence split across writes are held back
+// until the sequence is complete, so text clients never see a character cut
+// in two.
 func (r *execRun) write(stream string, p []byte) (int, error) {
 	if w := r.tee[stream]; w != nil {
 		_, _ = w.Write(p) // the caller's writer; its errors are its own
@@ -233,7 +237,7 @@ func (r *execRun) write(stream string, p []byte) (int, error) {
 	cut := utf8Complete(buf)
 	r.carry[stream] = append([]byte(nil), buf[cut:]...)
 	if cut > 0 {
-		r.queue(stream, strings.ToValidUTF8(string(buf[:cut]), "\uFFFD"))
+		r.queue(stream, string(buf[:cut]))
 	}
 	for r.pendBytes > maxPendingOutput {
 		r.cond.Wait()
@@ -335,7 +339,7 @@ func (r *execRun) finish(code *int, waitErr string) {
 		for _, stream := range []string{"stdout", "stderr"} {
 			if rest := r.carry[stream]; len(rest) > 0 {
 				r.carry[stream] = nil
-				r.queue(stream, strings.ToValidUTF8(string(rest), "\uFFFD"))
+				r.queue(stream, string(rest))
 			}
 		}
 		r.mu.Unlock()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +41,9 @@ func (t *seqTracker) add(seq int64) {
 	}
 }
 
-// ExecEvents implements boxrun.Service over the SSE endpoint. It resumes
+// ExecEvents implements boxrun.Service over the SSE endpoint, asking for
+// the base64 encoding (docs/api-extensions.md) so that log events carry the
+// output's exact bytes, binary included. It resumes
 // with ?since= and Last-Event-ID after a dropped stream, so fn sees every
 // event once and in order of arrival; it gives up after 30 s without being
 // able to reconnect.
@@ -74,9 +77,12 @@ func (c *Client) ExecEvents(ctx context.Context, execID string, afterSeq int64, 
 // return err (exit seen, fn failed, or a definite API error); otherwise the
 // caller reconnects.
 func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, fn func(boxrun.ExecEvent) error) (done, progressed bool, err error) {
-	var q url.Values
+	// Byte-exact output: the server sends log data as base64 and says so in
+	// a header; a server without the extension ignores the parameter and
+	// sends text.
+	q := url.Values{"encoding": {"base64"}}
 	if t.mark >= 0 {
-		q = url.Values{"since": {strconv.FormatInt(t.mark, 10)}}
+		q.Set("since", strconv.FormatInt(t.mark, 10))
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, execPath(execID)+"/events", q, nil)
 	if err != nil {
@@ -92,6 +98,7 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 		return !errors.Is(err, ErrUnavailable), false, err
 	}
 	defer resp.Body.Close()
+	b64 := resp.Header.Get("X-Boxrun-Encoding") == "base64"
 	for ev, rerr := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: maxEventSize}) {
 		if rerr != nil {
 			return false, progressed, fmt.Errorf("%w: exec %s events: %w", ErrUnavailable, execID, rerr)
@@ -111,6 +118,13 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 		}
 		if t.seen(d.Seq) {
 			continue
+		}
+		if b64 && kind == boxrun.KindLog {
+			raw, err := base64.StdEncoding.DecodeString(d.Data)
+			if err != nil {
+				return true, progressed, fmt.Errorf("client: exec %s: bad base64 event data: %w", execID, err)
+			}
+			d.Data = string(raw)
 		}
 		out := boxrun.ExecEvent{ExecID: execID, Seq: d.Seq, Kind: kind, Data: d.Data}
 		if d.Stream != nil {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -58,6 +59,9 @@ func (sw *sseWriter) comment() error {
 	return sw.rc.Flush()
 }
 
+// encodingHeader names the encoding of exec event data (extension).
+const encodingHeader = "X-Boxrun-Encoding"
+
 // sseData is the data object of an exec event: exactly stream, data, seq.
 type sseData struct {
 	Stream *string `json:"stream"`
@@ -86,10 +90,23 @@ func resumeFrom(r *http.Request) (after int64, ok bool, err error) {
 // each seq once, ending after the exit event. Ordering, gap-freedom and the
 // subscribe/replay race are Service.ExecEvents' job; this handler frames the
 // events and keeps the connection alive.
+//
+// With ?encoding=base64 (extension), the data of stdout/stderr events is the
+// standard base64 of the output's raw bytes, and the response carries
+// "X-Boxrun-Encoding: base64"; without it, data is text as the spec says
+// (invalid UTF-8 replaced by U+FFFD, as the original did).
 func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p params) error {
 	after, resume, err := resumeFrom(r)
 	if err != nil {
 		return err
+	}
+	b64 := false
+	switch enc := r.URL.Query().Get("encoding"); enc {
+	case "", "text":
+	case "base64":
+		b64 = true
+	default:
+		return badRequest("Unknown encoding: " + enc + " (expected text or base64)")
 	}
 	if _, err := s.svc.GetExec(r.Context(), p.exec); err != nil {
 		return err
@@ -113,6 +130,9 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 	}()
 	defer func() { cancel(); <-done }()
 
+	if b64 {
+		w.Header().Set(encodingHeader, "base64")
+	}
 	sw := startSSE(w)
 	tick := time.NewTicker(s.keepAlive)
 	defer tick.Stop()
@@ -124,6 +144,13 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 				id = ev.Seq
 			}
 			d := sseData{Data: ev.Data, Seq: ev.Seq}
+			if ev.Kind == boxrun.KindLog {
+				if b64 {
+					d.Data = base64.StdEncoding.EncodeToString([]byte(ev.Data))
+				} else {
+					d.Data = strings.ToValidUTF8(ev.Data, "\uFFFD")
+				}
+			}
 			if ev.Stream != "" {
 				d.Stream = &ev.Stream
 			}
