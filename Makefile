@@ -9,9 +9,10 @@ all: build
 deps: ## Debian packages the tests and the gVisor/QEMU drivers need (root).
 	./scripts/install-deps.sh
 
-runsc: bin/runsc
-bin/runsc: tools/go.mod
-	cd tools && CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o ../bin/runsc gvisor.dev/gvisor/runsc
+# runsc is rebuilt when missing or when tools/go.mod pins another gVisor
+# version than the one stamped in bin/runsc.version.
+runsc:
+	./scripts/ensure-runsc.sh
 
 build: runsc
 	CGO_ENABLED=0 $(GO) build -o bin/boxrun ./cmd/boxrun

@@ -4,6 +4,8 @@ import (
 	"context"
 	"syscall"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Attach runs an interactive program on a terminal in a running box: req.Cmd,
@@ -47,7 +49,7 @@ func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (in
 	if dir == "" {
 		dir = b.Workdir
 	}
-	proc, err := m.driver.Exec(m.ctx, b.Handle, ProcessSpec{
+	proc, err := m.driver.Exec(m.ctx, b.Handle, sandbox.ProcessSpec{
 		Cmd: cmd, Env: []string{"TERM=" + term}, Dir: dir, TTY: true, Size: size,
 		Stdin: req.Stdin, Stdout: req.Stdout,
 	})
@@ -89,7 +91,7 @@ type procResult struct {
 
 // killAndWait kills an attached program and returns its exit status (0 when
 // it cannot be known).
-func killAndWait(proc Process, exited <-chan procResult) int {
+func killAndWait(proc sandbox.Process, exited <-chan procResult) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = proc.Signal(ctx, syscall.SIGKILL)

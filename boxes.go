@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // validateSpec applies defaults to spec and checks it in the API's order:
@@ -106,7 +108,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	if err != nil {
 		return nil, m.failCreate(b, err)
 	}
-	sb := SandboxSpec{
+	sb := sandbox.Spec{
 		BoxID: b.ID, Image: img, CPU: b.CPU, MemoryMB: b.MemoryMB, DiskSizeGB: b.DiskSizeGB,
 		Network: b.Network, Volumes: b.Volumes,
 	}
@@ -141,7 +143,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 }
 
 // pullImage resolves ref through the image store, publishing progress.
-func (m *Manager) pullImage(ctx context.Context, ref string) (*Image, error) {
+func (m *Manager) pullImage(ctx context.Context, ref string) (*sandbox.Image, error) {
 	if m.images == nil {
 		return nil, nil
 	}
@@ -414,13 +416,13 @@ func (m *Manager) recover(ctx context.Context) error {
 			}
 		case b.Status == StatusRunning || b.Status == StatusCreating:
 			state, err := m.driver.State(ctx, b.Handle)
-			if err == nil && state == SandboxRunning {
+			if err == nil && state == sandbox.Running {
 				m.reservedCPU += b.CPU
 				m.reservedMem += b.MemoryMB
 				continue
 			}
 			m.log.Warn("recover: sandbox not running; marking box stopped", "box", b.ID, "state", state, "err", err)
-			if state == SandboxStopped {
+			if state == sandbox.Stopped {
 				_ = m.driver.Stop(ctx, b.Handle) // release what a dead sandbox still holds
 			}
 			b.Status = StatusStopped

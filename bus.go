@@ -82,7 +82,7 @@ func (b *bus) publish(ev Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
-		if !s.filter.match(ev) {
+		if !matchEvent(s.filter, ev) {
 			continue
 		}
 		select {
@@ -130,7 +130,8 @@ func (b *bus) closeAll() {
 	}
 }
 
-func (f EventFilter) match(ev Event) bool {
+// matchEvent reports whether ev passes filter f.
+func matchEvent(f EventFilter, ev Event) bool {
 	if f.BoxID != "" && ev.BoxID != f.BoxID {
 		return false
 	}

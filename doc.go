@@ -9,14 +9,15 @@
 // so output streams can be replayed at any time and a restarted Manager
 // picks up where the last one stopped.
 //
-// Isolation comes from a Driver: driver/gvisor (runsc, the default on
-// Linux) and driver/qemu (micro-VMs) implement it; boxruntest has a fake
-// for tests. Images come from an ImageStore (package image). The root
-// package imports neither: Open takes them as options.
+// Open with no options gives a working Manager on Linux: boxes run under
+// gVisor (driver/gvisor, runsc) and images are cached under dir/images
+// (package image). Options override each part: WithDriver(qemu.New(…)) for
+// micro-VMs, WithImages for another image store, a fake from boxruntest in
+// tests.
 //
 // # Usage
 //
-//	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images))
+//	m, err := boxrun.Open("/var/lib/boxrun")
 //	if err != nil { ... }
 //	defer m.Close()
 //	box, err := m.Create(ctx, boxrun.BoxSpec{Image: "alpine"})
@@ -25,6 +26,14 @@
 // Box arguments accept a box ID or its name. Service is the whole API as an
 // interface: *Manager implements it in process, and package client over the
 // HTTP API served by package httpapi, with the same behaviour.
+//
+// # Packages
+//
+// The vocabulary (Box, Exec, Event, Error, Service, …) is defined in package
+// boxapi and re-exported here, so library users import boxrun alone. Driver
+// authors implement package sandbox (Driver, Spec, Process, ImageStore) and
+// pass boxruntest.TestDriver. Programs that only talk to a server import
+// client, which links neither SQLite nor a driver.
 //
 // # Events
 //

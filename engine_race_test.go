@@ -23,6 +23,7 @@ import (
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // A second Open of a state directory in the same process fails at once,
@@ -179,13 +180,13 @@ func TestManager_ExecStartRacesRemove(t *testing.T) {
 // gatedImages holds Pull after the image is fetched until gate closes,
 // widening the window between resolving an image and recording its digest.
 type gatedImages struct {
-	boxrun.ImageStore
+	sandbox.ImageStore
 	pulled chan struct{}
 	gate   chan struct{}
 	once   sync.Once
 }
 
-func (g *gatedImages) Pull(ctx context.Context, ref string, p func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (g *gatedImages) Pull(ctx context.Context, ref string, p func(boxrun.PullProgress)) (*sandbox.Image, error) {
 	img, err := g.ImageStore.Pull(ctx, ref, p)
 	g.once.Do(func() { close(g.pulled); <-g.gate })
 	return img, err

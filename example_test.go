@@ -17,7 +17,7 @@ func openExample() (*boxrun.Manager, func()) {
 	if err != nil {
 		panic(err)
 	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))))
+	m, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))), boxrun.WithImages(nil))
 	if err != nil {
 		panic(err)
 	}

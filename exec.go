@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // maxPendingOutput bounds the output an exec may have buffered but not yet
@@ -117,7 +119,7 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 	if dir == "" {
 		dir = b.Workdir
 	}
-	proc, err := m.driver.Exec(m.ctx, b.Handle, ProcessSpec{
+	proc, err := m.driver.Exec(m.ctx, b.Handle, sandbox.ProcessSpec{
 		Cmd: req.Cmd, Env: envList(req.Env), Dir: dir, Stdin: req.Stdin,
 		Stdout: r.writer("stdout"), Stderr: r.writer("stderr"),
 	})
@@ -143,7 +145,7 @@ type execRun struct {
 
 	mu        sync.Mutex
 	cond      *sync.Cond // signaled when pending output is taken for storage
-	proc      Process
+	proc      sandbox.Process
 	seq       int64
 	pending   []ExecEvent
 	pendBytes int
@@ -169,7 +171,7 @@ func newExecRun(m *Manager, e *Exec, tee map[string]io.Writer) *execRun {
 	return r
 }
 
-func (r *execRun) started(p Process) {
+func (r *execRun) started(p sandbox.Process) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.proc = p

@@ -3,9 +3,11 @@ package boxrun
 import (
 	"context"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-func (m *Manager) imageStore() (ImageStore, error) {
+func (m *Manager) imageStore() (sandbox.ImageStore, error) {
 	if m.images == nil {
 		return nil, Errorf(CodeRuntimeError, "no image store configured (use WithImages)")
 	}

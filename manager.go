@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Manager runs boxes in process: it persists every box, exec and output
@@ -25,8 +27,8 @@ type Manager struct {
 	log    *slog.Logger
 	store  *store
 	bus    *bus
-	driver Driver
-	images ImageStore
+	driver sandbox.Driver
+	images sandbox.ImageStore
 	lock   *dirLock
 
 	// imageMu orders image use against pruning: Create and pulls hold it
@@ -64,7 +66,12 @@ var _ Service = (*Manager)(nil)
 // crash may have left: execs still marked running become failed ("server
 // restarted"), boxes whose sandbox is gone become stopped, boxes caught
 // mid-creation become error, and sandboxes the database does not know are
-// removed from the driver. WithDriver is required.
+// removed from the driver.
+//
+// With no options, Open gives a working Manager on Linux: the gVisor driver
+// (runsc found as gvisor.Config documents; the error says how to get it when
+// it is missing) and an image store under dir/images. Options override each
+// part (WithDriver, WithImages).
 func Open(dir string, opts ...Option) (*Manager, error) {
 	cfg := config{
 		maxCPU:      int64(runtime.NumCPU()),
@@ -77,9 +84,6 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("boxrun: open: %w", err)
 		}
-	}
-	if cfg.driver == nil {
-		return nil, fmt.Errorf("boxrun: open: no driver (use WithDriver): %w", ErrInvalid)
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
@@ -98,11 +102,16 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boxrun: open: %w", err)
 	}
+	if err := applyDefaults(dir, &cfg); err != nil {
+		lock.unlock()
+		return nil, fmt.Errorf("boxrun: open: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := openStore(ctx, filepath.Join(dir, "boxrun.db"))
 	if err != nil {
 		cancel()
 		lock.unlock()
+		closeParts(cfg)
 		return nil, fmt.Errorf("boxrun: %w", err)
 	}
 	m := &Manager{
@@ -121,9 +130,19 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		cancel()
 		st.close()
 		lock.unlock()
+		closeParts(cfg)
 		return nil, fmt.Errorf("boxrun: recover: %w", err)
 	}
 	return m, nil
+}
+
+// closeParts closes the driver and image store that Open owns when Open
+// fails after taking them.
+func closeParts(cfg config) {
+	if c, ok := cfg.images.(io.Closer); ok && c != nil {
+		_ = c.Close()
+	}
+	_ = cfg.driver.Close()
 }
 
 // Dir returns the Manager's state directory.
@@ -133,7 +152,7 @@ func (m *Manager) Dir() string { return m.dir }
 // details it reports (for example the QEMU accelerator in use).
 func (m *Manager) DriverInfo() DriverInfo {
 	info := DriverInfo{Name: m.driver.Name(), Details: map[string]string{}}
-	if d, ok := m.driver.(Describer); ok {
+	if d, ok := m.driver.(sandbox.Describer); ok {
 		for k, v := range d.Describe() {
 			info.Details[k] = v
 		}

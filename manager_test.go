@@ -12,6 +12,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -117,7 +118,7 @@ func TestManager_Create(t *testing.T) {
 	t.Run("DriverFailureMarksError", func(t *testing.T) {
 		dir := t.TempDir()
 		d := &failingDriver{Driver: boxruntest.NewFakeDriver(dir + "/fake"), failCreate: errors.New("boom")}
-		m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithLimits(2, 2048))
+		m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(nil), boxrun.WithLimits(2, 2048))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,11 +140,11 @@ func TestManager_Create(t *testing.T) {
 // failingDriver wraps a driver to inject failures a real driver cannot be
 // made to produce on demand.
 type failingDriver struct {
-	boxrun.Driver
+	sandbox.Driver
 	failCreate error
 }
 
-func (d *failingDriver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, error) {
+func (d *failingDriver) Create(ctx context.Context, spec sandbox.Spec) (string, error) {
 	if d.failCreate != nil {
 		return "", d.failCreate
 	}

@@ -3,14 +3,17 @@ package boxrun
 import (
 	"log/slog"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Option configures a Manager in Open.
 type Option func(*config) error
 
 type config struct {
-	driver      Driver
-	images      ImageStore
+	driver      sandbox.Driver
+	images      sandbox.ImageStore
+	imagesSet   bool // WithImages was given (possibly nil)
 	logger      *slog.Logger
 	maxCPU      int64
 	maxMemoryMB int64
@@ -19,17 +22,21 @@ type config struct {
 	eventBuffer int
 }
 
-// WithDriver sets the isolation backend. It is required. The Manager owns
-// the driver from Open on and closes it in Close.
-func WithDriver(d Driver) Option {
+// WithDriver sets the isolation backend. Without it, Open uses the gVisor
+// driver (Linux only) with its state under dir/gvisor and runsc found as
+// gvisor.Config documents. The Manager owns the driver from Open on and
+// closes it in Close.
+func WithDriver(d sandbox.Driver) Option {
 	return func(c *config) error { c.driver = d; return nil }
 }
 
 // WithImages sets the image store that turns image references into root
-// filesystems. Without one, drivers get a nil Image. The Manager owns the
-// store (it is closed with the Manager if it has a Close method).
-func WithImages(s ImageStore) Option {
-	return func(c *config) error { c.images = s; return nil }
+// filesystems. Without this option, Open uses an image.Store under
+// dir/images; WithImages(nil) means no image store at all (drivers then get a
+// nil Image, as test fakes want). The Manager owns the store (it is closed
+// with the Manager if it has a Close method).
+func WithImages(s sandbox.ImageStore) Option {
+	return func(c *config) error { c.images, c.imagesSet = s, true; return nil }
 }
 
 // WithLogger sets the logger. The default discards everything.

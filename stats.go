@@ -4,63 +4,12 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-// Stats is one resource sample of a box (Manager.Stats, the stats API
-// extension). Byte counts are bytes; a field the driver cannot measure is
-// -1 (NetRxBytes and NetTxBytes are also -1 for a box without network).
-type Stats struct {
-	BoxID string    `json:"box_id"`
-	Time  time.Time `json:"time"`
-	// CPUCores is the CPU used since the previous sample (or over the
-	// sampling window of a one-shot Stats), in cores: 1.5 means one and a
-	// half cores busy.
-	CPUCores float64 `json:"cpu_cores"`
-	// CPUTimeNS is the box's cumulative CPU time in nanoseconds.
-	CPUTimeNS        int64 `json:"cpu_time_ns"`
-	MemoryBytes      int64 `json:"memory_bytes"`       // in use now
-	MemoryPeakBytes  int64 `json:"memory_peak_bytes"`  // highest since the sandbox started
-	MemoryLimitBytes int64 `json:"memory_limit_bytes"` // the box's limit
-	Processes        int64 `json:"processes"`          // processes in the box
-	DiskBytes        int64 `json:"disk_bytes"`         // used by the box's writable layer
-	NetRxBytes       int64 `json:"net_rx_bytes"`
-	NetTxBytes       int64 `json:"net_tx_bytes"`
-}
-
-// SandboxStats is what a Statser reports about a sandbox. Unknown values
-// are -1.
-type SandboxStats struct {
-	CPUTime          time.Duration // cumulative CPU time of everything the sandbox runs
-	MemoryBytes      int64
-	MemoryPeakBytes  int64
-	MemoryLimitBytes int64
-	Processes        int64
-	DiskBytes        int64
-	NetRxBytes       int64
-	NetTxBytes       int64
-}
-
-// Statser is implemented by drivers that can measure a running sandbox.
-// The Manager type-asserts it; Manager.Stats of a box whose driver lacks
-// it fails with RUNTIME_ERROR. Stats must be cheap (it is
-// called once a second per open stream) and safe to call concurrently with
-// every other method; a sandbox that is not running is an error wrapping
-// ErrNotFound or ErrConflict.
-type Statser interface {
-	Stats(ctx context.Context, handle string) (SandboxStats, error)
-}
-
-// StatsOptions tunes Manager.StatsStream.
-type StatsOptions struct {
-	// Interval between samples; 0 means DefaultStatsInterval. Values below
-	// MinStatsInterval are raised to it.
-	Interval time.Duration
-}
-
-// Sampling intervals of StatsStream.
+// Sampling window of a one-shot Stats.
 const (
-	DefaultStatsInterval = time.Second
-	MinStatsInterval     = 100 * time.Millisecond
 	// statsWindow is how far apart the two samples of a one-shot Stats are
 	// when no recent sample exists.
 	statsWindow = 250 * time.Millisecond
@@ -86,7 +35,7 @@ func (m *Manager) Stats(ctx context.Context, box string) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, ok := m.driver.(Statser)
+	st, ok := m.driver.(sandbox.Statser)
 	if !ok {
 		return nil, Errorf(CodeRuntimeError, "The %s driver does not report box stats", m.driver.Name())
 	}
@@ -113,7 +62,7 @@ func (m *Manager) Stats(ctx context.Context, box string) (*Stats, error) {
 
 // sample reads the driver once and turns the reading into Stats, using and
 // updating the box's previous CPU reading.
-func (m *Manager) sample(ctx context.Context, st Statser, b *boxRow) (*Stats, error) {
+func (m *Manager) sample(ctx context.Context, st sandbox.Statser, b *boxRow) (*Stats, error) {
 	raw, err := st.Stats(ctx, b.Handle)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
@@ -197,7 +146,7 @@ func (m *Manager) StatsStream(ctx context.Context, box string, opts StatsOptions
 			return nil // stopped, removed or expired (or the Manager closed)
 		case <-t.C:
 		}
-		st, _ := m.driver.(Statser)
+		st, _ := m.driver.(sandbox.Statser)
 		cur, err := m.store.getBox(ctx, b.ID)
 		if err != nil {
 			if ErrorCode(err) == CodeBoxNotFound {

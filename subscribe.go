@@ -87,7 +87,7 @@ func (s *subscription) run(ctx context.Context) error {
 			}
 			for _, ev := range evs {
 				mark = ev.Seq
-				if !s.filter.match(ev) {
+				if !matchEvent(s.filter, ev) {
 					continue
 				}
 				if err := s.send(ctx, ev); err != nil {
@@ -150,7 +150,7 @@ func (s *subscription) fill(ctx context.Context, after, before int64) error {
 		}
 		for _, ev := range evs {
 			after = ev.Seq
-			if !s.filter.match(ev) {
+			if !matchEvent(s.filter, ev) {
 				continue
 			}
 			if err := s.send(ctx, ev); err != nil {

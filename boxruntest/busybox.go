@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // BusyboxPath is where BusyboxImage takes busybox from: Debian's
@@ -50,7 +50,7 @@ const (
 // into place, so concurrent builds are safe). It is read-only by contract:
 // drivers must not modify it. The test is skipped when BusyboxPath is
 // missing (install Debian's busybox-static).
-func BusyboxImage(t testing.TB) *boxrun.Image {
+func BusyboxImage(t testing.TB) *sandbox.Image {
 	t.Helper()
 	if _, err := os.Stat(BusyboxPath); err != nil {
 		t.Skipf("boxruntest: %s is missing (apt-get install busybox-static): %v", BusyboxPath, err)
@@ -59,17 +59,17 @@ func BusyboxImage(t testing.TB) *boxrun.Image {
 	if err != nil {
 		t.Fatalf("boxruntest: busybox rootfs: %v", err)
 	}
-	return &boxrun.Image{
+	return &sandbox.Image{
 		Ref:    "busybox-test",
 		Rootfs: dir,
-		Config: boxrun.ImageConfig{Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}},
+		Config: sandbox.ImageConfig{Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}},
 	}
 }
 
 // BusyboxImageWithUser is BusyboxImage with Config.User set to user, e.g.
 // BusyboxUser, "nobody:nogroup" or "1234:1235" (see the constants for what
 // resolves).
-func BusyboxImageWithUser(t testing.TB, user string) *boxrun.Image {
+func BusyboxImageWithUser(t testing.TB, user string) *sandbox.Image {
 	t.Helper()
 	img := BusyboxImage(t)
 	img.Config.User = user

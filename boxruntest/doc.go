@@ -2,10 +2,10 @@
 //
 // # Overview
 //
-//   - TestDriver is the conformance suite of boxrun.Driver. Every driver
+//   - TestDriver is the conformance suite of sandbox.Driver. Every driver
 //     (gvisor, qemu, the fake) runs it from its own tests with a
-//     DriverHarness; the doc comments of boxrun.Driver are what it checks.
-//   - FakeDriver is a boxrun.Driver that runs commands as plain host
+//     DriverHarness; the doc comments of sandbox.Driver are what it checks.
+//   - FakeDriver is a sandbox.Driver that runs commands as plain host
 //     processes in a per-box directory. It has NO ISOLATION and exists only
 //     so that Manager, httpapi, client and CLI tests run fast everywhere.
 //   - NewManager opens a Manager over a FakeDriver in t.TempDir().
@@ -21,7 +21,7 @@
 //
 //	func TestDriver(t *testing.T) {
 //		boxruntest.TestDriver(t, boxruntest.DriverHarness{
-//			New: func(t *testing.T) boxrun.Driver {
+//			New: func(t *testing.T) sandbox.Driver {
 //				d, err := mydriver.New(mydriver.Config{Dir: t.TempDir()})
 //				if err != nil {
 //					t.Fatal(err)

@@ -20,9 +20,10 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/internal/userdb"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-// FakeDriver is a boxrun.Driver for fast tests. IT PROVIDES NO ISOLATION AT
+// FakeDriver is a sandbox.Driver for fast tests. IT PROVIDES NO ISOLATION AT
 // ALL: commands run as ordinary host processes, as the test's user, with the
 // host's binaries (sh, cat, ...) and the host's view of every absolute path.
 // Use it in tests only, never with untrusted commands.
@@ -72,7 +73,7 @@ type FakeDriver struct {
 	boxes map[string]*fakeBox // handle → in-memory state (processes)
 }
 
-var _ boxrun.Driver = (*FakeDriver)(nil)
+var _ sandbox.Driver = (*FakeDriver)(nil)
 
 // NewFakeDriver returns a FakeDriver keeping its boxes under dir (created on
 // first use; typically t.TempDir()). It does no I/O.
@@ -122,21 +123,21 @@ func (d *FakeDriver) box(handle string) *fakeBox {
 
 // readState returns the state of handle from disk. The caller holds the
 // box's lock.
-func (d *FakeDriver) readState(handle string) (boxrun.SandboxState, error) {
+func (d *FakeDriver) readState(handle string) (sandbox.State, error) {
 	if !validHandle(handle) {
-		return boxrun.SandboxMissing, nil
+		return sandbox.Missing, nil
 	}
 	b, err := os.ReadFile(filepath.Join(d.boxDir(handle), "state"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return boxrun.SandboxMissing, nil
+		return sandbox.Missing, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("fake: state of %s: %w", handle, err)
 	}
-	return boxrun.SandboxState(strings.TrimSpace(string(b))), nil
+	return sandbox.State(strings.TrimSpace(string(b))), nil
 }
 
-func (d *FakeDriver) writeState(handle string, s boxrun.SandboxState) error {
+func (d *FakeDriver) writeState(handle string, s sandbox.State) error {
 	if err := os.WriteFile(filepath.Join(d.boxDir(handle), "state"), []byte(s+"\n"), 0o644); err != nil {
 		return fmt.Errorf("fake: set state of %s: %w", handle, err)
 	}
@@ -144,7 +145,7 @@ func (d *FakeDriver) writeState(handle string, s boxrun.SandboxState) error {
 }
 
 // Create makes the box directory and marks the box running.
-func (d *FakeDriver) Create(ctx context.Context, spec boxrun.SandboxSpec) (handle string, err error) {
+func (d *FakeDriver) Create(ctx context.Context, spec sandbox.Spec) (handle string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -201,7 +202,7 @@ func (d *FakeDriver) Create(ctx context.Context, spec boxrun.SandboxSpec) (handl
 	if err := os.WriteFile(filepath.Join(dir, "spec.json"), js, 0o644); err != nil {
 		return "", fmt.Errorf("fake: create: %w", err)
 	}
-	if err := d.writeState(handle, boxrun.SandboxRunning); err != nil {
+	if err := d.writeState(handle, sandbox.Running); err != nil {
 		return "", err
 	}
 	return handle, nil
@@ -217,12 +218,12 @@ func (d *FakeDriver) Start(ctx context.Context, handle string) error {
 		return err
 	}
 	switch st {
-	case boxrun.SandboxMissing:
+	case sandbox.Missing:
 		return fmt.Errorf("fake: start %s: %w", handle, boxrun.ErrNotFound)
-	case boxrun.SandboxRunning:
+	case sandbox.Running:
 		return fmt.Errorf("fake: start %s: already running: %w", handle, boxrun.ErrConflict)
 	}
-	return d.writeState(handle, boxrun.SandboxRunning)
+	return d.writeState(handle, sandbox.Running)
 }
 
 // Stop kills every process of the box, waits for them, and marks it stopped.
@@ -234,13 +235,13 @@ func (d *FakeDriver) Stop(ctx context.Context, handle string) error {
 	if err != nil {
 		return err
 	}
-	if st == boxrun.SandboxMissing {
+	if st == sandbox.Missing {
 		return fmt.Errorf("fake: stop %s: %w", handle, boxrun.ErrNotFound)
 	}
 	if err := b.killAll(ctx, handle); err != nil {
 		return fmt.Errorf("fake: stop %s: %w", handle, err)
 	}
-	return d.writeState(handle, boxrun.SandboxStopped)
+	return d.writeState(handle, sandbox.Stopped)
 }
 
 // Remove kills the box's processes and deletes its directory.
@@ -264,7 +265,7 @@ func (d *FakeDriver) Remove(ctx context.Context, handle string) error {
 }
 
 // State reads the box's state from its directory.
-func (d *FakeDriver) State(ctx context.Context, handle string) (boxrun.SandboxState, error) {
+func (d *FakeDriver) State(ctx context.Context, handle string) (sandbox.State, error) {
 	b := d.box(handle)
 	b.mu.Lock()
 	defer b.mu.Unlock()

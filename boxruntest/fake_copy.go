@@ -12,6 +12,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/internal/tarutil"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // rootPath maps an absolute box path to a path relative to the box's fs
@@ -44,7 +45,7 @@ func (d *FakeDriver) openBoxRoot(handle string) (*os.Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st == boxrun.SandboxMissing {
+	if st == sandbox.Missing {
 		return nil, fmt.Errorf("fake: box %s: %w", handle, boxrun.ErrNotFound)
 	}
 	return os.OpenRoot(d.fsDir(handle))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/internal/ptyutil"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // drainIdle is how long output streams may keep going after the process has
@@ -37,7 +38,7 @@ type fakeProcess struct {
 }
 
 // Exec starts spec as a host process of the box (see FakeDriver).
-func (d *FakeDriver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpec) (boxrun.Process, error) {
+func (d *FakeDriver) Exec(ctx context.Context, handle string, spec sandbox.ProcessSpec) (sandbox.Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -52,9 +53,9 @@ func (d *FakeDriver) Exec(ctx context.Context, handle string, spec boxrun.Proces
 		return nil, err
 	}
 	switch st {
-	case boxrun.SandboxMissing:
+	case sandbox.Missing:
 		return nil, fmt.Errorf("fake: exec in %s: %w", handle, boxrun.ErrNotFound)
-	case boxrun.SandboxStopped:
+	case sandbox.Stopped:
 		return nil, fmt.Errorf("fake: exec in %s: box is stopped: %w", handle, boxrun.ErrConflict)
 	}
 	var bs fakeSpec
@@ -122,7 +123,7 @@ func mergeEnv(host []string, layers ...[]string) []string {
 
 // startProcess starts spec in cwd with env and the goroutines that pump its
 // streams and wait for it.
-func startProcess(spec boxrun.ProcessSpec, cwd string, env []string) (_ *fakeProcess, err error) {
+func startProcess(spec sandbox.ProcessSpec, cwd string, env []string) (_ *fakeProcess, err error) {
 	cmd := exec.Command(spec.Cmd[0], spec.Cmd[1:]...)
 	cmd.Dir, cmd.Env = cwd, env
 	p := &fakeProcess{cmd: cmd, done: make(chan struct{})}

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-var _ boxrun.Statser = (*FakeDriver)(nil)
+var _ sandbox.Statser = (*FakeDriver)(nil)
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat on
 // every Linux architecture Go supports.
@@ -21,16 +22,16 @@ const clockTicks = 100
 // Stats measures a fake sandbox from the host's /proc: the processes whose
 // environment carries the box's marker (CPU time of the live ones, RSS,
 // count). Peak memory is the current one; disk and network are -1.
-func (d *FakeDriver) Stats(ctx context.Context, handle string) (boxrun.SandboxStats, error) {
-	out := boxrun.SandboxStats{MemoryPeakBytes: -1, MemoryLimitBytes: -1, DiskBytes: -1, NetRxBytes: -1, NetTxBytes: -1}
+func (d *FakeDriver) Stats(ctx context.Context, handle string) (sandbox.Stats, error) {
+	out := sandbox.Stats{MemoryPeakBytes: -1, MemoryLimitBytes: -1, DiskBytes: -1, NetRxBytes: -1, NetTxBytes: -1}
 	st, err := d.State(ctx, handle)
 	if err != nil {
 		return out, err
 	}
 	switch st {
-	case boxrun.SandboxMissing:
+	case sandbox.Missing:
 		return out, fmt.Errorf("fake: sandbox %q: %w", handle, boxrun.ErrNotFound)
-	case boxrun.SandboxStopped:
+	case sandbox.Stopped:
 		return out, fmt.Errorf("fake: sandbox %q is stopped: %w", handle, boxrun.ErrConflict)
 	}
 	entry := []byte("\x00" + markerEnv + "=" + handle + "\x00")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 func TestFakeDriver(t *testing.T) {
@@ -29,7 +30,7 @@ func TestFakeDriver(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	boxruntest.TestDriver(t, boxruntest.DriverHarness{
-		New:           func(t *testing.T) boxrun.Driver { return boxruntest.NewFakeDriver(t.TempDir()) },
+		New:           func(t *testing.T) sandbox.Driver { return boxruntest.NewFakeDriver(t.TempDir()) },
 		UserImage:     boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
 		HostProcesses: true,
 	})
@@ -37,11 +38,11 @@ func TestFakeDriver(t *testing.T) {
 
 func TestFakeDriver_SlowConsumer(t *testing.T) {
 	d := boxruntest.NewFakeDriver(t.TempDir())
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
 	// The writer is slower than the drain window: output written before the
 	// process exited must still arrive in full.
 	w := &slowWriter{delay: 60 * time.Millisecond}
-	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{Cmd: []string{"head", "-c", "300000", "/dev/zero"}, Dir: "/root", Stdout: w})
+	p, err := d.Exec(t.Context(), h, sandbox.ProcessSpec{Cmd: []string{"head", "-c", "300000", "/dev/zero"}, Dir: "/root", Stdout: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,15 +57,15 @@ func TestFakeDriver_SlowConsumer(t *testing.T) {
 func TestFakeDriver_Reopen(t *testing.T) {
 	dir := t.TempDir()
 	d1 := boxruntest.NewFakeDriver(dir)
-	h := mustCreate(t, d1, boxrun.SandboxSpec{Workdir: "/root"})
+	h := mustCreate(t, d1, sandbox.Spec{Workdir: "/root"})
 	d2 := boxruntest.NewFakeDriver(dir)
-	if st, err := d2.State(t.Context(), h); st != boxrun.SandboxRunning || err != nil {
+	if st, err := d2.State(t.Context(), h); st != sandbox.Running || err != nil {
 		t.Fatalf("State from a new driver = %q, %v", st, err)
 	}
 	if err := d2.Stop(t.Context(), h); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d1.State(t.Context(), h); st != boxrun.SandboxStopped {
+	if st, _ := d1.State(t.Context(), h); st != sandbox.Stopped {
 		t.Errorf("State = %q after Stop by the other driver", st)
 	}
 }
@@ -72,11 +73,11 @@ func TestFakeDriver_Reopen(t *testing.T) {
 func TestFakeDriver_Errors(t *testing.T) {
 	d := boxruntest.NewFakeDriver(t.TempDir())
 	ctx := t.Context()
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
 	if err := d.Stop(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	spec := boxrun.ProcessSpec{Cmd: []string{"true"}, Dir: "/root"}
+	spec := sandbox.ProcessSpec{Cmd: []string{"true"}, Dir: "/root"}
 	if _, err := d.Exec(ctx, h, spec); !errors.Is(err, boxrun.ErrConflict) {
 		t.Errorf("Exec in stopped box: %v, want ErrConflict", err)
 	}
@@ -92,7 +93,7 @@ func TestFakeDriver_Errors(t *testing.T) {
 	if err := d.CopyIn(ctx, h, "relative", strings.NewReader("")); !errors.Is(err, boxrun.ErrInvalid) {
 		t.Errorf("CopyIn to a relative path: %v, want ErrInvalid", err)
 	}
-	if _, err := d.Create(ctx, boxrun.SandboxSpec{Workdir: "relative"}); !errors.Is(err, boxrun.ErrInvalid) {
+	if _, err := d.Create(ctx, sandbox.Spec{Workdir: "relative"}); !errors.Is(err, boxrun.ErrInvalid) {
 		t.Errorf("Create with a relative workdir: %v, want ErrInvalid", err)
 	}
 }
@@ -102,7 +103,7 @@ func TestFakeDriver_Errors(t *testing.T) {
 func TestFakeDriver_EscapeStaysInBox(t *testing.T) {
 	dir := t.TempDir()
 	d := boxruntest.NewFakeDriver(filepath.Join(dir, "driver"))
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	_ = tw.WriteHeader(&tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../..", Mode: 0o777})
@@ -126,8 +127,8 @@ func TestFakeDriver_EscapeStaysInBox(t *testing.T) {
 func TestFakeDriver_Volume(t *testing.T) {
 	host := t.TempDir()
 	d := boxruntest.NewFakeDriver(t.TempDir())
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root", Volumes: []boxrun.Volume{{HostPath: host, GuestPath: "/mnt/vol"}}})
-	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo v > f"}, Dir: "/mnt/vol"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root", Volumes: []boxrun.Volume{{HostPath: host, GuestPath: "/mnt/vol"}}})
+	p, err := d.Exec(t.Context(), h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "echo v > f"}, Dir: "/mnt/vol"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestFakeDriver_Volume(t *testing.T) {
 func TestFakeDriver_PruneKeepsForeignEntries(t *testing.T) {
 	dir := t.TempDir()
 	d := boxruntest.NewFakeDriver(dir)
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
 	foreign := filepath.Join(dir, "boxes", "not-a-fake-box")
 	if err := os.MkdirAll(foreign, 0o755); err != nil {
 		t.Fatal(err)
@@ -150,7 +151,7 @@ func TestFakeDriver_PruneKeepsForeignEntries(t *testing.T) {
 	if err := d.Prune(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d.State(t.Context(), h); st != boxrun.SandboxMissing {
+	if st, _ := d.State(t.Context(), h); st != sandbox.Missing {
 		t.Errorf("State after Prune = %q", st)
 	}
 	if _, err := os.Stat(foreign); err != nil {
@@ -190,7 +191,7 @@ func TestBusyboxImage(t *testing.T) {
 	}
 }
 
-func mustCreate(t *testing.T, d boxrun.Driver, spec boxrun.SandboxSpec) string {
+func mustCreate(t *testing.T, d sandbox.Driver, spec sandbox.Spec) string {
 	t.Helper()
 	h, err := d.Create(t.Context(), spec)
 	if err != nil {
@@ -218,9 +219,9 @@ func TestFakeDriver_StrayChildren(t *testing.T) {
 	d := boxruntest.NewFakeDriver(t.TempDir())
 	for _, op := range []string{"Stop", "Remove"} {
 		t.Run(op, func(t *testing.T) {
-			h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+			h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
 			var out bytes.Buffer
-			p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{
+			p, err := d.Exec(t.Context(), h, sandbox.ProcessSpec{
 				Cmd: []string{"sh", "-c", "sleep 30 & echo $!; setsid sleep 30 & echo $!"}, Dir: "/root", Stdout: &out,
 			})
 			if err != nil {
@@ -278,8 +279,8 @@ func gone(pid int, limit time.Duration) bool {
 // leading out of the box directory (to the host) are refused both ways.
 func TestFakeDriver_CopyConfinedToBox(t *testing.T) {
 	d := boxruntest.NewFakeDriver(t.TempDir())
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
-	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{Cmd: []string{"ln", "-s", "/", "hostroot"}, Dir: "/root"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
+	p, err := d.Exec(t.Context(), h, sandbox.ProcessSpec{Cmd: []string{"ln", "-s", "/", "hostroot"}, Dir: "/root"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +313,9 @@ func TestFakeDriver_CopyConfinedToBox(t *testing.T) {
 // reaches it as the terminal's EOF character.
 func TestFakeDriver_TTYStdinEOF(t *testing.T) {
 	d := boxruntest.NewFakeDriver(t.TempDir())
-	h := mustCreate(t, d, boxrun.SandboxSpec{Workdir: "/root"})
+	h := mustCreate(t, d, sandbox.Spec{Workdir: "/root"})
 	var out bytes.Buffer
-	p, err := d.Exec(t.Context(), h, boxrun.ProcessSpec{
+	p, err := d.Exec(t.Context(), h, sandbox.ProcessSpec{
 		Cmd: []string{"cat"}, Dir: "/root", TTY: true, Stdin: strings.NewReader("hello\n"), Stdout: &out,
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ func NewManager(t testing.TB, opts ...boxrun.Option) *boxrun.Manager {
 // Close, or after a crash) is how tests check what a restart sees.
 func OpenManager(t testing.TB, dir string, opts ...boxrun.Option) *boxrun.Manager {
 	t.Helper()
-	m, err := boxrun.Open(dir, append([]boxrun.Option{boxrun.WithDriver(NewFakeDriver(filepath.Join(dir, "fake")))}, opts...)...)
+	m, err := boxrun.Open(dir, append([]boxrun.Option{boxrun.WithDriver(NewFakeDriver(filepath.Join(dir, "fake"))), boxrun.WithImages(nil)}, opts...)...)
 	if err != nil {
 		t.Fatalf("boxruntest: open manager: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // DefaultRunLimit is Run's limit when it is given 0.
@@ -22,7 +22,7 @@ type RunResult struct {
 // returns its exit code and output; spec's Stdout and Stderr are replaced.
 // A failed Exec or Wait, or a wait past limit, fails t with Fatal: call
 // Run from the test's goroutine. It is the exec helper of the driver tests.
-func Run(t testing.TB, d boxrun.Driver, handle string, spec boxrun.ProcessSpec, limit time.Duration) RunResult {
+func Run(t testing.TB, d sandbox.Driver, handle string, spec sandbox.ProcessSpec, limit time.Duration) RunResult {
 	t.Helper()
 	if limit <= 0 {
 		limit = DefaultRunLimit

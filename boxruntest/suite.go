@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // DriverHarness describes a driver to TestDriver.
@@ -18,11 +19,11 @@ type DriverHarness struct {
 	// New returns the driver under test. TestDriver calls it once and
 	// closes the driver at the end; New registers any other cleanup (state
 	// directories) with t.
-	New func(t *testing.T) boxrun.Driver
+	New func(t *testing.T) sandbox.Driver
 
 	// Image is passed in every SandboxSpec; nil for drivers that need none
 	// (the fake). Its Config.Env starts the sandbox env, as the Manager does.
-	Image *boxrun.Image
+	Image *sandbox.Image
 
 	// HostProcesses says that commands run on the host below a box directory
 	// (FakeDriver): pwd then prints a host path ending in the box path, so
@@ -33,7 +34,7 @@ type DriverHarness struct {
 	// BusyboxImageWithUser(t, BusyboxUser): the User subtest creates a
 	// sandbox with it and checks that processes run as that user. nil
 	// skips those checks (unknown user names are checked anyway).
-	UserImage *boxrun.Image
+	UserImage *sandbox.Image
 
 	// NoVolumes says that the driver does not support SandboxSpec.Volumes
 	// yet: the lifecycle sandbox is then created without them and the
@@ -49,7 +50,7 @@ const waitLimit = 30 * time.Second
 // holds its output open, must be reported as finished.
 const quickLimit = 10 * time.Second
 
-// TestDriver is the conformance suite of boxrun.Driver: every driver must
+// TestDriver is the conformance suite of sandbox.Driver: every driver must
 // pass it (see the contract in driver.go). It creates two sandboxes: one
 // shared by the read-mostly subtests (exec, TTY, copy) and removed at the
 // end, and one for the stop/start/prune lifecycle.
@@ -99,7 +100,7 @@ func TestDriver(t *testing.T, h DriverHarness) {
 
 // suite is the state shared by TestDriver's subtests.
 type suite struct {
-	d      boxrun.Driver
+	d      sandbox.Driver
 	h      DriverHarness
 	shared string // handle of the shared running sandbox
 }
@@ -112,7 +113,7 @@ func (s *suite) create(t *testing.T, name, workdir string, volumes ...boxrun.Vol
 		env = slices.Clone(s.h.Image.Config.Env)
 	}
 	env = append(env, "BOXRUN_TEST=box", "OVERRIDE=box")
-	spec := boxrun.SandboxSpec{
+	spec := sandbox.Spec{
 		BoxID: "boxruntest-" + name, Image: s.h.Image, CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
 		Workdir: workdir, Env: env, Volumes: volumes,
 	}
@@ -142,25 +143,25 @@ type result struct {
 
 // run starts spec in handle, waits (bounded by waitLimit) and returns its
 // exit code and output. Stdout and Stderr of spec are replaced.
-func (s *suite) run(t *testing.T, handle string, spec boxrun.ProcessSpec) result {
+func (s *suite) run(t *testing.T, handle string, spec sandbox.ProcessSpec) result {
 	t.Helper()
 	return s.runWithin(t, handle, spec, waitLimit)
 }
 
 // runWithin is run with a limit on the wait.
-func (s *suite) runWithin(t *testing.T, handle string, spec boxrun.ProcessSpec, limit time.Duration) result {
+func (s *suite) runWithin(t *testing.T, handle string, spec sandbox.ProcessSpec, limit time.Duration) result {
 	t.Helper()
 	r := Run(t, s.d, handle, spec, limit)
 	return result{r.Code, r.Stdout, r.Stderr}
 }
 
 // sh is the ProcessSpec of `sh -c script` in dir.
-func sh(dir, script string) boxrun.ProcessSpec {
-	return boxrun.ProcessSpec{Cmd: []string{"sh", "-c", script}, Dir: dir}
+func sh(dir, script string) sandbox.ProcessSpec {
+	return sandbox.ProcessSpec{Cmd: []string{"sh", "-c", script}, Dir: dir}
 }
 
 // waitProc waits for p for at most limit.
-func waitProc(t testing.TB, p boxrun.Process, limit time.Duration) (int, error) {
+func waitProc(t testing.TB, p sandbox.Process, limit time.Duration) (int, error) {
 	t.Helper()
 	type res struct {
 		code int

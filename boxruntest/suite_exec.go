@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // testExec covers Exec and Process on the shared sandbox (non-TTY).
@@ -73,14 +74,14 @@ func (s *suite) testExec(t *testing.T) {
 		if _, err := rand.Read(in); err != nil {
 			t.Fatal(err)
 		}
-		r := s.run(t, s.shared, boxrun.ProcessSpec{Cmd: []string{"cat"}, Dir: wd, Stdin: bytes.NewReader(in)})
+		r := s.run(t, s.shared, sandbox.ProcessSpec{Cmd: []string{"cat"}, Dir: wd, Stdin: bytes.NewReader(in)})
 		if r.code != 0 || r.stdout != string(in) {
 			t.Errorf("cat of 1 MiB of binary stdin: code %d, %d bytes out, equal %v", r.code, len(r.stdout), r.stdout == string(in))
 		}
 	})
 
 	t.Run("StdinNil", func(t *testing.T) {
-		r := s.run(t, s.shared, boxrun.ProcessSpec{Cmd: []string{"cat"}, Dir: wd})
+		r := s.run(t, s.shared, sandbox.ProcessSpec{Cmd: []string{"cat"}, Dir: wd})
 		if r.code != 0 || r.stdout != "" {
 			t.Errorf("cat with nil stdin: code %d, stdout %q", r.code, r.stdout)
 		}
@@ -88,7 +89,7 @@ func (s *suite) testExec(t *testing.T) {
 
 	t.Run("StdinUnread", func(t *testing.T) {
 		// The process exits without reading an endless stdin: Wait returns.
-		spec := boxrun.ProcessSpec{Cmd: []string{"true"}, Dir: wd, Stdin: zeroReader{}}
+		spec := sandbox.ProcessSpec{Cmd: []string{"true"}, Dir: wd, Stdin: zeroReader{}}
 		if r := s.run(t, s.shared, spec); r.code != 0 {
 			t.Errorf("code %d", r.code)
 		}
@@ -104,7 +105,7 @@ func (s *suite) testExec(t *testing.T) {
 
 	t.Run("Workdir", func(t *testing.T) {
 		for _, dir := range []string{wd, "/tmp"} {
-			got := strings.TrimSuffix(s.run(t, s.shared, boxrun.ProcessSpec{Cmd: []string{"pwd"}, Dir: dir}).stdout, "\n")
+			got := strings.TrimSuffix(s.run(t, s.shared, sandbox.ProcessSpec{Cmd: []string{"pwd"}, Dir: dir}).stdout, "\n")
 			if got != dir && !(s.h.HostProcesses && strings.HasSuffix(got, dir)) {
 				t.Errorf("pwd in %s printed %q", dir, got)
 			}
@@ -112,7 +113,7 @@ func (s *suite) testExec(t *testing.T) {
 	})
 
 	t.Run("ErrMissingProgram", func(t *testing.T) {
-		p, err := s.d.Exec(t.Context(), s.shared, boxrun.ProcessSpec{Cmd: []string{"boxrun-no-such-program"}, Dir: wd})
+		p, err := s.d.Exec(t.Context(), s.shared, sandbox.ProcessSpec{Cmd: []string{"boxrun-no-such-program"}, Dir: wd})
 		if err == nil {
 			code, werr := p.Wait()
 			t.Fatalf("Exec of a missing program succeeded (Wait: %d, %v); want an Exec error", code, werr)
@@ -121,10 +122,10 @@ func (s *suite) testExec(t *testing.T) {
 
 	t.Run("Kill", func(t *testing.T) {
 		for _, c := range []struct {
-			spec boxrun.ProcessSpec
+			spec sandbox.ProcessSpec
 			sig  syscall.Signal
 		}{
-			{boxrun.ProcessSpec{Cmd: []string{"sleep", "30"}, Dir: wd}, syscall.SIGKILL},
+			{sandbox.ProcessSpec{Cmd: []string{"sleep", "30"}, Dir: wd}, syscall.SIGKILL},
 			{sh(wd, "sleep 30; echo not reached"), syscall.SIGKILL},
 			{sh(wd, "sleep 30; echo not reached"), syscall.SIGTERM},
 		} {
@@ -262,7 +263,7 @@ func (s *suite) testTTY(t *testing.T) {
 		// EOF of Stdin reaches cat as the terminal's EOF character, also
 		// in the middle of a line.
 		for _, in := range []string{"hello", "hello\n"} {
-			spec := boxrun.ProcessSpec{Cmd: []string{"cat"}, Dir: wd, TTY: true, Stdin: strings.NewReader(in)}
+			spec := sandbox.ProcessSpec{Cmd: []string{"cat"}, Dir: wd, TTY: true, Stdin: strings.NewReader(in)}
 			r := s.run(t, s.shared, spec)
 			if r.code != 0 || !strings.Contains(r.stdout, "hello") {
 				t.Errorf("cat on a terminal with stdin %q: code %d, output %q; want 0 and hello", in, r.code, r.stdout)

@@ -10,10 +10,11 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // wantState fails t unless handle is in state want.
-func (s *suite) wantState(t *testing.T, handle string, want boxrun.SandboxState) {
+func (s *suite) wantState(t *testing.T, handle string, want sandbox.State) {
 	t.Helper()
 	got, err := s.d.State(t.Context(), handle)
 	if err != nil {
@@ -41,14 +42,14 @@ func (s *suite) testLifecycle(t *testing.T) {
 	}
 	h := s.create(t, "lifecycle", "/root", volumes...)
 	ctx := t.Context()
-	s.wantState(t, h, boxrun.SandboxRunning)
+	s.wantState(t, h, sandbox.Running)
 	if err := s.d.CopyIn(ctx, h, "/root", mkTar(t, tarEntry{Name: "copied.txt", Body: "copied\n"})); err != nil {
 		t.Fatal(err)
 	}
 	if r := s.run(t, h, sh("/root", "echo written > written.txt")); r.code != 0 {
 		t.Fatalf("write: code %d, stderr %q", r.code, r.stderr)
 	}
-	sleeper, err := s.d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sleep", "30"}, Dir: "/root"})
+	sleeper, err := s.d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sleep", "30"}, Dir: "/root"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func (s *suite) testLifecycle(t *testing.T) {
 		}
 		// The process is gone: Wait returns (a code or an error).
 		_, _ = waitProc(t, sleeper, quickLimit)
-		s.wantState(t, h, boxrun.SandboxStopped)
+		s.wantState(t, h, sandbox.Stopped)
 		if err := s.d.Stop(ctx, h); err != nil {
 			t.Errorf("Stop of a stopped sandbox: %v", err)
 		}
@@ -97,7 +98,7 @@ func (s *suite) testLifecycle(t *testing.T) {
 		if err := s.d.Start(ctx, h); err != nil {
 			t.Fatalf("Start: %v", err)
 		}
-		s.wantState(t, h, boxrun.SandboxRunning)
+		s.wantState(t, h, sandbox.Running)
 		if err := s.d.Start(ctx, h); err == nil {
 			t.Error("Start of a running sandbox succeeded")
 		}
@@ -118,8 +119,8 @@ func (s *suite) testLifecycle(t *testing.T) {
 		if err := s.d.Prune(ctx, []string{s.shared}); err != nil {
 			t.Fatalf("Prune: %v", err)
 		}
-		s.wantState(t, h, boxrun.SandboxMissing)
-		s.wantState(t, s.shared, boxrun.SandboxRunning)
+		s.wantState(t, h, sandbox.Missing)
+		s.wantState(t, s.shared, sandbox.Running)
 		if err := s.d.Remove(ctx, h); err != nil {
 			t.Errorf("Remove of a pruned sandbox: %v", err)
 		}
@@ -138,7 +139,7 @@ func (s *suite) testLifecycle(t *testing.T) {
 // testRemove removes the shared sandbox while a process runs in it.
 func (s *suite) testRemove(t *testing.T) {
 	ctx := t.Context()
-	p, err := s.d.Exec(ctx, s.shared, boxrun.ProcessSpec{Cmd: []string{"sleep", "30"}, Dir: "/tmp"})
+	p, err := s.d.Exec(ctx, s.shared, sandbox.ProcessSpec{Cmd: []string{"sleep", "30"}, Dir: "/tmp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func (s *suite) testRemove(t *testing.T) {
 		t.Fatalf("Remove: %v", err)
 	}
 	_, _ = waitProc(t, p, quickLimit)
-	s.wantState(t, s.shared, boxrun.SandboxMissing)
+	s.wantState(t, s.shared, sandbox.Missing)
 	if err := s.d.Remove(ctx, s.shared); err != nil {
 		t.Errorf("second Remove: %v", err)
 	}
@@ -157,7 +158,7 @@ func (s *suite) testRemove(t *testing.T) {
 	if err := s.d.CopyOut(ctx, s.shared, "/tmp", io.Discard); err == nil {
 		t.Error("CopyOut from a removed sandbox succeeded")
 	}
-	s.wantState(t, "boxruntest-never-created", boxrun.SandboxMissing)
+	s.wantState(t, "boxruntest-never-created", sandbox.Missing)
 	if err := s.d.Remove(context.Background(), "boxruntest-never-created"); err != nil {
 		t.Errorf("Remove of an unknown handle: %v", err)
 	}

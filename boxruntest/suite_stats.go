@@ -12,19 +12,20 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // statsLimit bounds how long the Stats subtest waits for a burner or an
 // allocation to show.
 const statsLimit = 20 * time.Second
 
-// testStats checks boxrun.Statser (skipped for drivers without it): a box
+// testStats checks sandbox.Statser (skipped for drivers without it): a box
 // burning CPU shows more than half a core, a box holding 64 MiB shows that
 // much more memory, and a missing sandbox is ErrNotFound.
 func (s *suite) testStats(t *testing.T) {
-	st, ok := s.d.(boxrun.Statser)
+	st, ok := s.d.(sandbox.Statser)
 	if !ok {
-		t.Skipf("driver %s does not implement boxrun.Statser", s.d.Name())
+		t.Skipf("driver %s does not implement sandbox.Statser", s.d.Name())
 	}
 	ctx := t.Context()
 	if _, err := st.Stats(ctx, "0123456789abcdef"); !errors.Is(err, boxrun.ErrNotFound) {
@@ -66,7 +67,7 @@ func (s *suite) testStats(t *testing.T) {
 		p := s.background(t, "dd if=/dev/zero of=/dev/null bs=64M count=1000000")
 		defer stopBackground(p)
 		deadline := time.Now().Add(statsLimit)
-		var now boxrun.SandboxStats
+		var now sandbox.Stats
 		for time.Now().Before(deadline) {
 			time.Sleep(500 * time.Millisecond)
 			if now, err = st.Stats(ctx, s.shared); err != nil {
@@ -108,16 +109,16 @@ func burnerWant(t *testing.T) float64 {
 }
 
 // background starts sh -c script in the shared sandbox.
-func (s *suite) background(t *testing.T, script string) boxrun.Process {
+func (s *suite) background(t *testing.T, script string) sandbox.Process {
 	t.Helper()
-	p, err := s.d.Exec(t.Context(), s.shared, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", script}, Dir: "/"})
+	p, err := s.d.Exec(t.Context(), s.shared, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", script}, Dir: "/"})
 	if err != nil {
 		t.Fatalf("exec %q: %v", script, err)
 	}
 	return p
 }
 
-func stopBackground(p boxrun.Process) {
+func stopBackground(p sandbox.Process) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	_ = p.Signal(ctx, syscall.SIGKILL)
@@ -129,7 +130,7 @@ func stopBackground(p boxrun.Process) {
 	}
 }
 
-func cpuTime(t *testing.T, st boxrun.Statser, h string) time.Duration {
+func cpuTime(t *testing.T, st sandbox.Statser, h string) time.Duration {
 	t.Helper()
 	s, err := st.Stats(t.Context(), h)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // testUser covers SandboxSpec.User: unknown names are refused at Create,
@@ -22,7 +23,7 @@ func (s *suite) testUser(t *testing.T) {
 			img = s.h.Image
 		}
 		for _, user := range []string{"boxrun-no-such-user", "root:boxrun-no-such-group"} {
-			spec := boxrun.SandboxSpec{BoxID: "boxruntest-baduser", Image: img, CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
+			spec := sandbox.Spec{BoxID: "boxruntest-baduser", Image: img, CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
 				Workdir: "/work/dir", User: user}
 			if img != nil {
 				spec.Env = slices.Clone(img.Config.Env)
@@ -56,7 +57,7 @@ func (s *suite) testUser(t *testing.T) {
 	}
 	img := s.h.UserImage
 	env := append(slices.Clone(img.Config.Env), "BOXRUN_TEST=user")
-	h, err := s.d.Create(t.Context(), boxrun.SandboxSpec{BoxID: "boxruntest-user", Image: img, CPU: 1, MemoryMB: 256,
+	h, err := s.d.Create(t.Context(), sandbox.Spec{BoxID: "boxruntest-user", Image: img, CPU: 1, MemoryMB: 256,
 		DiskSizeGB: 1, Workdir: "/work/user", Env: env, User: img.Config.User})
 	if err != nil {
 		t.Fatalf("Create with User %q: %v", img.Config.User, err)

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/coder/websocket"
 )
 
@@ -27,7 +27,7 @@ type wsControl struct {
 }
 
 // attachURL builds the ws:// URL of GET /v1/boxes/{box}/attach.
-func (c *Client) attachURL(box string, req boxrun.AttachRequest) string {
+func (c *Client) attachURL(box string, req boxapi.AttachRequest) string {
 	q := url.Values{}
 	shell := req.Shell
 	if shell == "" {
@@ -61,13 +61,13 @@ func (c *Client) attachURL(box string, req boxrun.AttachRequest) string {
 	return "ws" + u[len("http"):]
 }
 
-// Attach implements boxrun.Service over the attach WebSocket: terminal
+// Attach implements boxapi.Service over the attach WebSocket: terminal
 // output arrives as binary frames and goes to req.Stdout, req.Stdin is sent
 // as binary frames, and every size from req.Resize as a resize text frame.
 // It returns the exit code from the server's exit frame; an error frame
-// becomes a *boxrun.Error. Canceling ctx closes the socket, which makes the
+// becomes a *boxapi.Error. Canceling ctx closes the socket, which makes the
 // server kill the program, and returns ctx's error.
-func (c *Client) Attach(ctx context.Context, box string, req boxrun.AttachRequest) (int, error) {
+func (c *Client) Attach(ctx context.Context, box string, req boxapi.AttachRequest) (int, error) {
 	h := http.Header{}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
@@ -124,9 +124,9 @@ func (c *Client) Attach(ctx context.Context, box string, req boxrun.AttachReques
 		case "error":
 			code, _ := m.Code.(string)
 			if code == "" {
-				code = string(boxrun.CodeRuntimeError)
+				code = string(boxapi.CodeRuntimeError)
 			}
-			return -1, &boxrun.Error{Code: boxrun.Code(code), Message: m.Message}
+			return -1, &boxapi.Error{Code: boxapi.Code(code), Message: m.Message}
 		}
 	}
 }
@@ -159,7 +159,7 @@ func stdinEOF(ctx context.Context, conn *websocket.Conn) {
 }
 
 // pumpResize sends a resize text frame for every size received.
-func pumpResize(ctx context.Context, conn *websocket.Conn, sizes <-chan boxrun.TermSize) {
+func pumpResize(ctx context.Context, conn *websocket.Conn, sizes <-chan boxapi.TermSize) {
 	for {
 		select {
 		case <-ctx.Done():

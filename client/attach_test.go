@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // TestClient_AttachCancel: canceling ctx ends a remote terminal session at
@@ -17,14 +17,14 @@ import (
 func TestClient_AttachCancel(t *testing.T) {
 	c, m := newRemote(t)
 	ctx := ctxT(t)
-	box, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err = c.Attach(cctx, box.ID, boxrun.AttachRequest{Cmd: []string{"sleep", "30"}})
+	_, err = c.Attach(cctx, box.ID, boxapi.AttachRequest{Cmd: []string{"sleep", "30"}})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Attach after cancel: %v", err)
 	}
@@ -32,7 +32,7 @@ func TestClient_AttachCancel(t *testing.T) {
 		t.Errorf("Attach took %v after cancel", d)
 	}
 	// The box is still usable: a new session works.
-	code, err := c.Attach(ctx, box.ID, boxrun.AttachRequest{Cmd: []string{"sh", "-c", "exit 9"}})
+	code, err := c.Attach(ctx, box.ID, boxapi.AttachRequest{Cmd: []string{"sh", "-c", "exit 9"}})
 	if err != nil || code != 9 {
 		t.Errorf("second attach = %d, %v", code, err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // measure runs op b.N times and returns the total time.
@@ -37,12 +37,12 @@ func report(b *testing.B, local, remote time.Duration) {
 func BenchmarkExec(b *testing.B) {
 	c, m := newRemote(b)
 	ctx := context.Background()
-	box, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := boxrun.ExecRequest{Cmd: []string{"true"}}
-	exec := func(svc boxrun.Service) func() error {
+	req := boxapi.ExecRequest{Cmd: []string{"true"}}
+	exec := func(svc boxapi.Service) func() error {
 		return func() error { _, err := svc.Exec(ctx, box.ID, req, io.Discard, io.Discard); return err }
 	}
 	b.ResetTimer()
@@ -56,12 +56,12 @@ func BenchmarkExec(b *testing.B) {
 func BenchmarkUploadDownload(b *testing.B) {
 	c, m := newRemote(b)
 	ctx := context.Background()
-	box, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)
-	trip := func(svc boxrun.Service) func() error {
+	trip := func(svc boxapi.Service) func() error {
 		return func() error {
 			if err := svc.UploadFile(ctx, box.ID, "/root/blob", bytes.NewReader(data)); err != nil {
 				return err

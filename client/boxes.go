@@ -6,20 +6,20 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
-// Info implements boxrun.Service: GET /v1/info.
-func (c *Client) Info(ctx context.Context) (boxrun.Info, error) {
-	var info boxrun.Info
+// Info implements boxapi.Service: GET /v1/info.
+func (c *Client) Info(ctx context.Context) (boxapi.Info, error) {
+	var info boxapi.Info
 	err := c.do(ctx, http.MethodGet, "/v1/info", nil, nil, &info)
 	return info, err
 }
 
 // DriverInfo returns the server's driver name and details (extension
 // endpoint GET /v1/driver).
-func (c *Client) DriverInfo(ctx context.Context) (boxrun.DriverInfo, error) {
-	var info boxrun.DriverInfo
+func (c *Client) DriverInfo(ctx context.Context) (boxapi.DriverInfo, error) {
+	var info boxapi.DriverInfo
 	err := c.do(ctx, http.MethodGet, "/v1/driver", nil, nil, &info)
 	return info, err
 }
@@ -36,11 +36,11 @@ type createBoxRequest struct {
 	Network    bool              `json:"network"`
 	Workdir    string            `json:"workdir,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
-	Volumes    []boxrun.Volume   `json:"volumes,omitempty"`
+	Volumes    []boxapi.Volume   `json:"volumes,omitempty"`
 }
 
-// Create implements boxrun.Service: POST /v1/boxes.
-func (c *Client) Create(ctx context.Context, spec boxrun.BoxSpec) (*boxrun.Box, error) {
+// Create implements boxapi.Service: POST /v1/boxes.
+func (c *Client) Create(ctx context.Context, spec boxapi.BoxSpec) (*boxapi.Box, error) {
 	req := createBoxRequest{
 		Image: spec.Image, CPU: spec.CPU, MemoryMB: spec.MemoryMB, DiskSizeGB: spec.DiskSizeGB,
 		Network: spec.Network, Workdir: spec.Workdir, Env: spec.Env, Volumes: spec.Volumes,
@@ -48,54 +48,54 @@ func (c *Client) Create(ctx context.Context, spec boxrun.BoxSpec) (*boxrun.Box, 
 	if spec.Name != "" {
 		req.Name = &spec.Name
 	}
-	var box boxrun.Box
+	var box boxapi.Box
 	if err := c.do(ctx, http.MethodPost, "/v1/boxes", nil, req, &box); err != nil {
 		return nil, err
 	}
 	return &box, nil
 }
 
-// Get implements boxrun.Service: GET /v1/boxes/{box}.
-func (c *Client) Get(ctx context.Context, box string) (*boxrun.Box, error) {
-	var b boxrun.Box
+// Get implements boxapi.Service: GET /v1/boxes/{box}.
+func (c *Client) Get(ctx context.Context, box string) (*boxapi.Box, error) {
+	var b boxapi.Box
 	if err := c.do(ctx, http.MethodGet, boxPath(box), nil, nil, &b); err != nil {
 		return nil, err
 	}
 	return &b, nil
 }
 
-// List implements boxrun.Service: GET /v1/boxes[?status=].
-func (c *Client) List(ctx context.Context, filter boxrun.BoxFilter) ([]*boxrun.Box, error) {
+// List implements boxapi.Service: GET /v1/boxes[?status=].
+func (c *Client) List(ctx context.Context, filter boxapi.BoxFilter) ([]*boxapi.Box, error) {
 	var q url.Values
 	if filter.Status != "" {
 		q = url.Values{"status": {string(filter.Status)}}
 	}
-	var boxes []*boxrun.Box
+	var boxes []*boxapi.Box
 	if err := c.do(ctx, http.MethodGet, "/v1/boxes", q, nil, &boxes); err != nil {
 		return nil, err
 	}
 	return boxes, nil
 }
 
-// Stop implements boxrun.Service: POST /v1/boxes/{box}:stop.
-func (c *Client) Stop(ctx context.Context, box string) (*boxrun.Box, error) {
+// Stop implements boxapi.Service: POST /v1/boxes/{box}:stop.
+func (c *Client) Stop(ctx context.Context, box string) (*boxapi.Box, error) {
 	return c.boxAction(ctx, box, "stop")
 }
 
-// Start implements boxrun.Service: POST /v1/boxes/{box}:start.
-func (c *Client) Start(ctx context.Context, box string) (*boxrun.Box, error) {
+// Start implements boxapi.Service: POST /v1/boxes/{box}:start.
+func (c *Client) Start(ctx context.Context, box string) (*boxapi.Box, error) {
 	return c.boxAction(ctx, box, "start")
 }
 
-func (c *Client) boxAction(ctx context.Context, box, verb string) (*boxrun.Box, error) {
-	var b boxrun.Box
+func (c *Client) boxAction(ctx context.Context, box, verb string) (*boxapi.Box, error) {
+	var b boxapi.Box
 	if err := c.do(ctx, http.MethodPost, boxPath(box)+":"+verb, nil, nil, &b); err != nil {
 		return nil, err
 	}
 	return &b, nil
 }
 
-// Remove implements boxrun.Service: DELETE /v1/boxes/{box}[?force=true].
+// Remove implements boxapi.Service: DELETE /v1/boxes/{box}[?force=true].
 func (c *Client) Remove(ctx context.Context, box string, force bool) error {
 	var q url.Values
 	if force {
@@ -104,7 +104,7 @@ func (c *Client) Remove(ctx context.Context, box string, force bool) error {
 	return c.do(ctx, http.MethodDelete, boxPath(box), q, nil, nil)
 }
 
-// GC implements boxrun.Service: POST /v1/gc. The wire carries whole
+// GC implements boxapi.Service: POST /v1/gc. The wire carries whole
 // seconds, so olderThan is truncated to a second.
 func (c *Client) GC(ctx context.Context, olderThan time.Duration) (int, error) {
 	in := struct {
@@ -126,13 +126,13 @@ type runRequest struct {
 	DiskSizeGB int64             `json:"disk_size_gb,omitempty"`
 	Network    bool              `json:"network"`
 	Env        map[string]string `json:"env,omitempty"`
-	Volumes    []boxrun.Volume   `json:"volumes,omitempty"`
+	Volumes    []boxapi.Volume   `json:"volumes,omitempty"`
 	TimeoutMS  int64             `json:"timeout_ms,omitempty"`
 }
 
-// Run implements boxrun.Service: POST /v1/run. The server removes the box
+// Run implements boxapi.Service: POST /v1/run. The server removes the box
 // whatever happens; the call has no timeout of its own (bound it with ctx).
-func (c *Client) Run(ctx context.Context, req boxrun.RunRequest) (*boxrun.RunResult, error) {
+func (c *Client) Run(ctx context.Context, req boxapi.RunRequest) (*boxapi.RunResult, error) {
 	in := runRequest{
 		Image: req.Image, Cmd: req.Cmd, CPU: req.CPU, MemoryMB: req.MemoryMB, DiskSizeGB: req.DiskSizeGB,
 		Network: req.Network, Env: req.Env, Volumes: req.Volumes, TimeoutMS: req.TimeoutMS,
@@ -140,7 +140,7 @@ func (c *Client) Run(ctx context.Context, req boxrun.RunRequest) (*boxrun.RunRes
 	if in.Cmd == nil {
 		in.Cmd = []string{}
 	}
-	var res boxrun.RunResult
+	var res boxapi.RunResult
 	if err := c.do(ctx, http.MethodPost, "/v1/run", nil, in, &res); err != nil {
 		return nil, err
 	}

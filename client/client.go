@@ -1,17 +1,17 @@
-// Package client is a remote boxrun.Service: it speaks the BoxRun HTTP API
+// Package client is a remote boxapi.Service: it speaks the BoxRun HTTP API
 // (REST, SSE and WebSocket, as served by package httpapi or the original
 // BoxRun server) over TCP or a Unix socket.
 //
 // # Usage
 //
 //	c, err := client.New("unix:///root/.boxrun/boxrun.sock")
-//	box, err := c.Create(ctx, boxrun.BoxSpec{Image: "alpine:3.20"})
-//	res, err := c.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"echo", "hi"}}, os.Stdout, os.Stderr)
+//	box, err := c.Create(ctx, boxapi.BoxSpec{Image: "alpine:3.20"})
+//	res, err := c.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"echo", "hi"}}, os.Stdout, os.Stderr)
 //
 // # Errors
 //
-// Error responses come back as *boxrun.Error with the server's code and
-// message, so errors.Is(err, boxrun.ErrNotFound) works as it does locally.
+// Error responses come back as *boxapi.Error with the server's code and
+// message, so errors.Is(err, boxapi.ErrNotFound) works as it does locally.
 // A response body that is not the JSON error envelope becomes a
 // RUNTIME_ERROR carrying the raw text. Failures to reach the server wrap
 // ErrUnavailable.
@@ -29,14 +29,14 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // ErrUnavailable is wrapped by every error that comes from failing to reach
 // the server (connection refused, missing socket, broken connection).
 var ErrUnavailable = errors.New("boxrun server unavailable")
 
-// Client is a boxrun.Service over the BoxRun HTTP API. It is safe for
+// Client is a boxapi.Service over the BoxRun HTTP API. It is safe for
 // concurrent use. It holds no resources of its own beyond the HTTP client's
 // idle connections; Close releases those.
 type Client struct {
@@ -46,7 +46,7 @@ type Client struct {
 	socket string       // Unix socket path, "" for TCP
 }
 
-var _ boxrun.Service = (*Client)(nil)
+var _ boxapi.Service = (*Client)(nil)
 
 // Option configures a Client in New.
 type Option func(*Client) error
@@ -216,7 +216,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 // maxErrorBody bounds how much of an error response is read.
 const maxErrorBody = 64 << 10
 
-// decodeError turns a non-2xx response into a *boxrun.Error: the JSON
+// decodeError turns a non-2xx response into a *boxapi.Error: the JSON
 // envelope when there is one, else RUNTIME_ERROR with the raw text (or the
 // status line when the body is empty).
 func decodeError(resp *http.Response) error {
@@ -226,11 +226,11 @@ func decodeError(resp *http.Response) error {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(raw, &env) == nil && env.Code != "" {
-		return &boxrun.Error{Code: boxrun.Code(env.Code), Message: env.Message}
+		return &boxapi.Error{Code: boxapi.Code(env.Code), Message: env.Message}
 	}
 	msg := strings.TrimSpace(string(raw))
 	if msg == "" {
 		msg = resp.Status
 	}
-	return &boxrun.Error{Code: boxrun.CodeRuntimeError, Message: msg}
+	return &boxapi.Error{Code: boxapi.CodeRuntimeError, Message: msg}
 }

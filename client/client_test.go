@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/client"
 	"github.com/boxrun/boxrun/httpapi"
@@ -110,19 +111,19 @@ func TestClient_UnixSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := ctxT(t)
-		box, err := c.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+		box, err := c.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 		if err != nil {
 			t.Fatalf("%s: create: %v", u, err)
 		}
 		var out strings.Builder
-		e, err := c.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"echo", "over the socket"}}, &out, nil)
+		e, err := c.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"echo", "over the socket"}}, &out, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := out.String(), "over the socket\n"; got != want || *e.ExitCode != 0 {
 			t.Errorf("%s: exec output %q (exit %v), want %q", u, got, e.ExitCode, want)
 		}
-		code, err := c.Attach(ctx, box.ID, boxrun.AttachRequest{Cmd: []string{"sh", "-c", "exit 4"}})
+		code, err := c.Attach(ctx, box.ID, boxapi.AttachRequest{Cmd: []string{"sh", "-c", "exit 4"}})
 		if err != nil || code != 4 {
 			t.Errorf("%s: attach = %d, %v; want 4", u, code, err)
 		}
@@ -144,7 +145,7 @@ func TestClient_Unavailable(t *testing.T) {
 		t.Errorf("Info on a closed port: err = %v, want ErrUnavailable", err)
 	}
 	c, _ = client.New("unix://" + filepath.Join(t.TempDir(), "missing.sock"))
-	if _, err := c.List(ctxT(t), boxrun.BoxFilter{}); !errors.Is(err, client.ErrUnavailable) {
+	if _, err := c.List(ctxT(t), boxapi.BoxFilter{}); !errors.Is(err, client.ErrUnavailable) {
 		t.Errorf("List on a missing socket: err = %v, want ErrUnavailable", err)
 	}
 }
@@ -156,14 +157,14 @@ func TestClient_NonJSONError(t *testing.T) {
 	defer srv.Close()
 	c, _ := client.New(srv.URL)
 	_, err := c.Get(ctxT(t), "x")
-	var be *boxrun.Error
+	var be *boxapi.Error
 	if !errors.As(err, &be) {
-		t.Fatalf("err = %T %v, want *boxrun.Error", err, err)
+		t.Fatalf("err = %T %v, want *boxapi.Error", err, err)
 	}
-	if be.Code != boxrun.CodeRuntimeError || be.Message != "Failed to deserialize the JSON body" {
+	if be.Code != boxapi.CodeRuntimeError || be.Message != "Failed to deserialize the JSON body" {
 		t.Errorf("err = [%s] %q, want RUNTIME_ERROR with the raw text", be.Code, be.Message)
 	}
-	if !errors.Is(err, boxrun.ErrRuntime) {
+	if !errors.Is(err, boxapi.ErrRuntime) {
 		t.Errorf("errors.Is(err, ErrRuntime) = false")
 	}
 }
@@ -183,19 +184,19 @@ func TestClient_Token(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	c := newHandlerClient(t, check, client.WithToken(token))
-	box, err := c.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := c.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatalf("create with token: %v", err)
 	}
-	if _, err := c.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"true"}}, nil, nil); err != nil {
+	if _, err := c.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"true"}}, nil, nil); err != nil {
 		t.Errorf("exec with token (SSE too): %v", err)
 	}
-	if code, err := c.Attach(ctx, box.ID, boxrun.AttachRequest{Cmd: []string{"true"}}); err != nil || code != 0 {
+	if code, err := c.Attach(ctx, box.ID, boxapi.AttachRequest{Cmd: []string{"true"}}); err != nil || code != 0 {
 		t.Errorf("attach with token: %d, %v", code, err)
 	}
 	noToken := newHandlerClient(t, check)
 	_, err = noToken.Info(ctx)
-	var be *boxrun.Error
+	var be *boxapi.Error
 	if !errors.As(err, &be) || be.Code != "UNAUTHORIZED" {
 		t.Errorf("without token: err = %v, want UNAUTHORIZED", err)
 	}

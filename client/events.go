@@ -9,17 +9,17 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	sse "github.com/tmaxmax/go-sse"
 )
 
-// Subscribe implements boxrun.Service over GET /v1/events (SSE). The
+// Subscribe implements boxapi.Service over GET /v1/events (SSE). The
 // subscription's channel closes when the caller Closes it, when ctx ends
 // (Err is then nil), or when the stream ends or breaks (Err then wraps
-// boxrun.ErrCanceled, as for a local subscriber dropped for falling behind:
+// boxapi.ErrCanceled, as for a local subscriber dropped for falling behind:
 // resume with Replay from the last Seq seen). Subscribe returns once the
 // server has accepted the stream, so events published afterwards are seen.
-func (c *Client) Subscribe(ctx context.Context, filter boxrun.EventFilter) (boxrun.Subscription, error) {
+func (c *Client) Subscribe(ctx context.Context, filter boxapi.EventFilter) (boxapi.Subscription, error) {
 	q := url.Values{}
 	if filter.BoxID != "" {
 		q.Set("box_id", filter.BoxID)
@@ -43,14 +43,14 @@ func (c *Client) Subscribe(ctx context.Context, filter boxrun.EventFilter) (boxr
 		cancel()
 		return nil, err
 	}
-	s := &subscription{ch: make(chan boxrun.Event, 64), cancel: cancel, done: make(chan struct{})}
+	s := &subscription{ch: make(chan boxapi.Event, 64), cancel: cancel, done: make(chan struct{})}
 	go s.read(sctx, resp)
 	return s, nil
 }
 
-// subscription is a remote boxrun.Subscription fed by one SSE stream.
+// subscription is a remote boxapi.Subscription fed by one SSE stream.
 type subscription struct {
-	ch     chan boxrun.Event
+	ch     chan boxapi.Event
 	cancel context.CancelFunc
 	done   chan struct{} // closed when read returns
 
@@ -59,7 +59,7 @@ type subscription struct {
 }
 
 // C returns the event channel; it is closed when the subscription ends.
-func (s *subscription) C() <-chan boxrun.Event { return s.ch }
+func (s *subscription) C() <-chan boxapi.Event { return s.ch }
 
 // Err reports why the subscription ended (nil after Close or ctx end).
 func (s *subscription) Err() error {
@@ -88,7 +88,7 @@ func (s *subscription) read(ctx context.Context, resp *http.Response) {
 		if ev.Data == "" {
 			continue
 		}
-		var e boxrun.Event
+		var e boxapi.Event
 		if jerr := json.Unmarshal([]byte(ev.Data), &e); jerr != nil {
 			err = fmt.Errorf("bad event data: %w", jerr)
 			break
@@ -106,6 +106,6 @@ func (s *subscription) read(ctx context.Context, resp *http.Response) {
 		err = fmt.Errorf("server ended the stream")
 	}
 	s.mu.Lock()
-	s.err = &boxrun.Error{Code: boxrun.CodeCanceled, Message: "event stream ended: " + err.Error(), Err: err}
+	s.err = &boxapi.Error{Code: boxapi.CodeCanceled, Message: "event stream ended: " + err.Error(), Err: err}
 	s.mu.Unlock()
 }

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // execRequest is the body of POST /v1/boxes/{box}/exec, with the stdin_b64
@@ -22,10 +22,10 @@ type execRequest struct {
 	StdinB64  string            `json:"stdin_b64,omitempty"`
 }
 
-// StartExec implements boxrun.Service: POST /v1/boxes/{box}/exec. A non-nil
+// StartExec implements boxapi.Service: POST /v1/boxes/{box}/exec. A non-nil
 // req.Stdin is read to EOF first and sent with the request (the API has no
 // streaming stdin for execs).
-func (c *Client) StartExec(ctx context.Context, box string, req boxrun.ExecRequest) (*boxrun.Exec, error) {
+func (c *Client) StartExec(ctx context.Context, box string, req boxapi.ExecRequest) (*boxapi.Exec, error) {
 	in := execRequest{Cmd: req.Cmd, Env: req.Env}
 	if in.Cmd == nil {
 		in.Cmd = []string{}
@@ -43,25 +43,25 @@ func (c *Client) StartExec(ctx context.Context, box string, req boxrun.ExecReque
 		}
 		in.StdinB64 = base64.StdEncoding.EncodeToString(b)
 	}
-	var e boxrun.Exec
+	var e boxapi.Exec
 	if err := c.do(ctx, http.MethodPost, boxPath(box)+"/exec", nil, in, &e); err != nil {
 		return nil, err
 	}
 	return &e, nil
 }
 
-// Exec implements boxrun.Service: it starts the command, streams its output
+// Exec implements boxapi.Service: it starts the command, streams its output
 // events over SSE to stdout and stderr (reconnecting after a dropped stream
 // without repeating output; write errors are ignored, as by the Manager) and
 // returns the finished record. Canceling ctx cancels the exec on the server
 // and returns the canceled record with ctx's error.
-func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, stdout, stderr io.Writer) (*boxrun.Exec, error) {
+func (c *Client) Exec(ctx context.Context, box string, req boxapi.ExecRequest, stdout, stderr io.Writer) (*boxapi.Exec, error) {
 	e, err := c.StartExec(ctx, box, req)
 	if err != nil {
 		return nil, err
 	}
-	err = c.ExecEvents(ctx, e.ID, -1, func(ev boxrun.ExecEvent) error {
-		if ev.Kind != boxrun.KindLog {
+	err = c.ExecEvents(ctx, e.ID, -1, func(ev boxapi.ExecEvent) error {
+		if ev.Kind != boxapi.KindLog {
 			return nil
 		}
 		w := stdout
@@ -92,7 +92,7 @@ func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, s
 			}
 			return nil, err
 		}
-		if fin.Status != boxrun.ExecRunning {
+		if fin.Status != boxapi.ExecRunning {
 			return fin, nil
 		}
 		select {
@@ -105,11 +105,11 @@ func (c *Client) Exec(ctx context.Context, box string, req boxrun.ExecRequest, s
 
 // cancelAfter cancels execID on the server after ctx ended, and returns the
 // record (when it could be read) with ctx's error.
-func (c *Client) cancelAfter(ctx context.Context, execID string) (*boxrun.Exec, error) {
+func (c *Client) cancelAfter(ctx context.Context, execID string) (*boxapi.Exec, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	e, err := c.CancelExec(cctx, execID)
-	if errors.Is(err, boxrun.ErrConflict) { // already finished
+	if errors.Is(err, boxapi.ErrConflict) { // already finished
 		e, err = c.GetExec(cctx, execID)
 	}
 	if err != nil {
@@ -118,31 +118,31 @@ func (c *Client) cancelAfter(ctx context.Context, execID string) (*boxrun.Exec, 
 	return e, ctx.Err()
 }
 
-// GetExec implements boxrun.Service: GET /v1/boxes/_/exec/{id}.
-func (c *Client) GetExec(ctx context.Context, execID string) (*boxrun.Exec, error) {
-	var e boxrun.Exec
+// GetExec implements boxapi.Service: GET /v1/boxes/_/exec/{id}.
+func (c *Client) GetExec(ctx context.Context, execID string) (*boxapi.Exec, error) {
+	var e boxapi.Exec
 	if err := c.do(ctx, http.MethodGet, execPath(execID), nil, nil, &e); err != nil {
 		return nil, err
 	}
 	return &e, nil
 }
 
-// ListExecs implements boxrun.Service: GET /v1/boxes/{box}/execs.
-func (c *Client) ListExecs(ctx context.Context, box string) ([]*boxrun.Exec, error) {
-	var out []*boxrun.Exec
+// ListExecs implements boxapi.Service: GET /v1/boxes/{box}/execs.
+func (c *Client) ListExecs(ctx context.Context, box string) ([]*boxapi.Exec, error) {
+	var out []*boxapi.Exec
 	if err := c.do(ctx, http.MethodGet, boxPath(box)+"/execs", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// WaitExec implements boxrun.Service with the :wait extension, which blocks
+// WaitExec implements boxapi.Service with the :wait extension, which blocks
 // on the server until the exec has finished. A connection dropped while
 // waiting is retried.
-func (c *Client) WaitExec(ctx context.Context, execID string) (*boxrun.Exec, error) {
+func (c *Client) WaitExec(ctx context.Context, execID string) (*boxapi.Exec, error) {
 	var r retrier
 	for {
-		var e boxrun.Exec
+		var e boxapi.Exec
 		err := c.do(ctx, http.MethodGet, execPath(execID)+":wait", nil, nil, &e)
 		if err == nil {
 			return &e, nil
@@ -156,9 +156,9 @@ func (c *Client) WaitExec(ctx context.Context, execID string) (*boxrun.Exec, err
 	}
 }
 
-// CancelExec implements boxrun.Service: POST /v1/boxes/_/exec/{id}:cancel.
-func (c *Client) CancelExec(ctx context.Context, execID string) (*boxrun.Exec, error) {
-	var e boxrun.Exec
+// CancelExec implements boxapi.Service: POST /v1/boxes/_/exec/{id}:cancel.
+func (c *Client) CancelExec(ctx context.Context, execID string) (*boxapi.Exec, error) {
+	var e boxapi.Exec
 	if err := c.do(ctx, http.MethodPost, execPath(execID)+":cancel", nil, nil, &e); err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // dropWriter passes an SSE response through until it has carried `after`
@@ -64,12 +64,12 @@ func TestClient_ExecResume(t *testing.T) {
 	}
 	c := newHandlerClient(t, wrap)
 	ctx := ctxT(t)
-	box, err := c.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := c.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	e, err := c.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "for i in $(seq 1 20); do echo line$i; sleep 0.01; done"}}, &out, nil)
+	e, err := c.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"sh", "-c", "for i in $(seq 1 20); do echo line$i; sleep 0.01; done"}}, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 )
 
@@ -21,10 +21,10 @@ import (
 func TestService(t *testing.T) {
 	targets := []struct {
 		name string
-		open func(t *testing.T) boxrun.Service
+		open func(t *testing.T) boxapi.Service
 	}{
-		{"local", func(t *testing.T) boxrun.Service { return boxruntest.NewManager(t) }},
-		{"remote", func(t *testing.T) boxrun.Service { c, _ := newRemote(t); return c }},
+		{"local", func(t *testing.T) boxapi.Service { return boxruntest.NewManager(t) }},
+		{"remote", func(t *testing.T) boxapi.Service { c, _ := newRemote(t); return c }},
 	}
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
@@ -40,10 +40,10 @@ func TestService(t *testing.T) {
 
 type serviceCheck struct {
 	name string
-	run  func(t *testing.T, ctx context.Context, svc boxrun.Service)
+	run  func(t *testing.T, ctx context.Context, svc boxapi.Service)
 }
 
-func mustCreate(t *testing.T, ctx context.Context, svc boxrun.Service, spec boxrun.BoxSpec) *boxrun.Box {
+func mustCreate(t *testing.T, ctx context.Context, svc boxapi.Service, spec boxapi.BoxSpec) *boxapi.Box {
 	t.Helper()
 	if spec.Image == "" {
 		spec.Image = "busybox"
@@ -55,17 +55,17 @@ func mustCreate(t *testing.T, ctx context.Context, svc boxrun.Service, spec boxr
 	return b
 }
 
-func wantKind(t *testing.T, what string, err, kind error, code boxrun.Code) {
+func wantKind(t *testing.T, what string, err, kind error, code boxapi.Code) {
 	t.Helper()
 	if !errors.Is(err, kind) {
 		t.Errorf("%s: err = %v, want errors.Is %v", what, err, kind)
 	}
-	if got := boxrun.ErrorCode(err); got != code {
+	if got := boxapi.ErrorCode(err); got != code {
 		t.Errorf("%s: code = %s, want %s", what, got, code)
 	}
 }
 
-func exitOf(e *boxrun.Exec) int {
+func exitOf(e *boxapi.Exec) int {
 	if e == nil || e.ExitCode == nil {
 		return -1000
 	}
@@ -74,51 +74,51 @@ func exitOf(e *boxrun.Exec) int {
 
 func serviceChecks() []serviceCheck {
 	return []serviceCheck{
-		{"Info", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
+		{"Info", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
 			info, err := svc.Info(ctx)
 			if err != nil || info.MaxCPU != 64 || info.MaxMemoryMB != 64<<10 {
 				t.Errorf("Info = %+v, %v; want 64 CPUs and 64 GiB", info, err)
 			}
 		}},
-		{"Lifecycle", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{Name: "life", Env: map[string]string{"A": "1"}})
-			if b.Status != boxrun.StatusRunning || b.CPU != boxrun.DefaultCPU || b.MemoryMB != boxrun.DefaultMemoryMB ||
-				b.Workdir != boxrun.DefaultWorkdir || b.Env["A"] != "1" || b.Name != "life" {
+		{"Lifecycle", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{Name: "life", Env: map[string]string{"A": "1"}})
+			if b.Status != boxapi.StatusRunning || b.CPU != boxapi.DefaultCPU || b.MemoryMB != boxapi.DefaultMemoryMB ||
+				b.Workdir != boxapi.DefaultWorkdir || b.Env["A"] != "1" || b.Name != "life" {
 				t.Errorf("Create = %+v", b)
 			}
 			got, err := svc.Get(ctx, "life")
 			if err != nil || got.ID != b.ID {
 				t.Fatalf("Get by name = %v, %v", got, err)
 			}
-			list, err := svc.List(ctx, boxrun.BoxFilter{Status: boxrun.StatusRunning})
+			list, err := svc.List(ctx, boxapi.BoxFilter{Status: boxapi.StatusRunning})
 			if err != nil || len(list) != 1 || list[0].ID != b.ID {
 				t.Errorf("List(running) = %v, %v", list, err)
 			}
-			if s, err := svc.Stop(ctx, b.ID); err != nil || s.Status != boxrun.StatusStopped || s.StoppedAt.IsZero() {
+			if s, err := svc.Stop(ctx, b.ID); err != nil || s.Status != boxapi.StatusStopped || s.StoppedAt.IsZero() {
 				t.Errorf("Stop = %+v, %v", s, err)
 			}
-			if list, _ := svc.List(ctx, boxrun.BoxFilter{Status: boxrun.StatusRunning}); len(list) != 0 {
+			if list, _ := svc.List(ctx, boxapi.BoxFilter{Status: boxapi.StatusRunning}); len(list) != 0 {
 				t.Errorf("List(running) after stop = %d boxes", len(list))
 			}
-			if s, err := svc.Start(ctx, "life"); err != nil || s.Status != boxrun.StatusRunning || !s.StoppedAt.IsZero() {
+			if s, err := svc.Start(ctx, "life"); err != nil || s.Status != boxapi.StatusRunning || !s.StoppedAt.IsZero() {
 				t.Errorf("Start = %+v, %v", s, err)
 			}
 			if err := svc.Remove(ctx, b.ID, true); err != nil {
 				t.Errorf("Remove: %v", err)
 			}
 			_, err = svc.Get(ctx, b.ID)
-			wantKind(t, "Get after Remove", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
+			wantKind(t, "Get after Remove", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
 		}},
-		{"OddNames", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
+		{"OddNames", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
 			for _, name := range []string{"we ird/na%me?#ü", "a+b&c=d", "..", "%2F"} {
-				b := mustCreate(t, ctx, svc, boxrun.BoxSpec{Name: name})
+				b := mustCreate(t, ctx, svc, boxapi.BoxSpec{Name: name})
 				got, err := svc.Get(ctx, name)
 				if err != nil || got.ID != b.ID || got.Name != name {
 					t.Errorf("Get(%q) = %+v, %v", name, got, err)
 					continue
 				}
 				var out strings.Builder
-				if _, err := svc.Exec(ctx, name, boxrun.ExecRequest{Cmd: []string{"echo", "ok"}}, &out, nil); err != nil || out.String() != "ok\n" {
+				if _, err := svc.Exec(ctx, name, boxapi.ExecRequest{Cmd: []string{"echo", "ok"}}, &out, nil); err != nil || out.String() != "ok\n" {
 					t.Errorf("Exec in %q: %q, %v", name, out.String(), err)
 				}
 				if err := svc.Remove(ctx, name, true); err != nil {
@@ -126,97 +126,97 @@ func serviceChecks() []serviceCheck {
 				}
 			}
 		}},
-		{"Errors", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
+		{"Errors", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
 			_, err := svc.Get(ctx, "nope")
-			wantKind(t, "Get missing", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
-			if err != nil && boxrun.ErrorMessage(err) != "Box 'nope' not found" {
-				t.Errorf("message = %q", boxrun.ErrorMessage(err))
+			wantKind(t, "Get missing", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
+			if err != nil && boxapi.ErrorMessage(err) != "Box 'nope' not found" {
+				t.Errorf("message = %q", boxapi.ErrorMessage(err))
 			}
-			_, err = svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", CPU: -1})
-			wantKind(t, "Create cpu -1", err, boxrun.ErrInvalid, boxrun.CodeValidationError)
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{Name: "dup"})
-			_, err = svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", Name: "dup"})
-			wantKind(t, "Create duplicate name", err, boxrun.ErrAlreadyExists, boxrun.CodeNameAlreadyExists)
-			_, err = svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", CPU: 100})
-			wantKind(t, "Create over limit", err, boxrun.ErrResourceExceeded, boxrun.CodeResourceExceeded)
+			_, err = svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", CPU: -1})
+			wantKind(t, "Create cpu -1", err, boxapi.ErrInvalid, boxapi.CodeValidationError)
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{Name: "dup"})
+			_, err = svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", Name: "dup"})
+			wantKind(t, "Create duplicate name", err, boxapi.ErrAlreadyExists, boxapi.CodeNameAlreadyExists)
+			_, err = svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", CPU: 100})
+			wantKind(t, "Create over limit", err, boxapi.ErrResourceExceeded, boxapi.CodeResourceExceeded)
 			err = svc.Remove(ctx, b.ID, false)
-			wantKind(t, "Remove running", err, boxrun.ErrConflict, boxrun.CodeBoxAlreadyRunning)
+			wantKind(t, "Remove running", err, boxapi.ErrConflict, boxapi.CodeBoxAlreadyRunning)
 			_, err = svc.Start(ctx, b.ID)
-			wantKind(t, "Start running", err, boxrun.ErrConflict, boxrun.CodeBoxAlreadyRunning)
-			_, err = svc.StartExec(ctx, b.ID, boxrun.ExecRequest{})
-			wantKind(t, "exec without cmd", err, boxrun.ErrInvalid, boxrun.CodeValidationError)
+			wantKind(t, "Start running", err, boxapi.ErrConflict, boxapi.CodeBoxAlreadyRunning)
+			_, err = svc.StartExec(ctx, b.ID, boxapi.ExecRequest{})
+			wantKind(t, "exec without cmd", err, boxapi.ErrInvalid, boxapi.CodeValidationError)
 			if _, err := svc.Stop(ctx, b.ID); err != nil {
 				t.Fatal(err)
 			}
 			_, err = svc.Stop(ctx, b.ID)
-			wantKind(t, "Stop stopped", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
-			_, err = svc.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}}, nil, nil)
-			wantKind(t, "Exec on stopped", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
-			_, err = svc.Attach(ctx, b.ID, boxrun.AttachRequest{Cmd: []string{"true"}})
-			wantKind(t, "Attach on stopped", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
-			_, err = svc.Attach(ctx, "nope", boxrun.AttachRequest{})
-			wantKind(t, "Attach missing", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
+			wantKind(t, "Stop stopped", err, boxapi.ErrConflict, boxapi.CodeBoxNotRunning)
+			_, err = svc.Exec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			wantKind(t, "Exec on stopped", err, boxapi.ErrConflict, boxapi.CodeBoxNotRunning)
+			_, err = svc.Attach(ctx, b.ID, boxapi.AttachRequest{Cmd: []string{"true"}})
+			wantKind(t, "Attach on stopped", err, boxapi.ErrConflict, boxapi.CodeBoxNotRunning)
+			_, err = svc.Attach(ctx, "nope", boxapi.AttachRequest{})
+			wantKind(t, "Attach missing", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
 			_, err = svc.GetExec(ctx, "exec_missing")
-			wantKind(t, "GetExec missing", err, boxrun.ErrNotFound, boxrun.CodeExecNotFound)
-			err = svc.ExecEvents(ctx, "exec_missing", -1, func(boxrun.ExecEvent) error { return nil })
-			wantKind(t, "ExecEvents missing", err, boxrun.ErrNotFound, boxrun.CodeExecNotFound)
+			wantKind(t, "GetExec missing", err, boxapi.ErrNotFound, boxapi.CodeExecNotFound)
+			err = svc.ExecEvents(ctx, "exec_missing", -1, func(boxapi.ExecEvent) error { return nil })
+			wantKind(t, "ExecEvents missing", err, boxapi.ErrNotFound, boxapi.CodeExecNotFound)
 			err = svc.DownloadFile(ctx, "nope", "/root/x", io.Discard)
-			wantKind(t, "Download from missing box", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
+			wantKind(t, "Download from missing box", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
 		}},
-		{"Validation", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
+		{"Validation", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
 			for _, tc := range []struct {
 				what string
 				err  error
-				code boxrun.Code
+				code boxapi.Code
 				msg  string
 			}{
 				{"exec relative workdir", func() error {
-					_, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}, Workdir: "rel"})
+					_, err := svc.StartExec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"true"}, Workdir: "rel"})
 					return err
-				}(), boxrun.CodeValidationError, "workdir must be an absolute path (starting with /)"},
+				}(), boxapi.CodeValidationError, "workdir must be an absolute path (starting with /)"},
 				{"exec negative timeout", func() error {
-					_, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}, TimeoutMS: -5})
+					_, err := svc.StartExec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"true"}, TimeoutMS: -5})
 					return err
-				}(), boxrun.CodeValidationError, "timeout_ms must be positive"},
+				}(), boxapi.CodeValidationError, "timeout_ms must be positive"},
 				{"create negative memory", func() error {
-					_, err := svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", MemoryMB: -1})
+					_, err := svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", MemoryMB: -1})
 					return err
-				}(), boxrun.CodeValidationError, "memory_mb must be greater than 0"},
+				}(), boxapi.CodeValidationError, "memory_mb must be greater than 0"},
 				{"create relative workdir", func() error {
-					_, err := svc.Create(ctx, boxrun.BoxSpec{Image: "busybox", Workdir: "tmp"})
+					_, err := svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", Workdir: "tmp"})
 					return err
-				}(), boxrun.CodeValidationError, "workdir must be an absolute path (starting with /)"},
+				}(), boxapi.CodeValidationError, "workdir must be an absolute path (starting with /)"},
 				{"exec missing box", func() error {
-					_, err := svc.StartExec(ctx, "ghost", boxrun.ExecRequest{Cmd: []string{"true"}})
+					_, err := svc.StartExec(ctx, "ghost", boxapi.ExecRequest{Cmd: []string{"true"}})
 					return err
-				}(), boxrun.CodeBoxNotFound, "Box 'ghost' not found"},
-				{"remove missing", svc.Remove(ctx, "ghost", true), boxrun.CodeBoxNotFound, "Box 'ghost' not found"},
+				}(), boxapi.CodeBoxNotFound, "Box 'ghost' not found"},
+				{"remove missing", svc.Remove(ctx, "ghost", true), boxapi.CodeBoxNotFound, "Box 'ghost' not found"},
 				{"list execs missing", func() error { _, err := svc.ListExecs(ctx, "ghost"); return err }(),
-					boxrun.CodeBoxNotFound, "Box 'ghost' not found"},
+					boxapi.CodeBoxNotFound, "Box 'ghost' not found"},
 				{"images without a store", func() error { _, err := svc.Images(ctx); return err }(),
-					boxrun.CodeRuntimeError, "no image store configured (use WithImages)"},
+					boxapi.CodeRuntimeError, "no image store configured (use WithImages)"},
 			} {
-				if got := boxrun.ErrorCode(tc.err); got != tc.code {
+				if got := boxapi.ErrorCode(tc.err); got != tc.code {
 					t.Errorf("%s: code %s (%v), want %s", tc.what, got, tc.err, tc.code)
 				}
-				if tc.err != nil && boxrun.ErrorMessage(tc.err) != tc.msg {
-					t.Errorf("%s: message %q, want %q", tc.what, boxrun.ErrorMessage(tc.err), tc.msg)
+				if tc.err != nil && boxapi.ErrorMessage(tc.err) != tc.msg {
+					t.Errorf("%s: message %q, want %q", tc.what, boxapi.ErrorMessage(tc.err), tc.msg)
 				}
 			}
-			all, err := svc.List(ctx, boxrun.BoxFilter{Status: "all"})
+			all, err := svc.List(ctx, boxapi.BoxFilter{Status: "all"})
 			if err != nil || len(all) != 1 {
 				t.Errorf("List(all) = %d boxes, %v", len(all), err)
 			}
-			none, err := svc.List(ctx, boxrun.BoxFilter{Status: "bogus"})
+			none, err := svc.List(ctx, boxapi.BoxFilter{Status: "bogus"})
 			if err != nil || len(none) != 0 {
 				t.Errorf("List(bogus) = %d boxes, %v", len(none), err)
 			}
 		}},
-		{"Exec", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{Env: map[string]string{"BOXV": "box"}})
+		{"Exec", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{Env: map[string]string{"BOXV": "box"}})
 			var out, errb strings.Builder
-			e, err := svc.Exec(ctx, b.ID, boxrun.ExecRequest{
+			e, err := svc.Exec(ctx, b.ID, boxapi.ExecRequest{
 				Cmd: []string{"sh", "-c", `echo "out $BOXV $EXV"; echo err >&2; cat; exit 3`},
 				Env: map[string]string{"EXV": "exec"}, Stdin: strings.NewReader("from stdin\n"),
 			}, &out, &errb)
@@ -229,11 +229,11 @@ func serviceChecks() []serviceCheck {
 			if got := errb.String(); got != "err\n" {
 				t.Errorf("stderr = %q", got)
 			}
-			if exitOf(e) != 3 || e.Status != boxrun.ExecFailed || e.FinishedAt.IsZero() || e.BoxID != b.ID {
+			if exitOf(e) != 3 || e.Status != boxapi.ExecFailed || e.FinishedAt.IsZero() || e.BoxID != b.ID {
 				t.Errorf("exec = %+v", e)
 			}
-			e2, err := svc.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}}, nil, nil)
-			if err != nil || e2.Status != boxrun.ExecSucceeded || exitOf(e2) != 0 {
+			e2, err := svc.Exec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			if err != nil || e2.Status != boxapi.ExecSucceeded || exitOf(e2) != 0 {
 				t.Errorf("true: %+v, %v", e2, err)
 			}
 			execs, err := svc.ListExecs(ctx, b.ID)
@@ -245,17 +245,17 @@ func serviceChecks() []serviceCheck {
 				t.Errorf("GetExec = %+v, %v", got, err)
 			}
 		}},
-		{"ExecEvents", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
-			e, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "for i in 1 2 3 4 5; do echo line$i; sleep 0.02; done; echo oops >&2"}})
+		{"ExecEvents", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
+			e, err := svc.StartExec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"sh", "-c", "for i in 1 2 3 4 5; do echo line$i; sleep 0.02; done; echo oops >&2"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.Status != boxrun.ExecRunning || e.ExitCode != nil {
+			if e.Status != boxapi.ExecRunning || e.ExitCode != nil {
 				t.Errorf("StartExec = %+v", e)
 			}
-			var evs []boxrun.ExecEvent
-			if err := svc.ExecEvents(ctx, e.ID, -1, func(ev boxrun.ExecEvent) error { evs = append(evs, ev); return nil }); err != nil {
+			var evs []boxapi.ExecEvent
+			if err := svc.ExecEvents(ctx, e.ID, -1, func(ev boxapi.ExecEvent) error { evs = append(evs, ev); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			var stdout strings.Builder
@@ -263,7 +263,7 @@ func serviceChecks() []serviceCheck {
 				if ev.Seq != int64(i) {
 					t.Errorf("event %d has seq %d", i, ev.Seq)
 				}
-				if ev.Kind == boxrun.KindLog && ev.Stream == "stdout" {
+				if ev.Kind == boxapi.KindLog && ev.Stream == "stdout" {
 					stdout.WriteString(ev.Data)
 				}
 			}
@@ -276,7 +276,7 @@ func serviceChecks() []serviceCheck {
 			}
 			// Resume after the first event: only later events.
 			var resumed []int64
-			if err := svc.ExecEvents(ctx, e.ID, 0, func(ev boxrun.ExecEvent) error { resumed = append(resumed, ev.Seq); return nil }); err != nil {
+			if err := svc.ExecEvents(ctx, e.ID, 0, func(ev boxapi.ExecEvent) error { resumed = append(resumed, ev.Seq); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if len(resumed) != len(evs)-1 || resumed[0] != 1 {
@@ -284,55 +284,55 @@ func serviceChecks() []serviceCheck {
 			}
 			// An error from fn stops the stream and comes back.
 			stop := errors.New("stop")
-			if err := svc.ExecEvents(ctx, e.ID, -1, func(boxrun.ExecEvent) error { return stop }); !errors.Is(err, stop) {
+			if err := svc.ExecEvents(ctx, e.ID, -1, func(boxapi.ExecEvent) error { return stop }); !errors.Is(err, stop) {
 				t.Errorf("fn error: got %v", err)
 			}
 			w, err := svc.WaitExec(ctx, e.ID)
-			if err != nil || w.Status != boxrun.ExecSucceeded {
+			if err != nil || w.Status != boxapi.ExecSucceeded {
 				t.Errorf("WaitExec = %+v, %v", w, err)
 			}
 		}},
-		{"CancelAndTimeout", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
-			e, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "30"}})
+		{"CancelAndTimeout", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
+			e, err := svc.StartExec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"sleep", "30"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			c, err := svc.CancelExec(ctx, e.ID)
-			if err != nil || c.Status != boxrun.ExecCanceled {
+			if err != nil || c.Status != boxapi.ExecCanceled {
 				t.Errorf("CancelExec = %+v, %v", c, err)
 			}
 			w, err := svc.WaitExec(ctx, e.ID)
-			if err != nil || w.Status != boxrun.ExecCanceled {
+			if err != nil || w.Status != boxapi.ExecCanceled {
 				t.Errorf("WaitExec after cancel = %+v, %v", w, err)
 			}
 			_, err = svc.CancelExec(ctx, e.ID)
-			wantKind(t, "cancel twice", err, boxrun.ErrConflict, boxrun.CodeExecAlreadyFinished)
+			wantKind(t, "cancel twice", err, boxapi.ErrConflict, boxapi.CodeExecAlreadyFinished)
 
 			start := time.Now()
-			te, err := svc.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "30"}, TimeoutMS: 300}, nil, nil)
-			if err != nil || te.Status != boxrun.ExecFailed || te.ErrorMessage == "" || time.Since(start) > 15*time.Second {
+			te, err := svc.Exec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"sleep", "30"}, TimeoutMS: 300}, nil, nil)
+			if err != nil || te.Status != boxapi.ExecFailed || te.ErrorMessage == "" || time.Since(start) > 15*time.Second {
 				t.Errorf("timeout exec = %+v, %v after %v", te, err, time.Since(start))
 			}
 
 			// Canceling the caller's ctx cancels the exec.
 			cctx, cancel := context.WithCancel(ctx)
 			time.AfterFunc(300*time.Millisecond, cancel)
-			ce, err := svc.Exec(cctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "30"}}, nil, nil)
+			ce, err := svc.Exec(cctx, b.ID, boxapi.ExecRequest{Cmd: []string{"sleep", "30"}}, nil, nil)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Exec with canceled ctx: %v", err)
 			}
-			if ce == nil || ce.Status != boxrun.ExecCanceled {
+			if ce == nil || ce.Status != boxapi.ExecCanceled {
 				t.Errorf("Exec with canceled ctx returned %+v", ce)
 			}
 			if ce != nil {
-				if got, err := svc.GetExec(ctx, ce.ID); err != nil || got.Status != boxrun.ExecCanceled {
+				if got, err := svc.GetExec(ctx, ce.ID); err != nil || got.Status != boxapi.ExecCanceled {
 					t.Errorf("exec after ctx cancel = %+v, %v", got, err)
 				}
 			}
 		}},
-		{"Files", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
+		{"Files", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
 			data := make([]byte, 3<<20)
 			rand.Read(data)
 			if err := svc.UploadFile(ctx, b.ID, "/root/sub/dir/blob.bin", bytes.NewReader(data)); err != nil {
@@ -360,7 +360,7 @@ func serviceChecks() []serviceCheck {
 				t.Fatal(err)
 			}
 			var out strings.Builder
-			if _, err := svc.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"cat", "work/proj/a.txt"}}, &out, nil); err != nil || out.String() != "hello" {
+			if _, err := svc.Exec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"cat", "work/proj/a.txt"}}, &out, nil); err != nil || out.String() != "hello" {
 				t.Errorf("file from CopyIn: %q, %v", out.String(), err)
 			}
 			var tarOut bytes.Buffer
@@ -381,27 +381,27 @@ func serviceChecks() []serviceCheck {
 				t.Errorf("CopyOut entries = %v", names)
 			}
 			err = svc.CopyOut(ctx, b.ID, "/root/nothing", io.Discard)
-			if !errors.Is(err, boxrun.ErrNotFound) && boxrun.ErrorCode(err) != boxrun.CodeRuntimeError {
+			if !errors.Is(err, boxapi.ErrNotFound) && boxapi.ErrorCode(err) != boxapi.CodeRuntimeError {
 				t.Errorf("CopyOut missing: %v", err)
 			}
 		}},
-		{"Run", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			res, err := svc.Run(ctx, boxrun.RunRequest{Image: "busybox", Cmd: []string{"sh", "-c", "echo $X; echo e >&2; exit 7"}, Env: map[string]string{"X": "run"}})
+		{"Run", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			res, err := svc.Run(ctx, boxapi.RunRequest{Image: "busybox", Cmd: []string{"sh", "-c", "echo $X; echo e >&2; exit 7"}, Env: map[string]string{"X": "run"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Stdout != "run\n" || res.Stderr != "e\n" || res.ExitCode == nil || *res.ExitCode != 7 {
 				t.Errorf("Run = %+v", res)
 			}
-			if boxes, _ := svc.List(ctx, boxrun.BoxFilter{}); len(boxes) != 0 {
+			if boxes, _ := svc.List(ctx, boxapi.BoxFilter{}); len(boxes) != 0 {
 				t.Errorf("Run left %d boxes", len(boxes))
 			}
-			_, err = svc.Run(ctx, boxrun.RunRequest{Image: "busybox"})
-			wantKind(t, "Run without cmd", err, boxrun.ErrInvalid, boxrun.CodeValidationError)
+			_, err = svc.Run(ctx, boxapi.RunRequest{Image: "busybox"})
+			wantKind(t, "Run without cmd", err, boxapi.ErrInvalid, boxapi.CodeValidationError)
 		}},
-		{"Stats", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{MemoryMB: 300})
-			if _, err := svc.StartExec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "while :; do :; done"}}); err != nil {
+		{"Stats", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{MemoryMB: 300})
+			if _, err := svc.StartExec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"sh", "-c", "while :; do :; done"}}); err != nil {
 				t.Fatal(err)
 			}
 			st, err := svc.Stats(ctx, b.ID)
@@ -414,7 +414,7 @@ func serviceChecks() []serviceCheck {
 			// The stream delivers samples until the box stops, then ends with nil.
 			var n int
 			stopped := make(chan error, 1)
-			err = svc.StatsStream(ctx, b.ID, boxrun.StatsOptions{Interval: 100 * time.Millisecond}, func(st *boxrun.Stats) error {
+			err = svc.StatsStream(ctx, b.ID, boxapi.StatsOptions{Interval: 100 * time.Millisecond}, func(st *boxapi.Stats) error {
 				if n++; n == 3 {
 					go func() { _, err := svc.Stop(ctx, b.ID); stopped <- err }()
 				}
@@ -427,15 +427,15 @@ func serviceChecks() []serviceCheck {
 				t.Fatal(err)
 			}
 			_, err = svc.Stats(ctx, b.ID)
-			wantKind(t, "Stats of a stopped box", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
-			err = svc.StatsStream(ctx, b.ID, boxrun.StatsOptions{}, func(*boxrun.Stats) error { return nil })
-			wantKind(t, "StatsStream of a stopped box", err, boxrun.ErrConflict, boxrun.CodeBoxNotRunning)
+			wantKind(t, "Stats of a stopped box", err, boxapi.ErrConflict, boxapi.CodeBoxNotRunning)
+			err = svc.StatsStream(ctx, b.ID, boxapi.StatsOptions{}, func(*boxapi.Stats) error { return nil })
+			wantKind(t, "StatsStream of a stopped box", err, boxapi.ErrConflict, boxapi.CodeBoxNotRunning)
 			_, err = svc.Stats(ctx, "ghost")
-			wantKind(t, "Stats of a missing box", err, boxrun.ErrNotFound, boxrun.CodeBoxNotFound)
+			wantKind(t, "Stats of a missing box", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
 		}},
-		{"GC", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
-			keep := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
+		{"GC", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
+			keep := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
 			if _, err := svc.Stop(ctx, b.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -450,10 +450,10 @@ func serviceChecks() []serviceCheck {
 				t.Errorf("running box gone after GC: %v", err)
 			}
 		}},
-		{"Attach", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
+		{"Attach", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
 			var out boxruntest.SyncBuffer
-			code, err := svc.Attach(ctx, b.ID, boxrun.AttachRequest{Cmd: []string{"sh", "-c", "echo tty:$TERM; exit 3"}, Stdout: &out})
+			code, err := svc.Attach(ctx, b.ID, boxapi.AttachRequest{Cmd: []string{"sh", "-c", "echo tty:$TERM; exit 3"}, Stdout: &out})
 			if err != nil || code != 3 {
 				t.Errorf("Attach = %d, %v; want 3", code, err)
 			}
@@ -468,7 +468,7 @@ func serviceChecks() []serviceCheck {
 			var shErr error
 			go func() {
 				defer close(done)
-				shCode, shErr = svc.Attach(ctx, b.ID, boxrun.AttachRequest{Shell: "/bin/sh", Stdin: pr, Stdout: &sh, Size: boxrun.TermSize{Rows: 30, Cols: 100}})
+				shCode, shErr = svc.Attach(ctx, b.ID, boxapi.AttachRequest{Shell: "/bin/sh", Stdin: pr, Stdout: &sh, Size: boxapi.TermSize{Rows: 30, Cols: 100}})
 			}()
 			io.WriteString(pw, "stty size; echo hel''lo\n")
 			waitFor(t, func() bool { return strings.Contains(sh.String(), "hello") })
@@ -482,17 +482,17 @@ func serviceChecks() []serviceCheck {
 			}
 			pw.Close()
 		}},
-		{"Subscribe", func(t *testing.T, ctx context.Context, svc boxrun.Service) {
-			sub, err := svc.Subscribe(ctx, boxrun.EventFilter{Types: []boxrun.EventType{boxrun.EventBoxCreated, boxrun.EventBoxStopped}})
+		{"Subscribe", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			sub, err := svc.Subscribe(ctx, boxapi.EventFilter{Types: []boxapi.EventType{boxapi.EventBoxCreated, boxapi.EventBoxStopped}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			b := mustCreate(t, ctx, svc, boxrun.BoxSpec{})
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
 			if _, err := svc.Stop(ctx, b.ID); err != nil {
 				t.Fatal(err)
 			}
-			var got []boxrun.EventType
+			var got []boxapi.EventType
 			for len(got) < 2 {
 				select {
 				case ev, ok := <-sub.C():
@@ -507,18 +507,18 @@ func serviceChecks() []serviceCheck {
 					t.Fatalf("events so far %v", got)
 				}
 			}
-			if got[0] != boxrun.EventBoxCreated || got[1] != boxrun.EventBoxStopped {
+			if got[0] != boxapi.EventBoxCreated || got[1] != boxapi.EventBoxStopped {
 				t.Errorf("events %v", got)
 			}
 			// Replay from the start gives the same journaled events.
-			rs, err := svc.Subscribe(ctx, boxrun.EventFilter{BoxID: b.ID, Replay: true, AfterSeq: 0})
+			rs, err := svc.Subscribe(ctx, boxapi.EventFilter{BoxID: b.ID, Replay: true, AfterSeq: 0})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer rs.Close()
 			select {
 			case ev := <-rs.C():
-				if ev.Type != boxrun.EventBoxCreated {
+				if ev.Type != boxapi.EventBoxCreated {
 					t.Errorf("first replayed event %s", ev.Type)
 				}
 			case <-time.After(10 * time.Second):

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	sse "github.com/tmaxmax/go-sse"
 )
 
@@ -47,7 +48,7 @@ func (t *seqTracker) add(seq int64) {
 // with ?since= and Last-Event-ID after a dropped stream, so fn sees every
 // event once and in order of arrival; it gives up after 30 s without being
 // able to reconnect.
-func (c *Client) ExecEvents(ctx context.Context, execID string, afterSeq int64, fn func(boxrun.ExecEvent) error) error {
+func (c *Client) ExecEvents(ctx context.Context, execID string, afterSeq int64, fn func(boxapi.ExecEvent) error) error {
 	if afterSeq < -1 {
 		afterSeq = -1
 	}
@@ -103,12 +104,12 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 		if rerr != nil {
 			return false, progressed, fmt.Errorf("%w: exec %s events: %w", ErrUnavailable, execID, rerr)
 		}
-		var kind boxrun.EventKind
+		var kind boxapi.EventKind
 		switch ev.Type {
 		case "log", "stdout", "stderr":
-			kind = boxrun.KindLog
+			kind = boxapi.KindLog
 		case "exit":
-			kind = boxrun.KindExit
+			kind = boxapi.KindExit
 		default:
 			continue
 		}
@@ -129,7 +130,7 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 		out := boxrun.ExecEvent{ExecID: execID, Seq: d.Seq, Kind: kind, Data: d.Data}
 		if d.Stream != nil {
 			out.Stream = *d.Stream
-		} else if kind == boxrun.KindLog {
+		} else if kind == boxapi.KindLog {
 			out.Stream = ev.Type // legacy event names carry the stream
 		}
 		t.add(d.Seq)
@@ -137,7 +138,7 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 		if err := fn(out); err != nil {
 			return true, progressed, err
 		}
-		if kind == boxrun.KindExit {
+		if kind == boxapi.KindExit {
 			return true, progressed, nil
 		}
 	}

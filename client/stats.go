@@ -7,24 +7,24 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	sse "github.com/tmaxmax/go-sse"
 )
 
-// Stats implements boxrun.Service over GET /v1/boxes/{id}/stats.
-func (c *Client) Stats(ctx context.Context, box string) (*boxrun.Stats, error) {
-	var st boxrun.Stats
+// Stats implements boxapi.Service over GET /v1/boxes/{id}/stats.
+func (c *Client) Stats(ctx context.Context, box string) (*boxapi.Stats, error) {
+	var st boxapi.Stats
 	if err := c.do(ctx, http.MethodGet, boxPath(box)+"/stats", nil, nil, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
 }
 
-// StatsStream implements boxrun.Service over the stats SSE stream
+// StatsStream implements boxapi.Service over the stats SSE stream
 // (?stream=1). It returns nil at the server's "end" event (the box stopped)
 // and an error wrapping ErrUnavailable when the connection drops: samples
 // are not replayable, so it does not reconnect.
-func (c *Client) StatsStream(ctx context.Context, box string, opts boxrun.StatsOptions, fn func(*boxrun.Stats) error) error {
+func (c *Client) StatsStream(ctx context.Context, box string, opts boxapi.StatsOptions, fn func(*boxapi.Stats) error) error {
 	q := url.Values{"stream": {"1"}}
 	if opts.Interval > 0 {
 		q.Set("interval", opts.Interval.String())
@@ -48,7 +48,7 @@ func (c *Client) StatsStream(ctx context.Context, box string, opts boxrun.StatsO
 		}
 		switch ev.Type {
 		case "stats":
-			var st boxrun.Stats
+			var st boxapi.Stats
 			if err := json.Unmarshal([]byte(ev.Data), &st); err != nil {
 				return fmt.Errorf("client: stats of %s: bad event data: %w", box, err)
 			}
@@ -68,14 +68,14 @@ func (c *Client) StatsStream(ctx context.Context, box string, opts boxrun.StatsO
 }
 
 // decodeEventError turns the envelope of an SSE "error" event into a
-// *boxrun.Error.
+// *boxapi.Error.
 func decodeEventError(data []byte) error {
 	var env struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
 	if err := json.Unmarshal(data, &env); err != nil || env.Code == "" {
-		return &boxrun.Error{Code: boxrun.CodeRuntimeError, Message: string(data)}
+		return &boxapi.Error{Code: boxapi.CodeRuntimeError, Message: string(data)}
 	}
-	return &boxrun.Error{Code: boxrun.Code(env.Code), Message: env.Message}
+	return &boxapi.Error{Code: boxapi.Code(env.Code), Message: env.Message}
 }

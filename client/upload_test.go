@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // countingBody closes started once the server has read `after` bytes.
@@ -72,7 +72,7 @@ func TestClient_UploadStreams(t *testing.T) {
 	}
 	c := newHandlerClient(t, wrap)
 	ctx := ctxT(t)
-	box, err := c.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := c.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 func TestClient_SourceError(t *testing.T) {
 	c, m := newRemote(t)
 	ctx := ctxT(t)
-	box, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 )
@@ -31,7 +31,7 @@ type attachSession struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	stdin  *io.PipeWriter
-	resize chan boxrun.TermSize
+	resize chan boxapi.TermSize
 	slots  chan struct{} // one token per output frame in flight
 }
 
@@ -53,7 +53,7 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request, p params) 
 	defer cancel()
 	pr, pw := io.Pipe()
 	sess := &attachSession{ctx: ctx, cancel: cancel, stdin: pw,
-		resize: make(chan boxrun.TermSize, 8), slots: make(chan struct{}, attachInFlight)}
+		resize: make(chan boxapi.TermSize, 8), slots: make(chan struct{}, attachInFlight)}
 	req.Stdin, req.Resize = pr, sess.resize
 
 	m := melody.New()
@@ -96,7 +96,7 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request, p params) 
 }
 
 // runAttach runs the program and sends the final exit or error frame.
-func (s *Server) runAttach(ms *melody.Session, box string, req boxrun.AttachRequest) {
+func (s *Server) runAttach(ms *melody.Session, box string, req boxapi.AttachRequest) {
 	v, _ := ms.Get(sessionKey)
 	sess := v.(*attachSession)
 	req.Stdout = &wsWriter{ms: ms, sess: sess}
@@ -107,7 +107,7 @@ func (s *Server) runAttach(ms *melody.Session, box string, req boxrun.AttachRequ
 		_, env := toEnvelope(err)
 		frame, _ = json.Marshal(struct {
 			Type    string      `json:"type"`
-			Code    boxrun.Code `json:"code"`
+			Code    boxapi.Code `json:"code"`
 			Message string      `json:"message"`
 		}{"error", env.Code, env.Message})
 	} else {
@@ -147,7 +147,7 @@ func (w *wsWriter) Write(p []byte) (int, error) {
 
 // pushResize queues a resize, replacing the oldest when the queue is full
 // (only the latest size matters).
-func (sess *attachSession) pushResize(size boxrun.TermSize) {
+func (sess *attachSession) pushResize(size boxapi.TermSize) {
 	for {
 		select {
 		case sess.resize <- size:
@@ -163,16 +163,16 @@ func (sess *attachSession) pushResize(size boxrun.TermSize) {
 
 // parseResize reads a {"type":"resize","cols":N,"rows":M} control frame;
 // missing cols/rows default to 80/24. Anything else is ignored (ok false).
-func parseResize(msg []byte) (boxrun.TermSize, bool) {
+func parseResize(msg []byte) (boxapi.TermSize, bool) {
 	var ctl struct {
 		Type string  `json:"type"`
 		Cols *uint16 `json:"cols"`
 		Rows *uint16 `json:"rows"`
 	}
 	if json.Unmarshal(msg, &ctl) != nil || ctl.Type != "resize" {
-		return boxrun.TermSize{}, false
+		return boxapi.TermSize{}, false
 	}
-	size := boxrun.TermSize{Cols: 80, Rows: 24}
+	size := boxapi.TermSize{Cols: 80, Rows: 24}
 	if ctl.Cols != nil {
 		size.Cols = *ctl.Cols
 	}
@@ -184,10 +184,10 @@ func parseResize(msg []byte) (boxrun.TermSize, bool) {
 
 // attachRequest reads the query: shell (default /bin/bash, spec §7.1),
 // cols, rows, term, and the cmd (repeatable) and workdir extensions.
-func attachRequest(r *http.Request) (boxrun.AttachRequest, error) {
+func attachRequest(r *http.Request) (boxapi.AttachRequest, error) {
 	q := r.URL.Query()
-	req := boxrun.AttachRequest{Shell: "/bin/bash", Term: "xterm-256color",
-		Size: boxrun.TermSize{Rows: 24, Cols: 80}, Cmd: q["cmd"], Workdir: q.Get("workdir")}
+	req := boxapi.AttachRequest{Shell: "/bin/bash", Term: "xterm-256color",
+		Size: boxapi.TermSize{Rows: 24, Cols: 80}, Cmd: q["cmd"], Workdir: q.Get("workdir")}
 	if v := q.Get("shell"); v != "" {
 		req.Shell = v
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/httpapi"
 	"go.uber.org/goleak"
@@ -87,7 +88,7 @@ func request(c *http.Client, method, url, body string, want int) error {
 func BenchmarkLoad(b *testing.B) {
 	defer goleak.VerifyNone(b, goleak.IgnoreCurrent())
 	dir := b.TempDir()
-	mgr, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(dir+"/fake")), boxrun.WithLimits(256, 1<<20))
+	mgr, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(dir+"/fake")), boxrun.WithImages(nil), boxrun.WithLimits(256, 1<<20))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func BenchmarkLoad(b *testing.B) {
 
 	var boxID string
 	for i := range 5 {
-		box, err := mgr.Create(ctx, boxrun.BoxSpec{Image: "busybox", Name: fmt.Sprint("bench", i)})
+		box, err := mgr.Create(ctx, boxapi.BoxSpec{Image: "busybox", Name: fmt.Sprint("bench", i)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -121,13 +122,13 @@ func BenchmarkLoad(b *testing.B) {
 	// 50 running execs and one chatty one with 100 SSE subscribers.
 	var running []string
 	for range benchExecs {
-		ex, err := mgr.StartExec(ctx, boxID, boxrun.ExecRequest{Cmd: []string{"sleep", "600"}})
+		ex, err := mgr.StartExec(ctx, boxID, boxapi.ExecRequest{Cmd: []string{"sleep", "600"}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		running = append(running, ex.ID)
 	}
-	chatty, err := mgr.StartExec(ctx, boxID, boxrun.ExecRequest{Cmd: []string{"sh", "-c",
+	chatty, err := mgr.StartExec(ctx, boxID, boxapi.ExecRequest{Cmd: []string{"sh", "-c",
 		"i=0; while :; do echo line $i; i=$((i+1)); sleep 0.02; done"}})
 	if err != nil {
 		b.Fatal(err)

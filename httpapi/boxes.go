@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // createRequest is the body of POST /v1/boxes (spec §5.2).
@@ -24,8 +24,8 @@ type createRequest struct {
 
 // spec validates the request in the spec's order (required fields, then
 // cpu, memory_mb, disk_size_gb, workdir) and converts it.
-func (c createRequest) spec() (boxrun.BoxSpec, error) {
-	var spec boxrun.BoxSpec
+func (c createRequest) spec() (boxapi.BoxSpec, error) {
+	var spec boxapi.BoxSpec
 	if c.Image == nil {
 		return spec, missing("image")
 	}
@@ -33,16 +33,16 @@ func (c createRequest) spec() (boxrun.BoxSpec, error) {
 	if err != nil {
 		return spec, err
 	}
-	if spec.CPU, err = positive("cpu", c.CPU, boxrun.DefaultCPU); err != nil {
+	if spec.CPU, err = positive("cpu", c.CPU, boxapi.DefaultCPU); err != nil {
 		return spec, err
 	}
-	if spec.MemoryMB, err = positive("memory_mb", c.MemoryMB, boxrun.DefaultMemoryMB); err != nil {
+	if spec.MemoryMB, err = positive("memory_mb", c.MemoryMB, boxapi.DefaultMemoryMB); err != nil {
 		return spec, err
 	}
-	if spec.DiskSizeGB, err = positive("disk_size_gb", c.DiskSizeGB, boxrun.DefaultDiskSizeGB); err != nil {
+	if spec.DiskSizeGB, err = positive("disk_size_gb", c.DiskSizeGB, boxapi.DefaultDiskSizeGB); err != nil {
 		return spec, err
 	}
-	spec.Workdir = boxrun.DefaultWorkdir
+	spec.Workdir = boxapi.DefaultWorkdir
 	if c.Workdir != nil {
 		if err := checkWorkdir(*c.Workdir); err != nil {
 			return spec, err
@@ -71,9 +71,9 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, _ params) er
 // handleDriver serves the /v1/driver extension: the driver's name and
 // details, when the service is a local Manager (404 otherwise).
 func (s *Server) handleDriver(w http.ResponseWriter, r *http.Request, _ params) error {
-	d, ok := s.svc.(interface{ DriverInfo() boxrun.DriverInfo })
+	d, ok := s.svc.(interface{ DriverInfo() boxapi.DriverInfo })
 	if !ok {
-		return &boxrun.Error{Code: boxrun.CodeRuntimeError, Message: "driver information is not available"}
+		return &boxapi.Error{Code: boxapi.CodeRuntimeError, Message: "driver information is not available"}
 	}
 	writeJSON(w, http.StatusOK, d.DriverInfo())
 	return nil
@@ -97,12 +97,12 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, _ params) 
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request, _ params) error {
-	boxes, err := s.svc.List(r.Context(), boxrun.BoxFilter{Status: boxrun.BoxStatus(r.URL.Query().Get("status"))})
+	boxes, err := s.svc.List(r.Context(), boxapi.BoxFilter{Status: boxapi.BoxStatus(r.URL.Query().Get("status"))})
 	if err != nil {
 		return err
 	}
 	if boxes == nil {
-		boxes = []*boxrun.Box{}
+		boxes = []*boxapi.Box{}
 	}
 	writeJSON(w, http.StatusOK, boxes)
 	return nil
@@ -143,7 +143,7 @@ func (s *Server) handleBoxAction(w http.ResponseWriter, r *http.Request, p param
 		return badRequest("Missing action (expected :stop or :start)")
 	}
 	id, verb := p.box[:i], p.box[i+1:]
-	var box *boxrun.Box
+	var box *boxapi.Box
 	var err error
 	switch verb {
 	case "stop":
@@ -200,8 +200,8 @@ type runRequest struct {
 	TimeoutMS  *int64            `json:"timeout_ms"`
 }
 
-func (c runRequest) request() (boxrun.RunRequest, error) {
-	var req boxrun.RunRequest
+func (c runRequest) request() (boxapi.RunRequest, error) {
+	var req boxapi.RunRequest
 	if c.Image == nil {
 		return req, missing("image")
 	}
@@ -215,13 +215,13 @@ func (c runRequest) request() (boxrun.RunRequest, error) {
 	if err := checkCmd(c.Cmd); err != nil {
 		return req, err
 	}
-	if req.CPU, err = positive("cpu", c.CPU, boxrun.DefaultCPU); err != nil {
+	if req.CPU, err = positive("cpu", c.CPU, boxapi.DefaultCPU); err != nil {
 		return req, err
 	}
-	if req.MemoryMB, err = positive("memory_mb", c.MemoryMB, boxrun.DefaultMemoryMB); err != nil {
+	if req.MemoryMB, err = positive("memory_mb", c.MemoryMB, boxapi.DefaultMemoryMB); err != nil {
 		return req, err
 	}
-	if req.DiskSizeGB, err = positive("disk_size_gb", c.DiskSizeGB, boxrun.DefaultDiskSizeGB); err != nil {
+	if req.DiskSizeGB, err = positive("disk_size_gb", c.DiskSizeGB, boxapi.DefaultDiskSizeGB); err != nil {
 		return req, err
 	}
 	if req.TimeoutMS, err = checkTimeout(c.TimeoutMS); err != nil {

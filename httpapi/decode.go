@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // decodeJSON reads a JSON request body into v, with the spec's framework
@@ -19,7 +19,7 @@ import (
 // pointers, maps or slices).
 func decodeJSON(r *http.Request, v any) error {
 	if !isJSONType(r.Header.Get("Content-Type")) {
-		return &httpError{http.StatusUnsupportedMediaType, boxrun.CodeValidationError,
+		return &httpError{http.StatusUnsupportedMediaType, boxapi.CodeValidationError,
 			"Expected request with `Content-Type: application/json`"}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
@@ -27,7 +27,7 @@ func decodeJSON(r *http.Request, v any) error {
 		return badRequest("Failed to read the request body: " + err.Error())
 	}
 	if int64(len(body)) > maxJSONBody {
-		return &httpError{http.StatusRequestEntityTooLarge, boxrun.CodeValidationError,
+		return &httpError{http.StatusRequestEntityTooLarge, boxapi.CodeValidationError,
 			fmt.Sprintf("Request body larger than %d bytes", maxJSONBody)}
 	}
 	err = json.Unmarshal(body, v)
@@ -88,11 +88,11 @@ type volumeJSON struct {
 }
 
 // toVolumes checks and converts request volumes. nil stays nil.
-func toVolumes(in []volumeJSON) ([]boxrun.Volume, error) {
+func toVolumes(in []volumeJSON) ([]boxapi.Volume, error) {
 	if in == nil {
 		return nil, nil
 	}
-	out := make([]boxrun.Volume, 0, len(in))
+	out := make([]boxapi.Volume, 0, len(in))
 	for i, v := range in {
 		if v.HostPath == nil {
 			return nil, missing(fmt.Sprintf("volumes[%d].host_path", i))
@@ -100,7 +100,7 @@ func toVolumes(in []volumeJSON) ([]boxrun.Volume, error) {
 		if v.GuestPath == nil {
 			return nil, missing(fmt.Sprintf("volumes[%d].guest_path", i))
 		}
-		out = append(out, boxrun.Volume{HostPath: *v.HostPath, GuestPath: *v.GuestPath, Readonly: v.Readonly != nil && *v.Readonly})
+		out = append(out, boxapi.Volume{HostPath: *v.HostPath, GuestPath: *v.GuestPath, Readonly: v.Readonly != nil && *v.Readonly})
 	}
 	return out, nil
 }

@@ -6,14 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // httpError is an error with an explicit status and wire code, for failures
 // that are not Service errors (routing, decoding, auth).
 type httpError struct {
 	status  int
-	code    boxrun.Code
+	code    boxapi.Code
 	message string
 }
 
@@ -21,7 +21,7 @@ func (e *httpError) Error() string { return e.message }
 
 // envelope is the wire error object: exactly {"code","message"}.
 type envelope struct {
-	Code    boxrun.Code `json:"code"`
+	Code    boxapi.Code `json:"code"`
 	Message string      `json:"message"`
 }
 
@@ -29,13 +29,13 @@ type envelope struct {
 // 404 for the *_NOT_FOUND codes (FILE_NOT_FOUND is an extension), 409 for RESOURCE_EXCEEDED,
 // NAME_ALREADY_EXISTS and BOX_ALREADY_RUNNING, 422 for VALIDATION_ERROR
 // (the handlers use 400 explicitly where the spec says so), 400 otherwise.
-func statusOf(code boxrun.Code) int {
+func statusOf(code boxapi.Code) int {
 	switch code {
-	case boxrun.CodeBoxNotFound, boxrun.CodeExecNotFound, boxrun.CodeFileNotFound:
+	case boxapi.CodeBoxNotFound, boxapi.CodeExecNotFound, boxapi.CodeFileNotFound:
 		return http.StatusNotFound
-	case boxrun.CodeResourceExceeded, boxrun.CodeNameAlreadyExists, boxrun.CodeBoxAlreadyRunning:
+	case boxapi.CodeResourceExceeded, boxapi.CodeNameAlreadyExists, boxapi.CodeBoxAlreadyRunning:
 		return http.StatusConflict
-	case boxrun.CodeValidationError:
+	case boxapi.CodeValidationError:
 		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusBadRequest
@@ -49,14 +49,14 @@ func toEnvelope(err error) (int, envelope) {
 	if errors.As(err, &he) {
 		return he.status, envelope{he.code, he.message}
 	}
-	code := boxrun.ErrorCode(err)
-	return statusOf(code), envelope{code, boxrun.ErrorMessage(err)}
+	code := boxapi.ErrorCode(err)
+	return statusOf(code), envelope{code, boxapi.ErrorMessage(err)}
 }
 
 // writeError writes err as the JSON envelope.
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
 	status, env := toEnvelope(err)
-	if env.Code == boxrun.CodeRuntimeError {
+	if env.Code == boxapi.CodeRuntimeError {
 		log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	} else {
 		log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
@@ -83,15 +83,15 @@ type okResponse struct {
 }
 
 func errNotFound(r *http.Request) error {
-	return &httpError{http.StatusNotFound, boxrun.CodeValidationError, "No route for " + r.Method + " " + r.URL.Path}
+	return &httpError{http.StatusNotFound, boxapi.CodeValidationError, "No route for " + r.Method + " " + r.URL.Path}
 }
 
 // badRequest is a 400 VALIDATION_ERROR (missing verb, upload part, bad query).
 func badRequest(msg string) error {
-	return &httpError{http.StatusBadRequest, boxrun.CodeValidationError, msg}
+	return &httpError{http.StatusBadRequest, boxapi.CodeValidationError, msg}
 }
 
 // invalid is a 422 VALIDATION_ERROR (semantic validation, missing field).
 func invalid(msg string) error {
-	return &httpError{http.StatusUnprocessableEntity, boxrun.CodeValidationError, msg}
+	return &httpError{http.StatusUnprocessableEntity, boxapi.CodeValidationError, msg}
 }

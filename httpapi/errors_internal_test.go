@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // TestToEnvelope covers every API code (spec §3.2, §3.3), wrapped errors,
@@ -15,27 +15,27 @@ func TestToEnvelope(t *testing.T) {
 	for _, tc := range []struct {
 		err        error
 		wantStatus int
-		wantCode   boxrun.Code
+		wantCode   boxapi.Code
 		wantMsg    string
 	}{
-		{boxrun.Errorf(boxrun.CodeBoxNotFound, "Box 'x' not found"), 404, boxrun.CodeBoxNotFound, "Box 'x' not found"},
-		{boxrun.Errorf(boxrun.CodeExecNotFound, "Exec 'x' not found"), 404, boxrun.CodeExecNotFound, "Exec 'x' not found"},
-		{boxrun.Errorf(boxrun.CodeBoxAlreadyRunning, "m"), 409, boxrun.CodeBoxAlreadyRunning, "m"},
-		{boxrun.Errorf(boxrun.CodeNameAlreadyExists, "m"), 409, boxrun.CodeNameAlreadyExists, "m"},
-		{boxrun.Errorf(boxrun.CodeResourceExceeded, "m"), 409, boxrun.CodeResourceExceeded, "m"},
-		{boxrun.Errorf(boxrun.CodeBoxNotRunning, "m"), 400, boxrun.CodeBoxNotRunning, "m"},
-		{boxrun.Errorf(boxrun.CodeExecAlreadyFinished, "m"), 400, boxrun.CodeExecAlreadyFinished, "m"},
-		{boxrun.Errorf(boxrun.CodeRuntimeError, "m"), 400, boxrun.CodeRuntimeError, "m"},
-		{boxrun.Errorf(boxrun.CodeImagePullFailed, "m"), 400, boxrun.CodeImagePullFailed, "m"},
-		{boxrun.Errorf(boxrun.CodeTimeout, "m"), 400, boxrun.CodeTimeout, "m"},
-		{boxrun.Errorf(boxrun.CodeCanceled, "m"), 400, boxrun.CodeCanceled, "m"},
-		{boxrun.Errorf(boxrun.CodeValidationError, "cpu must be greater than 0"), 422, boxrun.CodeValidationError, "cpu must be greater than 0"},
-		{fmt.Errorf("outer: %w", boxrun.Errorf(boxrun.CodeBoxNotFound, "Box 'y' not found")), 404, boxrun.CodeBoxNotFound, "Box 'y' not found"},
-		{errors.New("disk on fire"), 400, boxrun.CodeRuntimeError, "disk on fire"},
-		{boxrun.ErrClosed, 400, boxrun.CodeRuntimeError, "boxrun: manager closed"},
-		{badRequest("Missing action (expected :cancel)"), 400, boxrun.CodeValidationError, "Missing action (expected :cancel)"},
-		{invalid("x"), 422, boxrun.CodeValidationError, "x"},
-		{&httpError{http.StatusUnsupportedMediaType, boxrun.CodeValidationError, "ct"}, 415, boxrun.CodeValidationError, "ct"},
+		{boxapi.Errorf(boxapi.CodeBoxNotFound, "Box 'x' not found"), 404, boxapi.CodeBoxNotFound, "Box 'x' not found"},
+		{boxapi.Errorf(boxapi.CodeExecNotFound, "Exec 'x' not found"), 404, boxapi.CodeExecNotFound, "Exec 'x' not found"},
+		{boxapi.Errorf(boxapi.CodeBoxAlreadyRunning, "m"), 409, boxapi.CodeBoxAlreadyRunning, "m"},
+		{boxapi.Errorf(boxapi.CodeNameAlreadyExists, "m"), 409, boxapi.CodeNameAlreadyExists, "m"},
+		{boxapi.Errorf(boxapi.CodeResourceExceeded, "m"), 409, boxapi.CodeResourceExceeded, "m"},
+		{boxapi.Errorf(boxapi.CodeBoxNotRunning, "m"), 400, boxapi.CodeBoxNotRunning, "m"},
+		{boxapi.Errorf(boxapi.CodeExecAlreadyFinished, "m"), 400, boxapi.CodeExecAlreadyFinished, "m"},
+		{boxapi.Errorf(boxapi.CodeRuntimeError, "m"), 400, boxapi.CodeRuntimeError, "m"},
+		{boxapi.Errorf(boxapi.CodeImagePullFailed, "m"), 400, boxapi.CodeImagePullFailed, "m"},
+		{boxapi.Errorf(boxapi.CodeTimeout, "m"), 400, boxapi.CodeTimeout, "m"},
+		{boxapi.Errorf(boxapi.CodeCanceled, "m"), 400, boxapi.CodeCanceled, "m"},
+		{boxapi.Errorf(boxapi.CodeValidationError, "cpu must be greater than 0"), 422, boxapi.CodeValidationError, "cpu must be greater than 0"},
+		{fmt.Errorf("outer: %w", boxapi.Errorf(boxapi.CodeBoxNotFound, "Box 'y' not found")), 404, boxapi.CodeBoxNotFound, "Box 'y' not found"},
+		{errors.New("disk on fire"), 400, boxapi.CodeRuntimeError, "disk on fire"},
+		{boxapi.ErrClosed, 400, boxapi.CodeRuntimeError, "boxrun: manager closed"},
+		{badRequest("Missing action (expected :cancel)"), 400, boxapi.CodeValidationError, "Missing action (expected :cancel)"},
+		{invalid("x"), 422, boxapi.CodeValidationError, "x"},
+		{&httpError{http.StatusUnsupportedMediaType, boxapi.CodeValidationError, "ct"}, 415, boxapi.CodeValidationError, "ct"},
 	} {
 		status, env := toEnvelope(tc.err)
 		if status != tc.wantStatus || env.Code != tc.wantCode || env.Message != tc.wantMsg {

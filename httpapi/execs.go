@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // execRequest is the body of POST /v1/boxes/{id}/exec (spec §5.8), plus the
@@ -20,8 +20,8 @@ type execRequest struct {
 }
 
 // request validates in the spec's order (cmd, workdir, timeout_ms).
-func (c execRequest) request() (boxrun.ExecRequest, error) {
-	var req boxrun.ExecRequest
+func (c execRequest) request() (boxapi.ExecRequest, error) {
+	var req boxapi.ExecRequest
 	if err := checkCmd(c.Cmd); err != nil {
 		return req, err
 	}
@@ -69,7 +69,7 @@ func (s *Server) handleListExecs(w http.ResponseWriter, r *http.Request, p param
 		return err
 	}
 	if execs == nil {
-		execs = []*boxrun.Exec{}
+		execs = []*boxapi.Exec{}
 	}
 	writeJSON(w, http.StatusOK, execs)
 	return nil
@@ -78,7 +78,7 @@ func (s *Server) handleListExecs(w http.ResponseWriter, r *http.Request, p param
 // handleGetExec serves GET .../exec/{eid}: the segment is looked up
 // literally (spec §2.5), except for the ":wait" extension.
 func (s *Server) handleGetExec(w http.ResponseWriter, r *http.Request, p params) error {
-	var ex *boxrun.Exec
+	var ex *boxapi.Exec
 	var err error
 	if id, ok := strings.CutSuffix(p.exec, ":wait"); ok {
 		// A wait may last as long as the exec: it ends with the request

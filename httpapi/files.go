@@ -10,7 +10,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // errTooLarge marks an upload over the limit.
@@ -43,7 +43,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) tooLarge() error {
-	return &httpError{http.StatusRequestEntityTooLarge, boxrun.CodeValidationError,
+	return &httpError{http.StatusRequestEntityTooLarge, boxapi.CodeValidationError,
 		fmt.Sprintf("Upload larger than the limit of %d bytes", s.uploadLimit)}
 }
 
@@ -56,7 +56,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, p params) 
 	liftDeadlines(w)
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mt, "multipart/") {
-		return &httpError{http.StatusUnsupportedMediaType, boxrun.CodeValidationError,
+		return &httpError{http.StatusUnsupportedMediaType, boxapi.CodeValidationError,
 			"Expected request with `Content-Type: multipart/form-data`"}
 	}
 	mr, err := r.MultipartReader()

@@ -12,22 +12,24 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // busyboxStore is an ImageStore that resolves every reference to the
 // busybox rootfs of boxruntest (there is no registry here; the image code
 // has its own tests). The driver under it is real.
-type busyboxStore struct{ img *boxrun.Image }
+type busyboxStore struct{ img *sandbox.Image }
 
-func (s busyboxStore) Pull(_ context.Context, ref string, _ func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s busyboxStore) Pull(_ context.Context, ref string, _ func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	img := *s.img
 	img.Ref = ref
 	return &img, nil
 }
-func (s busyboxStore) List(context.Context) ([]boxrun.ImageInfo, error) { return nil, nil }
+func (s busyboxStore) List(context.Context) ([]boxapi.ImageInfo, error) { return nil, nil }
 func (s busyboxStore) Remove(context.Context, string) error             { return nil }
 func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return 0, nil }
 
@@ -69,7 +71,7 @@ func newGVisorEnv(t *testing.T) *served {
 	}
 	t.Cleanup(func() {
 		// Remove every box so no sandbox outlives the test.
-		boxes, _ := mgr.List(context.Background(), boxrun.BoxFilter{})
+		boxes, _ := mgr.List(context.Background(), boxapi.BoxFilter{})
 		for _, b := range boxes {
 			mgr.Remove(context.Background(), b.ID, true)
 		}

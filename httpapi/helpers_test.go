@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/httpapi"
 )
@@ -92,28 +93,28 @@ func jsonOf[T any](t testing.TB, r response) T {
 }
 
 // createBox creates a running box through the API.
-func (e *env) createBox(body string) boxrun.Box {
+func (e *env) createBox(body string) boxapi.Box {
 	e.t.Helper()
 	r := e.do("POST", "/v1/boxes", body)
 	if r.status != http.StatusCreated {
 		e.t.Fatalf("create box: %d %s", r.status, r.body)
 	}
-	return jsonOf[boxrun.Box](e.t, r)
+	return jsonOf[boxapi.Box](e.t, r)
 }
 
 // startExec starts an exec through the API.
-func (e *env) startExec(box string, cmd ...string) boxrun.Exec {
+func (e *env) startExec(box string, cmd ...string) boxapi.Exec {
 	e.t.Helper()
 	body, _ := json.Marshal(map[string]any{"cmd": cmd})
 	r := e.do("POST", "/v1/boxes/"+box+"/exec", string(body))
 	if r.status != http.StatusCreated {
 		e.t.Fatalf("start exec: %d %s", r.status, r.body)
 	}
-	return jsonOf[boxrun.Exec](e.t, r)
+	return jsonOf[boxapi.Exec](e.t, r)
 }
 
 // waitExec waits for an exec to finish, through the Manager.
-func (e *env) waitExec(id string) *boxrun.Exec {
+func (e *env) waitExec(id string) *boxapi.Exec {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -3,7 +3,7 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // The image endpoints are extensions (see EXTENSIONS.md): list, pull,
@@ -15,7 +15,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request, _ params) 
 		return err
 	}
 	if images == nil {
-		images = []boxrun.ImageInfo{}
+		images = []boxapi.ImageInfo{}
 	}
 	writeJSON(w, http.StatusOK, images)
 	return nil

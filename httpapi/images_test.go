@@ -7,36 +7,38 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // memStore is an in-memory ImageStore: refs starting with "bad" fail to
 // pull; others resolve to no rootfs (the fake driver needs none).
 type memStore struct{ refs map[string]bool }
 
-func (s *memStore) Pull(_ context.Context, ref string, progress func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *memStore) Pull(_ context.Context, ref string, progress func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	if len(ref) >= 3 && ref[:3] == "bad" {
-		return nil, fmt.Errorf("manifest unknown: %w", boxrun.ErrImagePull)
+		return nil, fmt.Errorf("manifest unknown: %w", boxapi.ErrImagePull)
 	}
 	if progress != nil {
-		progress(boxrun.PullProgress{Ref: ref, Layer: "sha256:00", Done: 1, Total: 1})
+		progress(boxapi.PullProgress{Ref: ref, Layer: "sha256:00", Done: 1, Total: 1})
 	}
 	s.refs[ref] = true
-	return &boxrun.Image{Ref: ref, Digest: "sha256:" + fmt.Sprintf("%064x", len(ref)), Rootfs: "/"}, nil
+	return &sandbox.Image{Ref: ref, Digest: "sha256:" + fmt.Sprintf("%064x", len(ref)), Rootfs: "/"}, nil
 }
 
-func (s *memStore) List(context.Context) ([]boxrun.ImageInfo, error) {
-	out := []boxrun.ImageInfo{}
+func (s *memStore) List(context.Context) ([]boxapi.ImageInfo, error) {
+	out := []boxapi.ImageInfo{}
 	for ref := range s.refs {
-		out = append(out, boxrun.ImageInfo{Ref: ref, Digest: "sha256:" + fmt.Sprintf("%064x", len(ref)), Size: 42, Created: "2026-01-01T00:00:00+00:00"})
+		out = append(out, boxapi.ImageInfo{Ref: ref, Digest: "sha256:" + fmt.Sprintf("%064x", len(ref)), Size: 42, Created: "2026-01-01T00:00:00+00:00"})
 	}
 	return out, nil
 }
 
 func (s *memStore) Remove(_ context.Context, ref string) error {
 	if !s.refs[ref] {
-		return boxrun.Errorf(boxrun.CodeImagePullFailed, "image %s not cached: %w", ref, boxrun.ErrNotFound)
+		return boxapi.Errorf(boxapi.CodeImagePullFailed, "image %s not cached: %w", ref, boxapi.ErrNotFound)
 	}
 	delete(s.refs, ref)
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/httpapi"
 	"github.com/coder/websocket"
@@ -198,11 +199,11 @@ func TestServe_GracefulShutdown(t *testing.T) {
 	}
 	s := serve(t, ln)
 	ctx := context.Background()
-	box, err := s.mgr.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	box, err := s.mgr.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := s.mgr.StartExec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "60"}})
+	ex, err := s.mgr.StartExec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"sleep", "60"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,11 @@
-// Package httpapi serves a boxrun.Service over the BoxRun HTTP API: the REST
+// Package httpapi serves a boxapi.Service over the BoxRun HTTP API: the REST
 // endpoints, the exec-output SSE stream, the WebSocket terminal and the web UI
 // at /ui, exactly as the wire contract (spec/boxrun-api.md) describes, plus
 // the extensions the client package uses (see Server).
 //
 // # Usage
 //
-//	srv := httpapi.New(mgr)                 // mgr is a *boxrun.Manager (any boxrun.Service)
+//	srv := httpapi.New(mgr)                 // mgr is a *boxapi.Manager (any boxapi.Service)
 //	ln, err := httpapi.Listen("tcp", "127.0.0.1:9090")
 //	err = srv.Serve(ctx, ln)                // returns after ctx ends and connections drain
 //
@@ -36,7 +36,7 @@
 // Every error, including framework-level ones (bad JSON 400, wrong content
 // type 415, too large 413, missing or mistyped field 422, unknown route 404,
 // wrong method 405), is the JSON envelope {"code","message"}. Service errors
-// map through boxrun.ErrorCode in one place (statusOf).
+// map through boxapi.ErrorCode in one place (statusOf).
 //
 // # Authentication
 //
@@ -58,7 +58,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // Defaults of the options.
@@ -123,12 +123,12 @@ func WithMount(name string, h http.Handler) Option {
 	}
 }
 
-// Server is the BoxRun HTTP API over a boxrun.Service. It is an http.Handler,
+// Server is the BoxRun HTTP API over a boxapi.Service. It is an http.Handler,
 // safe for concurrent use. It starts no goroutines of its own outside of
 // requests; streaming requests (SSE, WebSocket) end when their client goes,
 // when the stream is done, or when Serve shuts down.
 type Server struct {
-	svc         boxrun.Service
+	svc         boxapi.Service
 	log         *slog.Logger
 	token       string
 	uploadLimit int64
@@ -140,9 +140,9 @@ type Server struct {
 	streams   sync.WaitGroup
 }
 
-// New returns a Server for svc (typically a *boxrun.Manager, which stays
+// New returns a Server for svc (typically a *boxapi.Manager, which stays
 // owned by the caller: the Server never closes it).
-func New(svc boxrun.Service, opts ...Option) *Server {
+func New(svc boxapi.Service, opts ...Option) *Server {
 	s := &Server{
 		svc:         svc,
 		log:         slog.New(slog.DiscardHandler),
@@ -203,7 +203,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeError(w, s.log, r, &httpError{http.StatusMethodNotAllowed, boxrun.CodeValidationError,
+		writeError(w, s.log, r, &httpError{http.StatusMethodNotAllowed, boxapi.CodeValidationError,
 			"Method " + r.Method + " not allowed for " + r.URL.Path})
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // sseWriter writes Server-Sent Events, flushing each one.
@@ -116,10 +116,10 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 	ctx, cancel := s.streamContext(r.Context())
 	defer cancel()
 
-	events := make(chan boxrun.ExecEvent)
+	events := make(chan boxapi.ExecEvent)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.svc.ExecEvents(ctx, p.exec, after, func(ev boxrun.ExecEvent) error {
+		done <- s.svc.ExecEvents(ctx, p.exec, after, func(ev boxapi.ExecEvent) error {
 			select {
 			case events <- ev:
 				return nil
@@ -144,7 +144,7 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 				id = ev.Seq
 			}
 			d := sseData{Data: ev.Data, Seq: ev.Seq}
-			if ev.Kind == boxrun.KindLog {
+			if ev.Kind == boxapi.KindLog {
 				if b64 {
 					d.Data = base64.StdEncoding.EncodeToString([]byte(ev.Data))
 				} else {
@@ -158,7 +158,7 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 			if err := sw.event(string(ev.Kind), id, data); err != nil {
 				return nil // client gone
 			}
-			if ev.Kind == boxrun.KindExit {
+			if ev.Kind == boxapi.KindExit {
 				return nil
 			}
 			tick.Reset(s.keepAlive)
@@ -194,9 +194,9 @@ func (s *Server) streamContext(parent context.Context) (context.Context, context
 // id: <seq> when journaled, data: the Event JSON.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ params) error {
 	q := r.URL.Query()
-	filter := boxrun.EventFilter{BoxID: q.Get("box_id"), Replay: q.Get("replay") == "true"}
+	filter := boxapi.EventFilter{BoxID: q.Get("box_id"), Replay: q.Get("replay") == "true"}
 	for _, t := range q["type"] {
-		filter.Types = append(filter.Types, boxrun.EventType(t))
+		filter.Types = append(filter.Types, boxapi.EventType(t))
 	}
 	if v := q.Get("after_seq"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

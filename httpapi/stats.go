@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // handleStats serves GET /v1/boxes/{id}/stats (extension): one sample as
@@ -24,7 +24,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request, p params) e
 		writeJSON(w, http.StatusOK, st)
 		return nil
 	}
-	var opts boxrun.StatsOptions
+	var opts boxapi.StatsOptions
 	if v := q.Get("interval"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -41,7 +41,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request, p params) e
 	ctx, cancel := s.streamContext(r.Context())
 	defer cancel()
 	var sw *sseWriter
-	err := s.svc.StatsStream(ctx, p.box, opts, func(st *boxrun.Stats) error {
+	err := s.svc.StatsStream(ctx, p.box, opts, func(st *boxapi.Stats) error {
 		if sw == nil {
 			sw = startSSE(w)
 		}

@@ -1,5 +1,5 @@
 // Package image turns OCI image references into root filesystems for
-// boxes: it is BoxRun's boxrun.ImageStore.
+// boxes: it is BoxRun's sandbox.ImageStore.
 //
 // # Overview
 //
@@ -7,7 +7,7 @@
 // reference (a registry image such as "alpine" or "ghcr.io/x/y@sha256:…",
 // an OCI layout "oci:/path", a docker save tarball "docker-archive:/path",
 // or an unpacked directory "dir:/path"), fetches only what is not cached,
-// and returns a boxrun.Image: the path of a read-only rootfs and the image
+// and returns a sandbox.Image: the path of a read-only rootfs and the image
 // config (Env, WorkingDir, Entrypoint, Cmd, User). Registry access goes
 // through github.com/google/go-containerregistry, with the Docker credential
 // keychain by default.

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -15,21 +15,21 @@ import (
 var errDigest = errors.New("digest mismatch")
 
 // pullError turns a failure to pull ref into the API's error: a
-// *boxrun.Error with code IMAGE_PULL_FAILED whose message carries the
+// *boxapi.Error with code IMAGE_PULL_FAILED whose message carries the
 // registry's reason (or CANCELED/TIMEOUT when the caller gave up). The
 // cause stays reachable with errors.Is/As (for example *transport.Error).
 func pullError(ref string, err error) error {
-	var be *boxrun.Error
+	var be *boxapi.Error
 	switch {
 	case errors.As(err, &be):
 		return err
 	case errors.Is(err, context.Canceled):
-		return &boxrun.Error{Code: boxrun.CodeCanceled, Message: fmt.Sprintf("Pull of image '%s' canceled", ref), Err: err}
+		return &boxapi.Error{Code: boxapi.CodeCanceled, Message: fmt.Sprintf("Pull of image '%s' canceled", ref), Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &boxrun.Error{Code: boxrun.CodeTimeout, Message: fmt.Sprintf("Pull of image '%s' timed out", ref), Err: err}
+		return &boxapi.Error{Code: boxapi.CodeTimeout, Message: fmt.Sprintf("Pull of image '%s' timed out", ref), Err: err}
 	}
-	return &boxrun.Error{
-		Code:    boxrun.CodeImagePullFailed,
+	return &boxapi.Error{
+		Code:    boxapi.CodeImagePullFailed,
 		Message: fmt.Sprintf("Failed to pull image '%s': %s", ref, reason(err)),
 		Err:     err,
 	}

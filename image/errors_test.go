@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -24,11 +24,11 @@ import (
 // ref, and that its message says why.
 func wantPullFailed(tb testing.TB, err error, ref, why string) {
 	tb.Helper()
-	var be *boxrun.Error
+	var be *boxapi.Error
 	if !errors.As(err, &be) {
-		tb.Fatalf("err = %v (%T), want a *boxrun.Error", err, err)
+		tb.Fatalf("err = %v (%T), want a *boxapi.Error", err, err)
 	}
-	if be.Code != boxrun.CodeImagePullFailed || !errors.Is(err, boxrun.ErrImagePull) {
+	if be.Code != boxapi.CodeImagePullFailed || !errors.Is(err, boxapi.ErrImagePull) {
 		tb.Errorf("code = %s, want IMAGE_PULL_FAILED", be.Code)
 	}
 	tb.Logf("message: %s", be.Message)
@@ -232,7 +232,7 @@ func TestPull_Cancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := s.Pull(ctx, ref, nil)
-	if got := boxrun.ErrorCode(err); got != boxrun.CodeTimeout {
+	if got := boxapi.ErrorCode(err); got != boxapi.CodeTimeout {
 		t.Errorf("code = %s (%v), want TIMEOUT", got, err)
 	}
 
@@ -249,13 +249,13 @@ func TestPull_Cancel(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, boxrun.ErrClosed) {
+		if !errors.Is(err, boxapi.ErrClosed) {
 			t.Errorf("pull during Close: %v, want ErrClosed", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("pull did not end after Close")
 	}
-	if _, err := s.Pull(context.Background(), ref, nil); !errors.Is(err, boxrun.ErrClosed) {
+	if _, err := s.Pull(context.Background(), ref, nil); !errors.Is(err, boxapi.ErrClosed) {
 		t.Errorf("pull after Close: %v, want ErrClosed", err)
 	}
 	if err := s.Close(); err != nil {

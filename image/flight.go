@@ -4,7 +4,8 @@ import (
 	"context"
 	"sync"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // flightGroup runs at most one pull per key at a time. Callers pulling the
@@ -21,15 +22,15 @@ type flight struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-	img    *boxrun.Image
+	img    *sandbox.Image
 	err    error
 
 	mu      sync.Mutex // guards the fields below and serializes progress calls
 	waiters int
 	nextSub int
-	subs    map[int]func(boxrun.PullProgress)
+	subs    map[int]func(boxapi.PullProgress)
 	layers  []string
-	last    map[string]boxrun.PullProgress
+	last    map[string]boxapi.PullProgress
 }
 
 func (g *flightGroup) init() { g.m = map[string]*flight{} }
@@ -39,8 +40,8 @@ func (g *flightGroup) init() { g.m = map[string]*flight{} }
 // context (derived from base) and reports progress through the function
 // it is given. start is called (with g.mu held) before a new flight's
 // goroutine starts; it returns false to refuse (the Store is closing).
-func (g *flightGroup) do(ctx, base context.Context, key string, progress func(boxrun.PullProgress),
-	start func() bool, finish func(), fn func(context.Context, func(boxrun.PullProgress)) (*boxrun.Image, error)) (*boxrun.Image, error) {
+func (g *flightGroup) do(ctx, base context.Context, key string, progress func(boxapi.PullProgress),
+	start func() bool, finish func(), fn func(context.Context, func(boxapi.PullProgress)) (*sandbox.Image, error)) (*sandbox.Image, error) {
 	g.mu.Lock()
 	f, ok := g.m[key]
 	if !ok {
@@ -50,7 +51,7 @@ func (g *flightGroup) do(ctx, base context.Context, key string, progress func(bo
 		}
 		fctx, cancel := context.WithCancel(base)
 		f = &flight{ctx: fctx, cancel: cancel, done: make(chan struct{}),
-			subs: map[int]func(boxrun.PullProgress){}, last: map[string]boxrun.PullProgress{}}
+			subs: map[int]func(boxapi.PullProgress){}, last: map[string]boxapi.PullProgress{}}
 		g.m[key] = f
 		go func() {
 			defer finish()
@@ -96,7 +97,7 @@ func (g *flightGroup) do(ctx, base context.Context, key string, progress func(bo
 
 // subscribe adds progress (if non-nil) to the flight's subscribers,
 // replaying the latest state of each layer first.
-func (f *flight) subscribe(progress func(boxrun.PullProgress)) int {
+func (f *flight) subscribe(progress func(boxapi.PullProgress)) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.nextSub
@@ -119,7 +120,7 @@ func (f *flight) leave(id int) int {
 	return f.waiters
 }
 
-func (f *flight) report(p boxrun.PullProgress) {
+func (f *flight) report(p boxapi.PullProgress) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.last[p.Layer]; !ok {

@@ -8,22 +8,22 @@ import (
 	"sort"
 	"strings"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // List returns the cached images by reference, sorted by reference.
 // Images whose references were all removed are not listed (they go at the
 // next Prune).
-func (s *Store) List(ctx context.Context) ([]boxrun.ImageInfo, error) {
+func (s *Store) List(ctx context.Context) ([]boxapi.ImageInfo, error) {
 	if s.closed() {
-		return nil, fmt.Errorf("image: list: %w", boxrun.ErrClosed)
+		return nil, fmt.Errorf("image: list: %w", boxapi.ErrClosed)
 	}
 	idx, err := s.index.read()
 	if err != nil {
 		return nil, err
 	}
-	out := []boxrun.ImageInfo{}
+	out := []boxapi.ImageInfo{}
 	for _, r := range idx.Refs {
 		e := idx.Images[r.Digest]
 		if e == nil {
@@ -33,7 +33,7 @@ func (s *Store) List(ctx context.Context) ([]boxrun.ImageInfo, error) {
 		if created.Unix() <= 0 { // reproducible builds often say 1970
 			created = e.Pulled
 		}
-		out = append(out, boxrun.ImageInfo{Ref: r.Ref, Digest: e.Digest, Size: e.Size, Created: boxrun.FormatTime(created), Endpoint: r.Endpoint})
+		out = append(out, boxapi.ImageInfo{Ref: r.Ref, Digest: e.Digest, Size: e.Size, Created: boxapi.FormatTime(created), Endpoint: r.Endpoint})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, nil
@@ -42,10 +42,10 @@ func (s *Store) List(ctx context.Context) ([]boxrun.ImageInfo, error) {
 // Remove forgets ref (any reference form Pull accepts, or an image digest:
 // then every reference to that image). The image's files stay until the
 // next Prune, so boxes using it are not disturbed. An unknown ref is an
-// error wrapping boxrun.ErrNotFound.
+// error wrapping boxapi.ErrNotFound.
 func (s *Store) Remove(ctx context.Context, ref string) error {
 	if s.closed() {
-		return fmt.Errorf("image: remove: %w", boxrun.ErrClosed)
+		return fmt.Errorf("image: remove: %w", boxapi.ErrClosed)
 	}
 	key := s.refKey(ref)
 	return s.index.update(func(x *index) error {
@@ -57,7 +57,7 @@ func (s *Store) Remove(ctx context.Context, ref string) error {
 			}
 		}
 		if n == 0 {
-			return fmt.Errorf("image %q: %w", ref, boxrun.ErrNotFound)
+			return fmt.Errorf("image %q: %w", ref, boxapi.ErrNotFound)
 		}
 		return nil
 	})
@@ -79,7 +79,7 @@ func (s *Store) refKey(ref string) string {
 // wait while Prune runs, and Prune waits for pulls in progress.
 func (s *Store) Prune(ctx context.Context, keep []string) (int, error) {
 	if s.closed() {
-		return 0, fmt.Errorf("image: prune: %w", boxrun.ErrClosed)
+		return 0, fmt.Errorf("image: prune: %w", boxapi.ErrClosed)
 	}
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image/imagetest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -32,7 +32,7 @@ func TestStore_ListRemovePrune(t *testing.T) {
 	if len(list) != 3 {
 		t.Fatalf("List = %+v, want 3 references", list)
 	}
-	byRef := map[string]boxrun.ImageInfo{}
+	byRef := map[string]boxapi.ImageInfo{}
 	for _, info := range list {
 		byRef[info.Ref] = info
 	}
@@ -81,7 +81,7 @@ func TestStore_ListRemovePrune(t *testing.T) {
 	if list, _ := s.List(ctx); len(list) != 0 {
 		t.Errorf("List = %+v, want none", list)
 	}
-	if err := s.Remove(ctx, refA); !errors.Is(err, boxrun.ErrNotFound) {
+	if err := s.Remove(ctx, refA); !errors.Is(err, boxapi.ErrNotFound) {
 		t.Errorf("Remove again: %v, want ErrNotFound", err)
 	}
 	if _, err := os.Stat(imgA.Rootfs); err != nil {

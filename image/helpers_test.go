@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/image"
+	"github.com/boxrun/boxrun/sandbox"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -42,7 +42,7 @@ func MustOpenDir(tb testing.TB, dir string, opts ...image.Option) *image.Store {
 	return s
 }
 
-func MustPull(tb testing.TB, s *image.Store, ref string) *boxrun.Image {
+func MustPull(tb testing.TB, s *image.Store, ref string) *sandbox.Image {
 	tb.Helper()
 	img, err := s.Pull(context.Background(), ref, nil)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,12 +43,12 @@ type imageEntry struct {
 	ChainID string `json:"chain_id"`
 	// ConfigDigest names the raw config blob under blobs/ (for Save);
 	// empty for images cached before configs were kept.
-	ConfigDigest string             `json:"config_digest,omitempty"`
-	Layers       []layerEntry       `json:"layers"`
-	Config       boxrun.ImageConfig `json:"config"`
-	Size         int64              `json:"size"`
-	Created      time.Time          `json:"created"`
-	Pulled       time.Time          `json:"pulled"`
+	ConfigDigest string              `json:"config_digest,omitempty"`
+	Layers       []layerEntry        `json:"layers"`
+	Config       sandbox.ImageConfig `json:"config"`
+	Size         int64               `json:"size"`
+	Created      time.Time           `json:"created"`
+	Pulled       time.Time           `json:"pulled"`
 }
 
 // layerEntry is one layer of an image.

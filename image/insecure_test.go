@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -103,7 +103,7 @@ func TestInsecureRegistry(t *testing.T) {
 
 			// Not marked insecure: verified HTTPS only, so the pull fails.
 			_, err := MustOpen(t).Pull(context.Background(), ref, nil)
-			if !errors.Is(err, boxrun.ErrImagePull) {
+			if !errors.Is(err, boxapi.ErrImagePull) {
 				t.Fatalf("Pull from an unmarked insecure registry = %v, want IMAGE_PULL_FAILED", err)
 			}
 			t.Log(err)
@@ -116,7 +116,7 @@ func TestInsecureRegistry(t *testing.T) {
 			}
 			other := registryOn(t, addr, useTLS)
 			oref := pushInsecure(t, other+"/corp/tool:1", bb)
-			if _, err := s.Pull(context.Background(), oref, nil); !errors.Is(err, boxrun.ErrImagePull) {
+			if _, err := s.Pull(context.Background(), oref, nil); !errors.Is(err, boxapi.ErrImagePull) {
 				t.Errorf("Pull from another unmarked host = %v, want IMAGE_PULL_FAILED", err)
 			}
 		})

@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -41,10 +41,10 @@ func (j *layerJob) id() string {
 
 // ensureLayer makes the unpacked layer of j available, once however many
 // pulls want it at the same time.
-func (s *Store) ensureLayer(ctx context.Context, j *layerJob, report func(boxrun.PullProgress)) error {
+func (s *Store) ensureLayer(ctx context.Context, j *layerJob, report func(boxapi.PullProgress)) error {
 	dst := s.layerPath(j.diffID)
 	cached := func() {
-		report(boxrun.PullProgress{Ref: j.ref, Layer: j.id(), Done: j.size, Total: j.size, Cached: true})
+		report(boxapi.PullProgress{Ref: j.ref, Layer: j.id(), Done: j.size, Total: j.size, Cached: true})
 	}
 	for {
 		if isDir(dst) {
@@ -72,8 +72,8 @@ func (s *Store) ensureLayer(ctx context.Context, j *layerJob, report func(boxrun
 // fetchLayer unpacks j into the cache. A registry blob already cached is
 // used if it verifies; if it does not (corrupt, truncated) it is deleted and
 // fetched again.
-func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(boxrun.PullProgress)) error {
-	report(boxrun.PullProgress{Ref: j.ref, Layer: j.id(), Total: j.size})
+func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(boxapi.PullProgress)) error {
+	report(boxapi.PullProgress{Ref: j.ref, Layer: j.id(), Total: j.size})
 	if j.cache {
 		blob := s.blobPath(j.digest)
 		if f, err := os.Open(blob); err == nil {
@@ -141,7 +141,7 @@ func (s *Store) commitLayer(tmp string, j *layerJob, blobTmp, blob string) error
 // blob when non-nil, and unpacks the tar into a new work directory, which it
 // returns. Any digest mismatch fails it (errDigest), so unverified content
 // never reaches the cache.
-func (s *Store) unpackLayer(ctx context.Context, r io.Reader, j *layerJob, blob io.Writer, verify bool, report func(boxrun.PullProgress)) (string, error) {
+func (s *Store) unpackLayer(ctx context.Context, r io.Reader, j *layerJob, blob io.Writer, verify bool, report func(boxapi.PullProgress)) (string, error) {
 	tmp, err := os.MkdirTemp(s.tmp, "layer-")
 	if err != nil {
 		return "", err
@@ -163,12 +163,12 @@ func (s *Store) unpackLayer(ctx context.Context, r io.Reader, j *layerJob, blob 
 	return tmp, nil
 }
 
-func (s *Store) unpackInto(ctx context.Context, tmp string, r io.Reader, j *layerJob, blob io.Writer, verify bool, report func(boxrun.PullProgress)) (*layerMeta, error) {
+func (s *Store) unpackInto(ctx context.Context, tmp string, r io.Reader, j *layerJob, blob io.Writer, verify bool, report func(boxapi.PullProgress)) (*layerMeta, error) {
 	fsDir := filepath.Join(tmp, "fs")
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return nil, err
 	}
-	pr := &progressReader{ctx: ctx, r: r, report: report, p: boxrun.PullProgress{Ref: j.ref, Layer: j.id(), Total: j.size}}
+	pr := &progressReader{ctx: ctx, r: r, report: report, p: boxapi.PullProgress{Ref: j.ref, Layer: j.id(), Total: j.size}}
 	var in io.Reader = pr
 	var blobHash hash.Hash
 	var w []io.Writer
@@ -249,8 +249,8 @@ func decompress(r *bufio.Reader) (io.ReadCloser, error) {
 type progressReader struct {
 	ctx    context.Context
 	r      io.Reader
-	report func(boxrun.PullProgress)
-	p      boxrun.PullProgress
+	report func(boxapi.PullProgress)
+	p      boxapi.PullProgress
 	last   time.Time
 }
 

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -50,15 +50,15 @@ const ArchiveLayer = "archive"
 // unreferenced and go at the next Prune). progress gets the bytes of the
 // archive read (Layer ArchiveLayer), then each layer as in Pull.
 //
-// It returns one ImageInfo per name. Errors are *boxrun.Error values:
+// It returns one ImageInfo per name. Errors are *boxapi.Error values:
 // VALIDATION_ERROR for a bad archive or name, CANCELED/TIMEOUT when ctx
 // ends first.
-func (s *Store) Load(ctx context.Context, r io.Reader, o LoadOptions, progress func(boxrun.PullProgress)) ([]boxrun.ImageInfo, error) {
+func (s *Store) Load(ctx context.Context, r io.Reader, o LoadOptions, progress func(boxapi.PullProgress)) ([]boxapi.ImageInfo, error) {
 	if s.closed() {
-		return nil, fmt.Errorf("image: load: %w", boxrun.ErrClosed)
+		return nil, fmt.Errorf("image: load: %w", boxapi.ErrClosed)
 	}
 	if progress == nil {
-		progress = func(boxrun.PullProgress) {}
+		progress = func(boxapi.PullProgress) {}
 	}
 	var tags []*source
 	for _, t := range o.Tags {
@@ -69,7 +69,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader, o LoadOptions, progress f
 		tags = append(tags, src)
 	}
 	if !s.startFlight() {
-		return nil, fmt.Errorf("image: load: %w", boxrun.ErrClosed)
+		return nil, fmt.Errorf("image: load: %w", boxapi.ErrClosed)
 	}
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(ctx)
@@ -124,7 +124,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader, o LoadOptions, progress f
 		}
 		entries[i] = e
 	}
-	var out []boxrun.ImageInfo
+	var out []boxapi.ImageInfo
 	err = s.index.update(func(x *index) error {
 		now := time.Now().UTC()
 		for i, im := range images {
@@ -160,46 +160,46 @@ type loadedImage struct {
 func (s *Store) localName(ref string) (*source, error) {
 	src, err := parseRef(ref, s.nameOpts())
 	if err != nil {
-		return nil, boxrun.Errorf(boxrun.CodeValidationError, "Invalid image name '%s': %v", ref, err)
+		return nil, boxapi.Errorf(boxapi.CodeValidationError, "Invalid image name '%s': %v", ref, err)
 	}
 	if src.kind != kindRegistry {
-		return nil, boxrun.Errorf(boxrun.CodeValidationError, "Invalid image name '%s': a name is a registry reference such as name:tag", ref)
+		return nil, boxapi.Errorf(boxapi.CodeValidationError, "Invalid image name '%s': a name is a registry reference such as name:tag", ref)
 	}
 	if _, ok := src.ref.(name.Tag); !ok {
-		return nil, boxrun.Errorf(boxrun.CodeValidationError, "Invalid image name '%s': a name cannot be a digest", ref)
+		return nil, boxapi.Errorf(boxapi.CodeValidationError, "Invalid image name '%s': a name cannot be a digest", ref)
 	}
 	return src, nil
 }
 
 func loadError(ctx context.Context, err error) error {
-	var be *boxrun.Error
+	var be *boxapi.Error
 	switch {
 	case errors.As(err, &be):
 		return err
 	case ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded):
-		return &boxrun.Error{Code: boxrun.CodeTimeout, Message: "Image load timed out", Err: err}
+		return &boxapi.Error{Code: boxapi.CodeTimeout, Message: "Image load timed out", Err: err}
 	case ctx.Err() != nil:
-		return &boxrun.Error{Code: boxrun.CodeCanceled, Message: "Image load canceled", Err: err}
+		return &boxapi.Error{Code: boxapi.CodeCanceled, Message: "Image load canceled", Err: err}
 	}
-	return &boxrun.Error{Code: boxrun.CodeValidationError, Message: fmt.Sprintf("Failed to load image archive: %v", err), Err: err}
+	return &boxapi.Error{Code: boxapi.CodeValidationError, Message: fmt.Sprintf("Failed to load image archive: %v", err), Err: err}
 }
 
-func infoOf(ref string, e *imageEntry, endpoint string) boxrun.ImageInfo {
+func infoOf(ref string, e *imageEntry, endpoint string) boxapi.ImageInfo {
 	created := e.Created
 	if created.Unix() <= 0 { // reproducible builds often say 1970
 		created = e.Pulled
 	}
-	return boxrun.ImageInfo{Ref: ref, Digest: e.Digest, Size: e.Size, Created: boxrun.FormatTime(created), Endpoint: endpoint}
+	return boxapi.ImageInfo{Ref: ref, Digest: e.Digest, Size: e.Size, Created: boxapi.FormatTime(created), Endpoint: endpoint}
 }
 
 // spoolArchive copies the archive from r to p, decompressed, reporting
 // progress.
-func spoolArchive(ctx context.Context, r io.Reader, p string, size int64, progress func(boxrun.PullProgress)) error {
+func spoolArchive(ctx context.Context, r io.Reader, p string, size int64, progress func(boxapi.PullProgress)) error {
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	pr := &progressReader{ctx: ctx, r: r, report: progress, p: boxrun.PullProgress{Ref: "load", Layer: ArchiveLayer, Total: size}}
+	pr := &progressReader{ctx: ctx, r: r, report: progress, p: boxapi.PullProgress{Ref: "load", Layer: ArchiveLayer, Total: size}}
 	br := bufio.NewReaderSize(pr, 256<<10)
 	dr, err := decompress(br)
 	if err == nil {

@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -16,7 +17,7 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // pullLocal imports an image from an OCI layout or a docker save tarball.
 // The source is read each time (cheaply: index, manifest, config), and its
 // layers are unpacked only if not cached.
-func (s *Store) pullLocal(ctx context.Context, src *source, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) pullLocal(ctx context.Context, src *source, report func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	var (
 		img    v1.Image
 		digest v1.Hash

@@ -9,7 +9,8 @@ import (
 	"os"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -35,10 +36,10 @@ import (
 // Cached set for layers already in the cache. Calls are serialized and must
 // not block. Concurrent Pulls of one reference share one pull.
 //
-// Errors are *boxrun.Error values: IMAGE_PULL_FAILED (matching
-// boxrun.ErrImagePull) with the registry's reason in the message, or
+// Errors are *boxapi.Error values: IMAGE_PULL_FAILED (matching
+// boxapi.ErrImagePull) with the registry's reason in the message, or
 // CANCELED/TIMEOUT when ctx ends first.
-func (s *Store) Pull(ctx context.Context, ref string, progress func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) Pull(ctx context.Context, ref string, progress func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	return s.PullWith(ctx, ref, PullOptions{}, progress)
 }
 
@@ -56,7 +57,7 @@ type PullOptions struct {
 var ErrNotCached = errors.New("not in the image store and the pull policy is never: add it with `boxrun images load` (or `boxrun images pull`)")
 
 // PullWith is Pull with options.
-func (s *Store) PullWith(ctx context.Context, ref string, o PullOptions, progress func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) PullWith(ctx context.Context, ref string, o PullOptions, progress func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	if s.closed() {
 		return nil, s.closedError(ref)
 	}
@@ -71,10 +72,10 @@ func (s *Store) PullWith(ctx context.Context, ref string, o PullOptions, progres
 		if !isDir(src.path) {
 			return nil, pullError(ref, fmt.Errorf("%s is not a directory", src.path))
 		}
-		return &boxrun.Image{Ref: ref, Rootfs: src.path}, nil
+		return &sandbox.Image{Ref: ref, Rootfs: src.path}, nil
 	}
 	img, err := s.flights.do(ctx, s.ctx, src.key+"\x00"+string(o.Policy), progress, s.startFlight, s.wg.Done,
-		func(ctx context.Context, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+		func(ctx context.Context, report func(boxapi.PullProgress)) (*sandbox.Image, error) {
 			return s.pull(ctx, src, o, report)
 		})
 	if err != nil {
@@ -96,8 +97,8 @@ func (s *Store) startFlight() bool {
 }
 
 func (s *Store) closedError(ref string) error {
-	return &boxrun.Error{Code: boxrun.CodeImagePullFailed,
-		Message: fmt.Sprintf("Failed to pull image '%s': image store closed", ref), Err: boxrun.ErrClosed}
+	return &boxapi.Error{Code: boxapi.CodeImagePullFailed,
+		Message: fmt.Sprintf("Failed to pull image '%s': image store closed", ref), Err: boxapi.ErrClosed}
 }
 
 func (s *Store) nameOpts() []name.Option {
@@ -121,7 +122,7 @@ func (s *Store) remoteOpts(ctx context.Context) []remote.Option {
 }
 
 // pull runs in a flight: one per reference at a time.
-func (s *Store) pull(ctx context.Context, src *source, o PullOptions, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) pull(ctx context.Context, src *source, o PullOptions, report func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	switch src.kind {
@@ -132,7 +133,7 @@ func (s *Store) pull(ctx context.Context, src *source, o PullOptions, report fun
 	}
 }
 
-func (s *Store) pullRegistry(ctx context.Context, src *source, policy PullPolicy, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) pullRegistry(ctx context.Context, src *source, policy PullPolicy, report func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	ropts := s.remoteOpts(ctx)
 	if img, ok := s.cachedRegistry(ctx, src, policy, ropts, report); ok {
 		return img, nil
@@ -169,7 +170,7 @@ func (s *Store) pullRegistry(ctx context.Context, src *source, policy PullPolicy
 
 // cachedRegistry returns the cached image of a registry reference when it
 // is still current.
-func (s *Store) cachedRegistry(ctx context.Context, src *source, policy PullPolicy, ropts []remote.Option, report func(boxrun.PullProgress)) (*boxrun.Image, bool) {
+func (s *Store) cachedRegistry(ctx context.Context, src *source, policy PullPolicy, ropts []remote.Option, report func(boxapi.PullProgress)) (*sandbox.Image, bool) {
 	idx, err := s.index.read()
 	if err != nil {
 		return nil, false
@@ -216,7 +217,7 @@ func (s *Store) cachedRegistry(ctx context.Context, src *source, policy PullPoli
 
 // ready returns img if its rootfs is in place, recording src as a name of
 // it. It reports every layer as cached.
-func (s *Store) ready(ctx context.Context, src *source, remoteDigest string, e *imageEntry, report func(boxrun.PullProgress)) (*boxrun.Image, bool) {
+func (s *Store) ready(ctx context.Context, src *source, remoteDigest string, e *imageEntry, report func(boxapi.PullProgress)) (*sandbox.Image, bool) {
 	if e == nil {
 		return nil, false
 	}
@@ -229,12 +230,12 @@ func (s *Store) ready(ctx context.Context, src *source, remoteDigest string, e *
 		if id == "" {
 			id = l.DiffID
 		}
-		report(boxrun.PullProgress{Ref: src.given, Layer: id, Done: l.Size, Total: l.Size, Cached: true})
+		report(boxapi.PullProgress{Ref: src.given, Layer: id, Done: l.Size, Total: l.Size, Cached: true})
 	}
 	if err := s.recordRef(src, remoteDigest, e, "", false); err != nil {
 		s.log.Warn("image: record reference", "ref", src.given, "err", err)
 	}
-	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: s.rootfsPath(chain), Config: e.Config}, true
+	return &sandbox.Image{Ref: src.given, Digest: e.Digest, Rootfs: s.rootfsPath(chain), Config: e.Config}, true
 }
 
 // recordRef points src at image e in the index (adding e if add is set).
@@ -271,7 +272,7 @@ func (s *Store) recordRef(src *source, remoteDigest string, e *imageEntry, endpo
 
 // build fetches and unpacks the layers of img, builds its rootfs and
 // records it under src.
-func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest string, kind sourceKind, img v1.Image, endpoint string, report func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest string, kind sourceKind, img v1.Image, endpoint string, report func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	e, rootfs, err := s.importImage(ctx, src.given, digest, kind, img, report)
 	if err != nil {
 		return nil, err
@@ -279,14 +280,14 @@ func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest str
 	if err := s.recordRef(src, remoteDigest, e, endpoint, true); err != nil {
 		return nil, err
 	}
-	return &boxrun.Image{Ref: src.given, Digest: e.Digest, Rootfs: rootfs, Config: e.Config}, nil
+	return &sandbox.Image{Ref: src.given, Digest: e.Digest, Rootfs: rootfs, Config: e.Config}, nil
 }
 
 // importImage fetches and unpacks the layers of img, keeps its config and
 // layer blobs (for Save) and builds its rootfs. It records nothing in the
 // index: what it writes is content-addressed, and unreferenced until the
 // caller records a name for it.
-func (s *Store) importImage(ctx context.Context, label, digest string, kind sourceKind, img v1.Image, report func(boxrun.PullProgress)) (*imageEntry, string, error) {
+func (s *Store) importImage(ctx context.Context, label, digest string, kind sourceKind, img v1.Image, report func(boxapi.PullProgress)) (*imageEntry, string, error) {
 	e, jobs, err := s.describe(label, digest, kind, img)
 	if err != nil {
 		return nil, "", err
@@ -327,7 +328,7 @@ func (s *Store) describe(label, digest string, kind sourceKind, img v1.Image) (*
 		Digest:       digest,
 		Source:       string(kind),
 		ConfigDigest: configDigest.String(),
-		Config: boxrun.ImageConfig{
+		Config: sandbox.ImageConfig{
 			Env:        cf.Config.Env,
 			WorkingDir: cf.Config.WorkingDir,
 			Entrypoint: cf.Config.Entrypoint,

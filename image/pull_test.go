@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/sandbox"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -28,8 +29,8 @@ func TestPull_Busybox(t *testing.T) {
 	s := MustOpen(t)
 
 	var mu sync.Mutex
-	var events []boxrun.PullProgress
-	img, err := s.Pull(context.Background(), ref, func(p boxrun.PullProgress) {
+	var events []boxapi.PullProgress
+	img, err := s.Pull(context.Background(), ref, func(p boxapi.PullProgress) {
 		mu.Lock()
 		events = append(events, p)
 		mu.Unlock()
@@ -232,7 +233,7 @@ func TestPull_MultiArch(t *testing.T) {
 	})
 	t.Run("ErrNoPlatform", func(t *testing.T) {
 		_, err := MustOpen(t, image.WithPlatform("linux/riscv64")).Pull(context.Background(), ref, nil)
-		if !errors.Is(err, boxrun.ErrImagePull) {
+		if !errors.Is(err, boxapi.ErrImagePull) {
 			t.Errorf("err = %v, want ErrImagePull", err)
 		}
 	})
@@ -256,8 +257,8 @@ func TestPull_SecondPullCached(t *testing.T) {
 	}
 	c.reset()
 
-	var events []boxrun.PullProgress
-	second, err := s.Pull(context.Background(), ref, func(p boxrun.PullProgress) { events = append(events, p) })
+	var events []boxapi.PullProgress
+	second, err := s.Pull(context.Background(), ref, func(p boxapi.PullProgress) { events = append(events, p) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +325,7 @@ func TestPull_Concurrent(t *testing.T) {
 	s := MustOpen(t)
 
 	refs := []string{ref, ref, ref, ref, alias, alias, otherRef, otherRef}
-	imgs := make([]*boxrun.Image, len(refs))
+	imgs := make([]*sandbox.Image, len(refs))
 	var wg sync.WaitGroup
 	for i, r := range refs {
 		wg.Go(func() {
@@ -422,7 +423,7 @@ func TestPull_SharedFlight(t *testing.T) {
 	started := make(chan struct{})
 	var once sync.Once
 	pull := func(ctx context.Context, who string) error {
-		_, err := s.Pull(ctx, ref, func(p boxrun.PullProgress) {
+		_, err := s.Pull(ctx, ref, func(p boxapi.PullProgress) {
 			mu.Lock()
 			events[who]++
 			mu.Unlock()
@@ -441,7 +442,7 @@ func TestPull_SharedFlight(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	if boxrun.ErrorCode(errImpatient) != boxrun.CodeCanceled {
+	if boxapi.ErrorCode(errImpatient) != boxapi.CodeCanceled {
 		t.Errorf("impatient: %v, want CANCELED", errImpatient)
 	}
 	if errPatient != nil {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -94,7 +94,7 @@ func TestMirror_DockerHubThroughMirror(t *testing.T) {
 	// An image the mirror lacks goes on to the origin, unreachable here:
 	// the error names both.
 	_, err = s.Pull(context.Background(), "ruby", nil)
-	if !errors.Is(err, boxrun.ErrImagePull) {
+	if !errors.Is(err, boxapi.ErrImagePull) {
 		t.Fatalf("Pull(ruby) = %v, want IMAGE_PULL_FAILED", err)
 	}
 	for _, want := range []string{"mirror http://" + mirror, "registry index.docker.io", "unreachable"} {
@@ -138,7 +138,7 @@ func TestMirror_DownFallsBackToOrigin(t *testing.T) {
 	s2 := MustOpen(t, image.WithTransport(&loopbackOnly{}),
 		image.WithRegistryMirrors(origin, false, "http://"+down))
 	_, err := s2.Pull(context.Background(), ref, nil)
-	if !errors.Is(err, boxrun.ErrImagePull) || !strings.Contains(err.Error(), "mirror http://"+down) {
+	if !errors.Is(err, boxapi.ErrImagePull) || !strings.Contains(err.Error(), "mirror http://"+down) {
 		t.Fatalf("Pull with mirrors only = %v, want IMAGE_PULL_FAILED naming the mirror", err)
 	}
 	if list, _ := s2.List(context.Background()); len(list) != 0 {
@@ -181,7 +181,7 @@ func TestPullPolicy_Never(t *testing.T) {
 	s := MustOpen(t, image.WithTransport(&loopbackOnly{}))
 	ctx := context.Background()
 	_, err := s.PullWith(ctx, host+"/library/python:3.12", image.PullOptions{Policy: image.PullNever}, nil)
-	if !errors.Is(err, boxrun.ErrImagePull) || !errors.Is(err, image.ErrNotCached) {
+	if !errors.Is(err, boxapi.ErrImagePull) || !errors.Is(err, image.ErrNotCached) {
 		t.Fatalf("PullNever of a missing image = %v, want IMAGE_PULL_FAILED wrapping ErrNotCached", err)
 	}
 	if !strings.Contains(err.Error(), "images load") {
@@ -200,7 +200,7 @@ func TestPullPolicy_Never(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
-	if _, err := s.PullWith(ctx, ref, image.PullOptions{Policy: "sometimes"}, nil); !errors.Is(err, boxrun.ErrImagePull) {
+	if _, err := s.PullWith(ctx, ref, image.PullOptions{Policy: "sometimes"}, nil); !errors.Is(err, boxapi.ErrImagePull) {
 		t.Errorf("unknown policy: %v", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -18,16 +18,16 @@ import (
 // Tag gives the cached image that src names (any reference form Pull
 // accepts, or an image digest) the name dst ("name[:tag]"), as `docker
 // tag` does. The name is local: see Load. Tag never pulls: an unknown src
-// is an error wrapping boxrun.ErrNotFound; a bad dst is VALIDATION_ERROR.
-func (s *Store) Tag(ctx context.Context, src, dst string) (*boxrun.ImageInfo, error) {
+// is an error wrapping boxapi.ErrNotFound; a bad dst is VALIDATION_ERROR.
+func (s *Store) Tag(ctx context.Context, src, dst string) (*boxapi.ImageInfo, error) {
 	if s.closed() {
-		return nil, fmt.Errorf("image: tag: %w", boxrun.ErrClosed)
+		return nil, fmt.Errorf("image: tag: %w", boxapi.ErrClosed)
 	}
 	to, err := s.localName(dst)
 	if err != nil {
 		return nil, err
 	}
-	var info boxrun.ImageInfo
+	var info boxapi.ImageInfo
 	err = s.index.update(func(x *index) error {
 		e, err := s.lookup(x, src)
 		if err != nil {
@@ -53,8 +53,8 @@ func (s *Store) lookup(x *index, ref string) (*imageEntry, error) {
 			return x.Images[r.Digest], nil
 		}
 	}
-	return nil, &boxrun.Error{Code: boxrun.CodeValidationError,
-		Message: fmt.Sprintf("Image '%s' is not in the image store", ref), Err: fmt.Errorf("image %q: %w", ref, boxrun.ErrNotFound)}
+	return nil, &boxapi.Error{Code: boxapi.CodeValidationError,
+		Message: fmt.Sprintf("Image '%s' is not in the image store", ref), Err: fmt.Errorf("image %q: %w", ref, boxapi.ErrNotFound)}
 }
 
 // Save writes the cached images that refs name (any form Tag accepts) to w
@@ -62,15 +62,15 @@ func (s *Store) lookup(x *index, ref string) (*imageEntry, error) {
 // read back), each named by the refs given for it that are registry tags.
 // Every ref is resolved and every blob found before the first byte is
 // written: an unknown ref fails at once with VALIDATION_ERROR wrapping
-// boxrun.ErrNotFound. Images come out as they were cached: the same
+// boxapi.ErrNotFound. Images come out as they were cached: the same
 // config and layers, so the image ID (config digest) is unchanged. Prune
 // waits while Save writes.
 func (s *Store) Save(ctx context.Context, w io.Writer, refs []string) error {
 	if s.closed() {
-		return fmt.Errorf("image: save: %w", boxrun.ErrClosed)
+		return fmt.Errorf("image: save: %w", boxapi.ErrClosed)
 	}
 	if len(refs) == 0 {
-		return boxrun.Errorf(boxrun.CodeValidationError, "Nothing to save: name at least one image")
+		return boxapi.Errorf(boxapi.CodeValidationError, "Nothing to save: name at least one image")
 	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
@@ -94,12 +94,12 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string) error {
 		if sv == nil {
 			sv = &saved{e: e}
 			if e.ConfigDigest == "" || !s.hasBlob(e.ConfigDigest) {
-				return boxrun.Errorf(boxrun.CodeValidationError, "Image '%s' was cached without its config (by an older BoxRun): pull or load it again to save it", ref)
+				return boxapi.Errorf(boxapi.CodeValidationError, "Image '%s' was cached without its config (by an older BoxRun): pull or load it again to save it", ref)
 			}
 			for _, l := range e.Layers {
 				p := s.findLayerBlob(x, l)
 				if p == "" {
-					return boxrun.Errorf(boxrun.CodeValidationError, "Image '%s': layer %s was cached without its blob: pull or load it again to save it", ref, l.DiffID)
+					return boxapi.Errorf(boxapi.CodeValidationError, "Image '%s': layer %s was cached without its blob: pull or load it again to save it", ref, l.DiffID)
 				}
 				sv.layers = append(sv.layers, p)
 			}

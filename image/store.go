@@ -10,13 +10,13 @@ import (
 	"sync"
 	"time"
 
-	boxrun "github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/sandbox"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 )
 
-var _ boxrun.ImageStore = (*Store)(nil)
+var _ sandbox.ImageStore = (*Store)(nil)
 
 // Store is a content-addressed image cache in a directory. It resolves
 // image references, fetches what is missing and unpacks each image into a
@@ -112,7 +112,7 @@ func (s *Store) Dir() string { return s.dir }
 // Close cancels pulls in progress, waits for them to end and releases the
 // Store. Root filesystems already returned stay in place. Close is
 // idempotent; other methods fail after it with an error wrapping
-// boxrun.ErrClosed.
+// boxapi.ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.flights.mu.Lock() // no flight starts after this

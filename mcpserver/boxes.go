@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -26,7 +26,7 @@ type boxView struct {
 	Keep         bool              `json:"keep,omitempty"`
 }
 
-func (s *session) view(b *boxrun.Box) boxView {
+func (s *session) view(b *boxapi.Box) boxView {
 	v := boxView{ID: b.ID, Name: b.Name, Status: string(b.Status), Image: b.Image, CPU: b.CPU,
 		MemoryMB: b.MemoryMB, Network: b.Network, Workdir: b.Workdir, Env: b.Env,
 		CreatedAt: b.CreatedAt.UTC().Format(time.RFC3339), ErrorMessage: b.ErrorMessage}
@@ -143,7 +143,7 @@ func (s *session) createBox(ctx context.Context, req *mcp.CallToolRequest, in cr
 		return nil, err
 	}
 	s.watch(req.Session)
-	b, err := s.srv.svc.Create(ctx, boxrun.BoxSpec{Image: in.Image, Name: in.Name, CPU: in.CPU,
+	b, err := s.srv.svc.Create(ctx, boxapi.BoxSpec{Image: in.Image, Name: in.Name, CPU: in.CPU,
 		MemoryMB: in.MemoryMB, Network: in.Network, Env: in.Env, Workdir: in.Workdir})
 	if err != nil {
 		s.release()
@@ -156,7 +156,7 @@ func (s *session) createBox(ctx context.Context, req *mcp.CallToolRequest, in cr
 }
 
 func (s *session) listBoxes(ctx context.Context, _ *mcp.CallToolRequest, in listBoxesArgs) (any, error) {
-	boxes, err := s.srv.svc.List(ctx, boxrun.BoxFilter{Status: boxrun.BoxStatus(in.Status)})
+	boxes, err := s.srv.svc.List(ctx, boxapi.BoxFilter{Status: boxapi.BoxStatus(in.Status)})
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -84,7 +84,7 @@ func (s *session) exec(ctx context.Context, req *mcp.CallToolRequest, in execArg
 	if err != nil {
 		return nil, err
 	}
-	er := boxrun.ExecRequest{Cmd: cmd, Env: in.Env, Workdir: in.Workdir, TimeoutMS: timeout.Milliseconds()}
+	er := boxapi.ExecRequest{Cmd: cmd, Env: in.Env, Workdir: in.Workdir, TimeoutMS: timeout.Milliseconds()}
 	if in.Stdin != "" {
 		er.Stdin = strings.NewReader(in.Stdin)
 	}
@@ -99,7 +99,7 @@ func (s *session) exec(ctx context.Context, req *mcp.CallToolRequest, in execArg
 	}
 	x, err := s.srv.svc.Exec(ctx, b.ID, er, stdout, stderr)
 	if ctx.Err() != nil {
-		return nil, boxrun.Errorf(boxrun.CodeCanceled, "Exec canceled by the client")
+		return nil, boxapi.Errorf(boxapi.CodeCanceled, "Exec canceled by the client")
 	}
 	if err != nil {
 		return nil, err

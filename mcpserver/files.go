@@ -12,7 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -310,13 +310,13 @@ func (s *session) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	}
 	b, err := s.resolve(ctx, box)
 	if err != nil {
-		if errors.Is(err, boxrun.ErrNotFound) {
+		if errors.Is(err, boxapi.ErrNotFound) {
 			return nil, mcp.ResourceNotFoundError(uri)
 		}
 		return nil, err
 	}
 	data, truncated, err := s.download(ctx, b.ID, p, s.srv.cfg.MaxFileBytes)
-	if errors.Is(err, boxrun.ErrNotFound) {
+	if errors.Is(err, boxapi.ErrNotFound) {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
 	if err != nil {

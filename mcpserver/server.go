@@ -1,11 +1,11 @@
-// Package mcpserver serves a boxrun.Service as a Model Context Protocol (MCP)
+// Package mcpserver serves a boxapi.Service as a Model Context Protocol (MCP)
 // server, so that agent frameworks and coding assistants can use BoxRun boxes
 // as tools. It is built on the official Go SDK
 // (github.com/modelcontextprotocol/go-sdk/mcp).
 //
 // # Usage
 //
-//	srv := mcpserver.New(svc, mcpserver.Config{MaxBoxes: 4}) // svc: *boxrun.Manager or *client.Client
+//	srv := mcpserver.New(svc, mcpserver.Config{MaxBoxes: 4}) // svc: *boxapi.Manager or *client.Client
 //	defer srv.Close()
 //	err := srv.Run(ctx, &mcp.StdioTransport{})              // one session over stdio
 //	http.Handle("/mcp", srv.Handler())                       // or: streamable HTTP, one session per client
@@ -63,7 +63,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -148,12 +148,12 @@ func (c Config) withDefaults() Config {
 // Version is the server version reported to MCP clients.
 const Version = "0.3.0"
 
-// Server is an MCP server over a boxrun.Service. It is safe for concurrent
+// Server is an MCP server over a boxapi.Service. It is safe for concurrent
 // use; each session (Run, or a client of Handler) gets its own state. The
 // Service stays owned by the caller: Close removes the sessions' boxes but
 // does not close the Service.
 type Server struct {
-	svc boxrun.Service
+	svc boxapi.Service
 	cfg Config
 
 	mu       sync.Mutex
@@ -162,7 +162,7 @@ type Server struct {
 }
 
 // New returns a Server driving svc with cfg (see Config for defaults).
-func New(svc boxrun.Service, cfg Config) *Server {
+func New(svc boxapi.Service, cfg Config) *Server {
 	return &Server{svc: svc, cfg: cfg.withDefaults(), sessions: map[*session]struct{}{}}
 }
 

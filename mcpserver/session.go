@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -31,7 +31,7 @@ type ownedBox struct {
 }
 
 // errSessionClosed is returned by creates racing the session's end.
-var errSessionClosed = boxrun.Errorf(boxrun.CodeCanceled, "The MCP session has ended")
+var errSessionClosed = boxapi.Errorf(boxapi.CodeCanceled, "The MCP session has ended")
 
 // watch ties the session's cleanup to the end of the MCP session ss: when
 // the client goes (HTTP DELETE, idle timeout, stdio EOF), the boxes go.
@@ -64,7 +64,7 @@ func (s *session) reserve() error {
 		return errSessionClosed
 	}
 	if max := s.srv.cfg.MaxBoxes; max > 0 && len(s.boxes)+s.pending >= max {
-		return boxrun.Errorf(boxrun.CodeResourceExceeded,
+		return boxapi.Errorf(boxapi.CodeResourceExceeded,
 			"This session may own at most %d boxes; remove one first (remove_box)", max)
 	}
 	s.pending++
@@ -145,7 +145,7 @@ func (s *session) ownedIDs() map[string]bool {
 // resolve turns a box argument (ID or name) into the box, refusing boxes
 // the session may not use with BOX_NOT_FOUND (their existence is not
 // revealed).
-func (s *session) resolve(ctx context.Context, box string) (*boxrun.Box, error) {
+func (s *session) resolve(ctx context.Context, box string) (*boxapi.Box, error) {
 	if err := checkBoxArg(box); err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (s *session) resolve(ctx context.Context, box string) (*boxrun.Box, error) 
 		return nil, err
 	}
 	if !s.srv.cfg.AllBoxes && !s.owns(b.ID) {
-		return nil, boxrun.Errorf(boxrun.CodeBoxNotFound, "Box '%s' not found", box)
+		return nil, boxapi.Errorf(boxapi.CodeBoxNotFound, "Box '%s' not found", box)
 	}
 	return b, nil
 }
@@ -197,7 +197,7 @@ func (s *session) removeBox(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	err := s.srv.svc.Remove(ctx, id, true)
-	if err != nil && !errors.Is(err, boxrun.ErrNotFound) {
+	if err != nil && !errors.Is(err, boxapi.ErrNotFound) {
 		s.srv.logf("remove box %s at session end: %v", id, err)
 	}
 }

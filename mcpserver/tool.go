@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -80,19 +80,19 @@ func schemaMessage(err error) string {
 
 // invalidf returns a VALIDATION_ERROR.
 func invalidf(format string, args ...any) error {
-	return boxrun.Errorf(boxrun.CodeValidationError, format, args...)
+	return boxapi.Errorf(boxapi.CodeValidationError, format, args...)
 }
 
 // toolErrorContent is the structured content of a failed tool call.
 type toolErrorContent struct {
-	Code    boxrun.Code `json:"code"`
+	Code    boxapi.Code `json:"code"`
 	Message string      `json:"message"`
 }
 
 // toolError turns err into an MCP tool error carrying the API's code and
 // message.
 func toolError(err error) *mcp.CallToolResult {
-	code, msg := boxrun.ErrorCode(err), boxrun.ErrorMessage(err)
+	code, msg := boxapi.ErrorCode(err), boxapi.ErrorMessage(err)
 	return &mcp.CallToolResult{
 		IsError:           true,
 		Content:           []mcp.Content{&mcp.TextContent{Text: string(code) + ": " + msg}},

@@ -33,10 +33,8 @@ fi
 [ -x "$busybox" ] || { echo "demo.sh: no static busybox at $busybox (set BUSYBOX=/path/to/static/busybox)" >&2; exit 1; }
 
 mkdir -p bin
-if [ ! -x bin/runsc ]; then
-	step "Building runsc (gVisor) — a few minutes the first time"
-	(cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)
-fi
+step "Checking runsc (gVisor) — built from tools/go.mod the first time: a few minutes"
+./scripts/ensure-runsc.sh
 step "Building bin/boxrun (also the in-box init of every box)"
 CGO_ENABLED=0 go build -o bin/boxrun ./cmd/boxrun
 

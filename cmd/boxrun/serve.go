@@ -16,6 +16,7 @@ import (
 	"github.com/boxrun/boxrun/httpapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/mcpserver"
+	"github.com/boxrun/boxrun/sandbox"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -91,7 +92,7 @@ func limit(cfg *rootConfig, name, v string) int64 {
 }
 
 // openDriver makes the selected isolation backend.
-func openDriver(sc *serveConfig, stateDir string, log *slog.Logger) (boxrun.Driver, error) {
+func openDriver(sc *serveConfig, stateDir string, log *slog.Logger) (sandbox.Driver, error) {
 	switch sc.driver {
 	case "gvisor":
 		return gvisor.New(gvisor.Config{Dir: filepath.Join(stateDir, "gvisor"), Runsc: sc.runsc, Logger: log})

@@ -11,8 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,7 +83,7 @@ func (d *Driver) agent(ctx context.Context, h string) (*agentproto.Conn, error) 
 		if c != nil {
 			c.Close()
 		}
-		return nil, fmt.Errorf("gvisor: agent of %s: box stopped: %w", h, boxrun.ErrConflict)
+		return nil, fmt.Errorf("gvisor: agent of %s: box stopped: %w", h, boxapi.ErrConflict)
 	}
 	if err != nil {
 		ab.err = err
@@ -152,7 +153,7 @@ func (d *Driver) DescribeBox(ctx context.Context, handle string) map[string]stri
 // agentExec runs spec through the agent c. fallback reports that the
 // agent could not take the exec (nothing was started) and runsc exec
 // should.
-func (d *Driver) agentExec(ctx context.Context, h string, c *agentproto.Conn, m *boxMeta, spec boxrun.ProcessSpec) (_ boxrun.Process, fallback bool, _ error) {
+func (d *Driver) agentExec(ctx context.Context, h string, c *agentproto.Conn, m *boxMeta, spec sandbox.ProcessSpec) (_ sandbox.Process, fallback bool, _ error) {
 	dir := spec.Dir
 	if dir == "" {
 		dir = m.Workdir
@@ -178,7 +179,7 @@ func (d *Driver) agentExec(ctx context.Context, h string, c *agentproto.Conn, m 
 		var re *agentproto.RemoteError
 		switch {
 		case errors.As(err, &re):
-			return nil, false, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], re.Msg, boxrun.ErrInvalid)
+			return nil, false, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], re.Msg, boxapi.ErrInvalid)
 		case ctx.Err() != nil:
 			return nil, false, fmt.Errorf("gvisor: exec: %w", ctx.Err())
 		}
@@ -206,9 +207,9 @@ func (p *agentProcess) Wait() (int, error) {
 			p.d.dropAgent(p.h, p.c, err)
 		}
 		if !p.d.running(p.h) {
-			return -1, fmt.Errorf("gvisor: sandbox %s died: %w: %w", p.h, err, boxrun.ErrRuntime)
+			return -1, fmt.Errorf("gvisor: sandbox %s died: %w: %w", p.h, err, boxapi.ErrRuntime)
 		}
-		return -1, fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrRuntime)
+		return -1, fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrRuntime)
 	}
 	return code, nil
 }
@@ -236,15 +237,15 @@ func (p *agentProcess) Signal(ctx context.Context, sig syscall.Signal) error {
 			// make sure through runsc.
 			p.p.Close()
 		}
-		return fmt.Errorf("gvisor: signal: %w: %w", err, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: signal: %w: %w", err, boxapi.ErrRuntime)
 	}
 	return nil
 }
 
 // Resize sets the terminal size of a TTY exec.
-func (p *agentProcess) Resize(ctx context.Context, size boxrun.TermSize) error {
+func (p *agentProcess) Resize(ctx context.Context, size boxapi.TermSize) error {
 	if !p.tty {
-		return fmt.Errorf("gvisor: resize: not a TTY process: %w", boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: resize: not a TTY process: %w", boxapi.ErrInvalid)
 	}
 	select {
 	case <-p.p.Done():

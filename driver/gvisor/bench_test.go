@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // The benchmarks time the driver against bare runsc doing the same work in
@@ -37,7 +37,7 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 func BenchmarkCreate(b *testing.B) {
 	d, _ := newDriver(b)
 	rootfs := busyboxRootfs(b)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: rootfs}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: rootfs}
 	runsc, global := d.BareRunsc()
 	bundles := b.TempDir()
 	ctx := context.Background()
@@ -46,12 +46,12 @@ func BenchmarkCreate(b *testing.B) {
 	for i := range b.N {
 		// Driver: create, exec, first output.
 		start := time.Now()
-		h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "bench", Image: img, CPU: 1, MemoryMB: 256})
+		h, err := d.Create(ctx, sandbox.Spec{BoxID: "bench", Image: img, CPU: 1, MemoryMB: 256})
 		if err != nil {
 			b.Fatal(err)
 		}
 		fw := &firstWrite{ch: make(chan struct{}, 1)}
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: fw})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: fw})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -74,15 +74,15 @@ func BenchmarkCreate(b *testing.B) {
 // box against a bare `runsc exec` of the same command in the same sandbox.
 func BenchmarkExec(b *testing.B) {
 	d, _ := newDriver(b)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
 	ctx := context.Background()
-	h := create(b, d, boxrun.SandboxSpec{BoxID: "bench", Image: img, CPU: 1, MemoryMB: 256})
+	h := create(b, d, sandbox.Spec{BoxID: "bench", Image: img, CPU: 1, MemoryMB: 256})
 	runsc, global := d.BareRunsc()
 	var box, bare time.Duration
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: io.Discard})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: io.Discard})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -101,9 +101,9 @@ func BenchmarkExec(b *testing.B) {
 func BenchmarkThroughput(b *testing.B) {
 	const size = 256 << 20
 	d, _ := newDriver(b)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
 	ctx := context.Background()
-	h := create(b, d, boxrun.SandboxSpec{BoxID: "bench", Image: img, CPU: 2, MemoryMB: 512})
+	h := create(b, d, sandbox.Spec{BoxID: "bench", Image: img, CPU: 2, MemoryMB: 512})
 	runsc, global := d.BareRunsc()
 	// dd with 64 KiB writes, a typical buffered writer. (busybox head writes
 	// 4 KiB at a time: every write is a host syscall of the sentry, and both
@@ -115,7 +115,7 @@ func BenchmarkThroughput(b *testing.B) {
 	for range b.N {
 		var n countWriter
 		start := time.Now()
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: cmdline, Stdout: &n})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: cmdline, Stdout: &n})
 		if err != nil {
 			b.Fatal(err)
 		}

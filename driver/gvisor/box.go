@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 	"github.com/boxrun/boxrun/internal/userdb"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // handleLen is the length of a handle: fixed, so that no handle is a prefix
@@ -38,7 +39,7 @@ type boxMeta struct {
 	Network  bool            `json:"network"`
 	Workdir  string          `json:"workdir"`
 	Env      []string        `json:"env"`
-	Volumes  []boxrun.Volume `json:"volumes"`
+	Volumes  []boxapi.Volume `json:"volumes"`
 	// User is SandboxSpec.User resolved in the image at Create: the
 	// default user of execs (zero, with an empty Home, in boxes made
 	// before it existed: root).
@@ -115,30 +116,30 @@ func mergeEnv(env ...[]string) []string {
 }
 
 // validateSpec checks what the driver needs from a SandboxSpec.
-func validateSpec(spec boxrun.SandboxSpec) error {
+func validateSpec(spec sandbox.Spec) error {
 	if spec.Image != nil && !filepath.IsAbs(spec.Image.Rootfs) {
-		return fmt.Errorf("gvisor: image rootfs %q is not absolute: %w", spec.Image.Rootfs, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: image rootfs %q is not absolute: %w", spec.Image.Rootfs, boxapi.ErrInvalid)
 	}
 	if spec.Workdir != "" && !filepath.IsAbs(spec.Workdir) {
-		return fmt.Errorf("gvisor: workdir %q is not absolute: %w", spec.Workdir, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: workdir %q is not absolute: %w", spec.Workdir, boxapi.ErrInvalid)
 	}
 	if spec.CPU < 0 || spec.MemoryMB < 0 {
-		return fmt.Errorf("gvisor: negative limits: %w", boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: negative limits: %w", boxapi.ErrInvalid)
 	}
 	for _, kv := range spec.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fmt.Errorf("gvisor: env entry %q is not KEY=VALUE: %w", kv, boxrun.ErrInvalid)
+			return fmt.Errorf("gvisor: env entry %q is not KEY=VALUE: %w", kv, boxapi.ErrInvalid)
 		}
 	}
 	for _, v := range spec.Volumes {
 		if !filepath.IsAbs(v.HostPath) || !filepath.IsAbs(v.GuestPath) {
-			return fmt.Errorf("gvisor: volume paths must be absolute (%q:%q): %w", v.HostPath, v.GuestPath, boxrun.ErrInvalid)
+			return fmt.Errorf("gvisor: volume paths must be absolute (%q:%q): %w", v.HostPath, v.GuestPath, boxapi.ErrInvalid)
 		}
 		if g := filepath.Clean(v.GuestPath); g == "/" || g == "/.boxrun" || strings.HasPrefix(g, "/.boxrun/") {
-			return fmt.Errorf("gvisor: volume guest path %q is reserved: %w", v.GuestPath, boxrun.ErrInvalid)
+			return fmt.Errorf("gvisor: volume guest path %q is reserved: %w", v.GuestPath, boxapi.ErrInvalid)
 		}
 		if _, err := os.Stat(v.HostPath); err != nil {
-			return fmt.Errorf("gvisor: volume host path: %w: %w", err, boxrun.ErrInvalid)
+			return fmt.Errorf("gvisor: volume host path: %w: %w", err, boxapi.ErrInvalid)
 		}
 	}
 	return nil
@@ -299,7 +300,7 @@ func resolveUser(lower, spec string) (userdb.User, error) {
 	u, err := userdb.Resolve(lower, spec)
 	switch {
 	case errors.Is(err, userdb.ErrUnknown), errors.Is(err, userdb.ErrSyntax):
-		return u, fmt.Errorf("gvisor: user %q: %w: %w", spec, err, boxrun.ErrInvalid)
+		return u, fmt.Errorf("gvisor: user %q: %w: %w", spec, err, boxapi.ErrInvalid)
 	case err != nil:
 		return u, fmt.Errorf("gvisor: user %q: %w", spec, err)
 	}

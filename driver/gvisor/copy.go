@@ -10,8 +10,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Exit codes of the in-box helper (see package boxinit).
@@ -43,7 +44,7 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 		return err
 	}
 	if p == "" || strings.ContainsRune(p, 0) {
-		return fmt.Errorf("gvisor: %s: bad path %q: %w", mode, p, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: %s: bad path %q: %w", mode, p, boxapi.ErrInvalid)
 	}
 	m, err := d.runningMeta(h)
 	if err != nil {
@@ -56,7 +57,7 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 		return d.agentCopy(ctx, h, c, mode, path.Clean(p), stdin, stdout)
 	}
 	stderr := &limitWriter{max: 64 << 10}
-	spec := boxrun.ProcessSpec{
+	spec := sandbox.ProcessSpec{
 		Cmd:    []string{initMount, mode, path.Clean(p)},
 		Dir:    "/",
 		Stdin:  stdin,
@@ -68,7 +69,7 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 		return err
 	}
 	if startErr != "" {
-		return fmt.Errorf("gvisor: %s: %s: %w", mode, startErr, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: %s: %s: %w", mode, startErr, boxapi.ErrRuntime)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -91,11 +92,11 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 	case 0:
 		return nil
 	case helperUnsafe, helperBadTar:
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, msg, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, msg, boxapi.ErrInvalid)
 	case helperNotFound:
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, msg, boxrun.ErrNotFound)
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, msg, boxapi.ErrNotFound)
 	default:
-		return fmt.Errorf("gvisor: %s %s: exit %d: %s: %w", mode, p, code, msg, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: %s %s: exit %d: %s: %w", mode, p, code, msg, boxapi.ErrRuntime)
 	}
 }
 
@@ -112,15 +113,15 @@ func (d *Driver) agentCopy(ctx context.Context, h string, c *agentproto.Conn, mo
 	case err == nil:
 		return nil
 	case errors.As(err, &re) && re.Kind == agentproto.KindNotFound:
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxrun.ErrNotFound)
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxapi.ErrNotFound)
 	case errors.As(err, &re) && re.Kind == agentproto.KindInvalid:
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxapi.ErrInvalid)
 	case errors.As(err, &re):
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxapi.ErrRuntime)
 	case ctx.Err() != nil:
 		return fmt.Errorf("gvisor: %s %s: %w", mode, p, ctx.Err())
 	case errors.Is(err, agentproto.ErrProtocol):
 		d.dropAgent(h, c, err)
 	}
-	return fmt.Errorf("gvisor: %s %s: %w: %w", mode, p, err, boxrun.ErrRuntime)
+	return fmt.Errorf("gvisor: %s %s: %w: %w", mode, p, err, boxapi.ErrRuntime)
 }

@@ -12,7 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // tarOf builds a tar stream from name→content pairs; a name ending in "/"
@@ -68,8 +69,8 @@ func tarNames(t testing.TB, r io.Reader) []string {
 func TestDriver_Copy(t *testing.T) {
 	ctx := context.Background()
 	d, _ := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "copy", Image: img, Workdir: "/root"})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "copy", Image: img, Workdir: "/root"})
 
 	t.Run("InOut", func(t *testing.T) {
 		if err := d.CopyIn(ctx, h, "/data/in", tarOf(t, "d/", "", "d/a.txt", "hello", "b.txt", "world", "l", "->d/a.txt")); err != nil {
@@ -104,7 +105,7 @@ func TestDriver_Copy(t *testing.T) {
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		err := d.CopyOut(ctx, h, "/no/such/file", io.Discard)
-		if !errors.Is(err, boxrun.ErrNotFound) {
+		if !errors.Is(err, boxapi.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
 	})
@@ -116,7 +117,7 @@ func TestDriver_Copy(t *testing.T) {
 			"symlink2": tarOf(t, "up", "->../../..", "up/escaped", "x"),
 		} {
 			err := d.CopyIn(ctx, h, "/tmp/esc", tr)
-			if !errors.Is(err, boxrun.ErrInvalid) {
+			if !errors.Is(err, boxapi.ErrInvalid) {
 				t.Errorf("%s: err = %v, want ErrInvalid", name, err)
 			}
 		}
@@ -126,7 +127,7 @@ func TestDriver_Copy(t *testing.T) {
 	})
 	t.Run("ErrBadTar", func(t *testing.T) {
 		err := d.CopyIn(ctx, h, "/tmp/bad", strings.NewReader(strings.Repeat("not a tar ", 100)))
-		if !errors.Is(err, boxrun.ErrInvalid) {
+		if !errors.Is(err, boxapi.ErrInvalid) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
 	})
@@ -163,12 +164,12 @@ func TestDriver_Scratch(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "scratch", Image: &boxrun.Image{Ref: "scratch", Rootfs: rootfs}, Workdir: "/work"})
+	h := create(t, d, sandbox.Spec{BoxID: "scratch", Image: &sandbox.Image{Ref: "scratch", Rootfs: rootfs}, Workdir: "/work"})
 
 	if out, _, code := run(t, d, h, nil, "/busybox", "echo", "hi"); out != "hi\n" || code != 0 {
 		t.Fatalf("exec: %q %d", out, code)
 	}
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh"}}); !errors.Is(err, boxrun.ErrInvalid) {
+	if _, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh"}}); !errors.Is(err, boxapi.ErrInvalid) {
 		t.Fatalf("exec of a missing shell: %v", err)
 	}
 	if err := d.CopyIn(ctx, h, "/work", tarOf(t, "f.txt", "scratch")); err != nil {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // crashEnv tells a re-executed test binary to act as the crashing owner of
@@ -33,11 +33,11 @@ func TestCrashChild(t *testing.T) {
 	}
 	rootfs := os.Getenv(crashEnv + "_ROOTFS")
 	fmt.Println("CREATING")
-	h, err := d.Create(context.Background(), boxrun.SandboxSpec{BoxID: "crash", Image: &boxrun.Image{Rootfs: rootfs}, MemoryMB: 256, CPU: 1})
+	h, err := d.Create(context.Background(), sandbox.Spec{BoxID: "crash", Image: &sandbox.Image{Rootfs: rootfs}, MemoryMB: 256, CPU: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := d.Exec(context.Background(), h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo started; sleep 1000"}, Stdout: os.Stdout})
+	p, err := d.Exec(context.Background(), h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "echo started; sleep 1000"}, Stdout: os.Stdout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package gvisor is a boxrun.Driver that runs each box in its own long-lived
+// Package gvisor is a sandbox.Driver that runs each box in its own long-lived
 // gVisor sandbox, driven through runsc's OCI command line.
 //
 // # Overview

@@ -15,16 +15,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/driver/internal/boxnet"
 	"github.com/boxrun/boxrun/internal/binpath"
 	"github.com/boxrun/boxrun/internal/mountutil"
+	"github.com/boxrun/boxrun/sandbox"
 	"golang.org/x/sys/unix"
 )
 
-var _ boxrun.Driver = (*Driver)(nil)
+var _ sandbox.Driver = (*Driver)(nil)
 
 // Driver runs boxes as gVisor sandboxes. Create it with New. Its methods are
 // safe for concurrent use: lifecycle calls on one handle are serialized,
@@ -51,7 +52,7 @@ type Driver struct {
 	// net sets up box networks (nil when unavailable: netErr says why).
 	net      *boxnet.Host
 	netErr   error
-	onDenied atomic.Pointer[func(boxrun.NetDenial)]
+	onDenied atomic.Pointer[func(sandbox.NetDenial)]
 
 	stats statsCache // cached slow parts of Stats, per handle
 }
@@ -63,7 +64,7 @@ type Driver struct {
 // rootless (see the package doc and Limits.Rootless).
 func New(cfg Config) (*Driver, error) {
 	if cfg.Dir == "" {
-		return nil, fmt.Errorf("gvisor: Config.Dir is required: %w", boxrun.ErrInvalid)
+		return nil, fmt.Errorf("gvisor: Config.Dir is required: %w", boxapi.ErrInvalid)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -150,7 +151,7 @@ func (d *Driver) Close() error {
 
 func (d *Driver) checkOpen() error {
 	if d.closed.Load() {
-		return fmt.Errorf("gvisor: driver closed: %w", boxrun.ErrClosed)
+		return fmt.Errorf("gvisor: driver closed: %w", boxapi.ErrClosed)
 	}
 	return nil
 }
@@ -169,7 +170,7 @@ func (d *Driver) lock(h string) func() {
 }
 
 func notFound(h string) error {
-	return fmt.Errorf("gvisor: sandbox %q: %w", h, boxrun.ErrNotFound)
+	return fmt.Errorf("gvisor: sandbox %q: %w", h, boxapi.ErrNotFound)
 }
 
 // exists reports whether the driver has a box dir for h.
@@ -183,19 +184,19 @@ func (d *Driver) exists(h string) bool {
 
 // State reports whether the sandbox of handle runs. A sandbox whose process
 // died (or is a zombie) is stopped.
-func (d *Driver) State(ctx context.Context, handle string) (boxrun.SandboxState, error) {
+func (d *Driver) State(ctx context.Context, handle string) (sandbox.State, error) {
 	if !d.exists(handle) {
-		return boxrun.SandboxMissing, nil
+		return sandbox.Missing, nil
 	}
 	if d.running(handle) {
-		return boxrun.SandboxRunning, nil
+		return sandbox.Running, nil
 	}
-	return boxrun.SandboxStopped, nil
+	return sandbox.Stopped, nil
 }
 
 // Create makes the box's directories and overlay, then creates and starts
 // its sandbox. On failure nothing is left behind.
-func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, error) {
+func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) {
 	if err := d.checkOpen(); err != nil {
 		return "", err
 	}
@@ -223,7 +224,7 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 	if spec.Image != nil {
 		st, err := os.Stat(spec.Image.Rootfs)
 		if err != nil || !st.IsDir() {
-			return "", fmt.Errorf("gvisor: image rootfs %q is not a directory: %w", spec.Image.Rootfs, boxrun.ErrInvalid)
+			return "", fmt.Errorf("gvisor: image rootfs %q is not a directory: %w", spec.Image.Rootfs, boxapi.ErrInvalid)
 		}
 		m.Lower = filepath.Clean(spec.Image.Rootfs)
 	}
@@ -329,7 +330,7 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	if err := cmd.Start(); err != nil {
 		// Rootless, the helper starts first: a broken one fails here.
 		d.log.DebugContext(ctx, "runsc run --detach", "handle", h, "err", err)
-		return fmt.Errorf("gvisor: runsc create: %w: %w", err, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: runsc create: %w: %w", err, boxapi.ErrRuntime)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -343,7 +344,7 @@ func (d *Driver) create(ctx context.Context, h string, m *boxMeta) error {
 	d.log.DebugContext(ctx, "runsc run --detach", "handle", h, "dur", time.Since(start), "err", werr)
 	if werr != nil {
 		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("gvisor: runsc run: %w: %s: %w", werr, strings.TrimSpace(string(out)), boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: runsc run: %w: %s: %w", werr, strings.TrimSpace(string(out)), boxapi.ErrRuntime)
 	}
 	return nil
 }
@@ -421,7 +422,7 @@ func (d *Driver) Start(ctx context.Context, handle string) error {
 		return fmt.Errorf("gvisor: %w", err)
 	}
 	if d.running(handle) {
-		return fmt.Errorf("gvisor: sandbox %s is running: %w", handle, boxrun.ErrConflict)
+		return fmt.Errorf("gvisor: sandbox %s is running: %w", handle, boxapi.ErrConflict)
 	}
 	if err := d.teardown(ctx, handle, m); err != nil {
 		return err
@@ -477,7 +478,7 @@ func (d *Driver) destroy(ctx context.Context, h string) error {
 	}
 	// Never delete through a mount: that would reach the image or a volume.
 	if mountutil.IsMounted(d.rootfs(h)) {
-		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxapi.ErrRuntime)
 	}
 	d.stats.forget(h)
 	if err := removeAll(d.boxDir(h)); err != nil {

@@ -16,9 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/internal/ptyutil"
 	"github.com/boxrun/boxrun/internal/userdb"
+	"github.com/boxrun/boxrun/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,19 +56,19 @@ type process struct {
 // box that is not running gives ErrConflict, a sandbox that died ErrRuntime.
 // ctx bounds the start only: once Exec has returned, the process runs
 // until it exits or is signalled.
-func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpec) (boxrun.Process, error) {
+func (d *Driver) Exec(ctx context.Context, handle string, spec sandbox.ProcessSpec) (sandbox.Process, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
 	}
 	if len(spec.Cmd) == 0 || spec.Cmd[0] == "" {
-		return nil, fmt.Errorf("gvisor: empty command: %w", boxrun.ErrInvalid)
+		return nil, fmt.Errorf("gvisor: empty command: %w", boxapi.ErrInvalid)
 	}
 	if spec.Dir != "" && !filepath.IsAbs(spec.Dir) {
-		return nil, fmt.Errorf("gvisor: working directory %q is not absolute: %w", spec.Dir, boxrun.ErrInvalid)
+		return nil, fmt.Errorf("gvisor: working directory %q is not absolute: %w", spec.Dir, boxapi.ErrInvalid)
 	}
 	for _, kv := range spec.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return nil, fmt.Errorf("gvisor: env entry %q is not KEY=VALUE: %w", kv, boxrun.ErrInvalid)
+			return nil, fmt.Errorf("gvisor: env entry %q is not KEY=VALUE: %w", kv, boxapi.ErrInvalid)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -89,9 +90,9 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpe
 	}
 	if startErr != "" {
 		if !d.running(handle) {
-			return nil, fmt.Errorf("gvisor: exec %q: sandbox %s stopped: %s: %w", spec.Cmd[0], handle, startErr, boxrun.ErrRuntime)
+			return nil, fmt.Errorf("gvisor: exec %q: sandbox %s stopped: %s: %w", spec.Cmd[0], handle, startErr, boxapi.ErrRuntime)
 		}
-		return nil, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], startErr, boxrun.ErrInvalid)
+		return nil, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], startErr, boxapi.ErrInvalid)
 	}
 	return p, nil
 }
@@ -107,7 +108,7 @@ func (d *Driver) runningMeta(h string) (*boxMeta, error) {
 		return nil, fmt.Errorf("gvisor: %w", err)
 	}
 	if !d.running(h) {
-		return nil, fmt.Errorf("gvisor: sandbox %s is not running: %w", h, boxrun.ErrConflict)
+		return nil, fmt.Errorf("gvisor: sandbox %s is not running: %w", h, boxapi.ErrConflict)
 	}
 	return m, nil
 }
@@ -115,7 +116,7 @@ func (d *Driver) runningMeta(h string) (*boxMeta, error) {
 // startProcess runs `runsc exec` for spec. It returns the process, or the
 // text of runsc's own error when the command could not start (startErr), or
 // err for anything else.
-func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec boxrun.ProcessSpec) (_ *process, startErr string, _ error) {
+func (d *Driver) startProcess(ctx context.Context, h string, m *boxMeta, spec sandbox.ProcessSpec) (_ *process, startErr string, _ error) {
 	dir := spec.Dir
 	if dir == "" {
 		dir = m.Workdir
@@ -325,7 +326,7 @@ type ociUser struct {
 // (sandbox env, then spec.Env, then HOME from the user's passwd entry unless
 // set) and capabilities. A non-root user gets no effective or permitted
 // capabilities (only the bounding set), as a setuid to it would leave.
-func execProcess(m *boxMeta, spec boxrun.ProcessSpec, dir string) ociExecProcess {
+func execProcess(m *boxMeta, spec sandbox.ProcessSpec, dir string) ociExecProcess {
 	env := mergeEnv(m.Env, spec.Env)
 	if m.User.Home != "" && !userdb.HasEnv(env, "HOME") {
 		env = append(env, "HOME="+m.User.Home)
@@ -348,15 +349,15 @@ func execProcess(m *boxMeta, spec boxrun.ProcessSpec, dir string) ociExecProcess
 func (p *process) exitStatus(werr error) (int, error) {
 	st := p.cmd.ProcessState
 	if st == nil {
-		return -1, fmt.Errorf("gvisor: runsc exec: %w: %w", werr, boxrun.ErrRuntime)
+		return -1, fmt.Errorf("gvisor: runsc exec: %w: %w", werr, boxapi.ErrRuntime)
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		return -1, fmt.Errorf("gvisor: runsc exec killed on the host by %v: %w", ws.Signal(), boxrun.ErrRuntime)
+		return -1, fmt.Errorf("gvisor: runsc exec killed on the host by %v: %w", ws.Signal(), boxapi.ErrRuntime)
 	}
 	code := ws.ExitStatus()
 	if code == runscExitFailure && p.pid > 0 && !p.d.running(p.h) {
-		return -1, fmt.Errorf("gvisor: sandbox %s died: %w", p.h, boxrun.ErrRuntime)
+		return -1, fmt.Errorf("gvisor: sandbox %s died: %w", p.h, boxapi.ErrRuntime)
 	}
 	return code, nil
 }
@@ -470,15 +471,15 @@ func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("gvisor: signal: %w", err)
 		}
-		return fmt.Errorf("gvisor: signal: %w: %w", err, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: signal: %w: %w", err, boxapi.ErrRuntime)
 	}
 	return nil
 }
 
 // Resize sets the terminal size of a TTY process.
-func (p *process) Resize(ctx context.Context, size boxrun.TermSize) error {
+func (p *process) Resize(ctx context.Context, size boxapi.TermSize) error {
 	if p.pty == nil {
-		return fmt.Errorf("gvisor: resize: not a TTY process: %w", boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: resize: not a TTY process: %w", boxapi.ErrInvalid)
 	}
 	select {
 	case <-p.done:

@@ -12,15 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 func TestDriver_Exec(t *testing.T) {
 	ctx := context.Background()
 	d, _ := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "exec", Image: img, Env: []string{"A=img", "B=img", "A=box"}, Workdir: "/root"})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "exec", Image: img, Env: []string{"A=img", "B=img", "A=box"}, Workdir: "/root"})
 
 	t.Run("ExitCodes", func(t *testing.T) {
 		for _, want := range []int{0, 1, 42, 127, 128, 255} {
@@ -42,7 +43,7 @@ func TestDriver_Exec(t *testing.T) {
 	})
 	t.Run("EnvAndDir", func(t *testing.T) {
 		var out bytes.Buffer
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo $A $B $C; pwd"}, Env: []string{"C=exec", "B=exec"}, Dir: "/tmp", Stdout: &out})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "echo $A $B $C; pwd"}, Env: []string{"C=exec", "B=exec"}, Dir: "/tmp", Stdout: &out})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,8 +56,8 @@ func TestDriver_Exec(t *testing.T) {
 	})
 	t.Run("ErrMissingProgram", func(t *testing.T) {
 		var stderr bytes.Buffer
-		_, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"/no/such/program"}, Stderr: &stderr})
-		if !errors.Is(err, boxrun.ErrInvalid) {
+		_, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"/no/such/program"}, Stderr: &stderr})
+		if !errors.Is(err, boxapi.ErrInvalid) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
 		if stderr.Len() != 0 {
@@ -64,15 +65,15 @@ func TestDriver_Exec(t *testing.T) {
 		}
 	})
 	t.Run("ErrBadDir", func(t *testing.T) {
-		_, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}, Dir: "/nonexistent"})
-		if !errors.Is(err, boxrun.ErrInvalid) {
+		_, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"true"}, Dir: "/nonexistent"})
+		if !errors.Is(err, boxapi.ErrInvalid) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
 	})
 	t.Run("ErrCanceled", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := d.Exec(cctx, h, boxrun.ProcessSpec{Cmd: []string{"touch", "/tmp/canceled"}}); !errors.Is(err, context.Canceled) {
+		if _, err := d.Exec(cctx, h, sandbox.ProcessSpec{Cmd: []string{"touch", "/tmp/canceled"}}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 		if out, _, _ := run(t, d, h, nil, "sh", "-c", "ls /tmp/canceled 2>/dev/null; true"); out != "" {
@@ -90,7 +91,7 @@ func TestDriver_Exec(t *testing.T) {
 		}
 	})
 	t.Run("SignalGroup", func(t *testing.T) {
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "sleep 61 & sleep 61; echo no"}})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "sleep 61 & sleep 61; echo no"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +131,7 @@ func TestDriver_Exec(t *testing.T) {
 		// The writer is slower than the drain bound after exit: the output
 		// the process wrote before exiting must still arrive in full.
 		w := &slowWriter{delay: 150 * time.Millisecond}
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"head", "-c", "300000", "/dev/zero"}, Stdout: w})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"head", "-c", "300000", "/dev/zero"}, Stdout: w})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +141,7 @@ func TestDriver_Exec(t *testing.T) {
 	})
 	t.Run("LargeOutput", func(t *testing.T) {
 		var n countWriter
-		p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"head", "-c", "33554432", "/dev/zero"}, Stdout: &n})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"head", "-c", "33554432", "/dev/zero"}, Stdout: &n})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,20 +154,20 @@ func TestDriver_Exec(t *testing.T) {
 func TestDriver_TTY(t *testing.T) {
 	ctx := context.Background()
 	d, _ := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "tty", Image: img})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "tty", Image: img})
 
 	pr, pw := io.Pipe()
 	out := &boxruntest.SyncBuffer{}
-	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{
+	p, err := d.Exec(ctx, h, sandbox.ProcessSpec{
 		Cmd: []string{"sh", "-c", "stty size; read x; stty size; exit 3"}, TTY: true,
-		Size: boxrun.TermSize{Rows: 33, Cols: 111}, Stdin: pr, Stdout: out,
+		Size: boxapi.TermSize{Rows: 33, Cols: 111}, Stdin: pr, Stdout: out,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return strings.Contains(out.String(), "33 111") })
-	if err := p.Resize(ctx, boxrun.TermSize{Rows: 50, Cols: 132}); err != nil {
+	if err := p.Resize(ctx, boxapi.TermSize{Rows: 50, Cols: 132}); err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(pw, "go\n")
@@ -183,7 +184,7 @@ func TestDriver_TTY(t *testing.T) {
 	pr2, pw2 := io.Pipe()
 	defer pw2.Close()
 	out2 := &boxruntest.SyncBuffer{}
-	p2, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo ready; sleep 30"}, TTY: true, Stdin: pr2, Stdout: out2})
+	p2, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "echo ready; sleep 30"}, TTY: true, Stdin: pr2, Stdout: out2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,17 +195,17 @@ func TestDriver_TTY(t *testing.T) {
 	}
 	// runsc's own error text does not reach the terminal output.
 	var out3 boxruntest.SyncBuffer
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"/no/such/program"}, TTY: true, Stdout: &out3}); !errors.Is(err, boxrun.ErrInvalid) {
+	if _, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"/no/such/program"}, TTY: true, Stdout: &out3}); !errors.Is(err, boxapi.ErrInvalid) {
 		t.Fatalf("TTY exec of a missing program: %v, want ErrInvalid", err)
 	}
 	if out3.String() != "" {
 		t.Fatalf("runsc's error leaked to the terminal: %q", out3.String())
 	}
-	p3, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}})
+	p3, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"true"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p3.Resize(ctx, boxrun.TermSize{Rows: 1, Cols: 1}); !errors.Is(err, boxrun.ErrInvalid) {
+	if err := p3.Resize(ctx, boxapi.TermSize{Rows: 1, Cols: 1}); !errors.Is(err, boxapi.ErrInvalid) {
 		t.Fatalf("resize of a non-TTY process: %v", err)
 	}
 	p3.Wait()

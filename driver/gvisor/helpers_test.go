@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/internal/mountutil"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // newDriver returns a driver on a fresh directory, or skips the test when
@@ -59,11 +59,11 @@ func busyboxRootfs(t testing.TB) string {
 // run execs cmd in the box and returns stdout, stderr and the exit code.
 func run(t testing.TB, d *gvisor.Driver, h string, stdin io.Reader, cmd ...string) (string, string, int) {
 	t.Helper()
-	r := boxruntest.Run(t, d, h, boxrun.ProcessSpec{Cmd: cmd, Stdin: stdin}, 30*time.Second)
+	r := boxruntest.Run(t, d, h, sandbox.ProcessSpec{Cmd: cmd, Stdin: stdin}, 30*time.Second)
 	return r.Stdout, r.Stderr, r.Code
 }
 
-func create(t testing.TB, d *gvisor.Driver, spec boxrun.SandboxSpec) string {
+func create(t testing.TB, d *gvisor.Driver, spec sandbox.Spec) string {
 	t.Helper()
 	h, err := d.Create(context.Background(), spec)
 	if err != nil {

@@ -14,22 +14,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 func TestDriver_Lifecycle(t *testing.T) {
 	ctx := context.Background()
 	d, dir := newDriver(t)
 	rootfs := busyboxRootfs(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: rootfs}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "life", Image: img, Workdir: "/work/dir"})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: rootfs}
+	h := create(t, d, sandbox.Spec{BoxID: "life", Image: img, Workdir: "/work/dir"})
 
 	if got, want := len(h), 16; got != want {
 		t.Fatalf("handle %q: len %d, want %d", h, got, want)
 	}
-	if st, _ := d.State(ctx, h); st != boxrun.SandboxRunning {
+	if st, _ := d.State(ctx, h); st != sandbox.Running {
 		t.Fatalf("state after create = %s", st)
 	}
 	// The workdir was created, and is the default cwd.
@@ -39,20 +40,20 @@ func TestDriver_Lifecycle(t *testing.T) {
 	if _, _, code := run(t, d, h, nil, "sh", "-c", "echo kept > /root/f && rm /bin/vi"); code != 0 {
 		t.Fatalf("write: exit %d", code)
 	}
-	if err := d.Start(ctx, h); !errors.Is(err, boxrun.ErrConflict) {
+	if err := d.Start(ctx, h); !errors.Is(err, boxapi.ErrConflict) {
 		t.Fatalf("Start of a running box: %v, want ErrConflict", err)
 	}
 
 	if err := d.Stop(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d.State(ctx, h); st != boxrun.SandboxStopped {
+	if st, _ := d.State(ctx, h); st != sandbox.Stopped {
 		t.Fatalf("state after stop = %s", st)
 	}
 	if err := d.Stop(ctx, h); err != nil {
 		t.Fatalf("second stop: %v", err)
 	}
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}}); !errors.Is(err, boxrun.ErrConflict) {
+	if _, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"true"}}); !errors.Is(err, boxapi.ErrConflict) {
 		t.Fatalf("exec in a stopped box: %v, want ErrConflict", err)
 	}
 	if mounts := mountsUnder(t, dir); len(mounts) != 0 {
@@ -76,13 +77,13 @@ func TestDriver_Lifecycle(t *testing.T) {
 	if err := d.Remove(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d.State(ctx, h); st != boxrun.SandboxMissing {
+	if st, _ := d.State(ctx, h); st != sandbox.Missing {
 		t.Fatalf("state after remove = %s", st)
 	}
 	if err := d.Remove(ctx, h); err != nil {
 		t.Fatalf("second remove: %v", err)
 	}
-	if err := d.Start(ctx, h); !errors.Is(err, boxrun.ErrNotFound) {
+	if err := d.Start(ctx, h); !errors.Is(err, boxapi.ErrNotFound) {
 		t.Fatalf("start of a removed box: %v, want ErrNotFound", err)
 	}
 	assertNothingLeft(t, dir, h)
@@ -91,16 +92,16 @@ func TestDriver_Lifecycle(t *testing.T) {
 func TestDriver_Prune(t *testing.T) {
 	ctx := context.Background()
 	d, dir := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	a := create(t, d, boxrun.SandboxSpec{BoxID: "a", Image: img})
-	b := create(t, d, boxrun.SandboxSpec{BoxID: "b", Image: img})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	a := create(t, d, sandbox.Spec{BoxID: "a", Image: img})
+	b := create(t, d, sandbox.Spec{BoxID: "b", Image: img})
 	if err := d.Prune(ctx, []string{a}); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d.State(ctx, a); st != boxrun.SandboxRunning {
+	if st, _ := d.State(ctx, a); st != sandbox.Running {
 		t.Fatalf("kept box: %s", st)
 	}
-	if st, _ := d.State(ctx, b); st != boxrun.SandboxMissing {
+	if st, _ := d.State(ctx, b); st != sandbox.Missing {
 		t.Fatalf("pruned box: %s", st)
 	}
 	if out, _, _ := run(t, d, a, nil, "echo", "ok"); out != "ok\n" {
@@ -115,7 +116,7 @@ func TestDriver_Prune(t *testing.T) {
 
 func TestDriver_NoImage(t *testing.T) {
 	d, _ := newDriver(t)
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "empty"})
+	h := create(t, d, sandbox.Spec{BoxID: "empty"})
 	// Only the helper is there.
 	if _, stderr, code := run(t, d, h, nil, "/.boxrun/init", "nonsense"); code != 2 || !strings.Contains(stderr, "usage") {
 		t.Fatalf("helper: exit %d, stderr %q", code, stderr)
@@ -123,7 +124,7 @@ func TestDriver_NoImage(t *testing.T) {
 }
 
 func TestNew_Errors(t *testing.T) {
-	if _, err := gvisorNew(t, ""); !errors.Is(err, boxrun.ErrInvalid) {
+	if _, err := gvisorNew(t, ""); !errors.Is(err, boxapi.ErrInvalid) {
 		t.Fatalf("no Dir: %v", err)
 	}
 }
@@ -135,10 +136,10 @@ func TestNew_Errors(t *testing.T) {
 func TestDriver_SandboxDied(t *testing.T) {
 	ctx := context.Background()
 	d, dir := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "died", Image: img})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "died", Image: img})
 	run(t, d, h, nil, "sh", "-c", "echo before > /root/f")
-	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sleep", "60"}})
+	p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sleep", "60"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +156,8 @@ func TestDriver_SandboxDied(t *testing.T) {
 	if err := syscall.Kill(st.Sandbox.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { s, _ := d.State(ctx, h); return s == boxrun.SandboxStopped })
-	if _, err := p.Wait(); !errors.Is(err, boxrun.ErrRuntime) {
+	waitFor(t, func() bool { s, _ := d.State(ctx, h); return s == sandbox.Stopped })
+	if _, err := p.Wait(); !errors.Is(err, boxapi.ErrRuntime) {
 		t.Fatalf("Wait of an exec in a dead sandbox: %v, want ErrRuntime", err)
 	}
 	if err := d.Start(ctx, h); err != nil {
@@ -171,10 +172,10 @@ func TestDriver_SandboxDied(t *testing.T) {
 // in runsc, leaves nothing behind.
 func TestDriver_CreateFails(t *testing.T) {
 	ctx := context.Background()
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	t.Run("WorkdirIsAFile", func(t *testing.T) {
 		d, dir := newDriver(t)
-		if _, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "bad", Image: img, Workdir: "/bin/busybox/x"}); err == nil {
+		if _, err := d.Create(ctx, sandbox.Spec{BoxID: "bad", Image: img, Workdir: "/bin/busybox/x"}); err == nil {
 			t.Fatal("Create succeeded")
 		}
 		assertNothingLeft(t, dir)
@@ -189,8 +190,8 @@ func TestDriver_CreateFails(t *testing.T) {
 			t.Skip(err)
 		}
 		defer d.Close()
-		_, err = d.Create(ctx, boxrun.SandboxSpec{BoxID: "bad", Image: img})
-		if !errors.Is(err, boxrun.ErrRuntime) {
+		_, err = d.Create(ctx, sandbox.Spec{BoxID: "bad", Image: img})
+		if !errors.Is(err, boxapi.ErrRuntime) {
 			t.Fatalf("Create: %v, want ErrRuntime", err)
 		}
 		if len(rec.handles()) != 1 {
@@ -216,15 +217,15 @@ func TestDriver_StopGraceful(t *testing.T) {
 		d.Prune(ctx, nil)
 		assertNothingLeft(t, dir)
 	}()
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "grace", Image: img})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "grace", Image: img})
 	// One process saves its work on TERM (slowly), one ignores TERM.
 	var out boxruntest.SyncBuffer
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap 'sleep 0.3; echo saved > /root/saved; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out}); err != nil {
+	if _, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "trap 'sleep 0.3; echo saved > /root/saved; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
 	var out2 boxruntest.SyncBuffer
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out2}); err != nil {
+	if _, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}, Stdout: &out2}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
@@ -250,11 +251,11 @@ func TestDriver_StopGraceful(t *testing.T) {
 func TestDriver_Parallel(t *testing.T) {
 	ctx := context.Background()
 	d, dir := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "par", Image: img, MemoryMB: 128})
+			h, err := d.Create(ctx, sandbox.Spec{BoxID: "par", Image: img, MemoryMB: 128})
 			if err != nil {
 				t.Error(err)
 				return

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/image"
 )
@@ -17,7 +18,7 @@ import (
 // every output chunk stored as an event, the event bus) over the gVisor
 // driver, against bare runsc doing the same work in the same run.
 
-func newBenchManager(b *testing.B) (*boxrun.Manager, *boxrun.Box, string, *gvisor.Driver) {
+func newBenchManager(b *testing.B) (*boxrun.Manager, *boxapi.Box, string, *gvisor.Driver) {
 	b.Helper()
 	d, _ := newDriver(b)
 	dir := b.TempDir()
@@ -31,7 +32,7 @@ func newBenchManager(b *testing.B) (*boxrun.Manager, *boxrun.Box, string, *gviso
 	}
 	b.Cleanup(func() { m.Close() })
 	rootfs := busyboxRootfs(b)
-	box, err := m.Create(context.Background(), boxrun.BoxSpec{Image: "dir:" + rootfs, CPU: 2, MemoryMB: 512, Workdir: "/"})
+	box, err := m.Create(context.Background(), boxapi.BoxSpec{Image: "dir:" + rootfs, CPU: 2, MemoryMB: 512, Workdir: "/"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -48,8 +49,8 @@ func BenchmarkManagerExec(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		e, err := m.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"echo", "hi"}}, io.Discard, nil)
-		if err != nil || e.Status != boxrun.ExecSucceeded {
+		e, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"echo", "hi"}}, io.Discard, nil)
+		if err != nil || e.Status != boxapi.ExecSucceeded {
 			b.Fatal(e, err)
 		}
 		lib += time.Since(start)
@@ -70,14 +71,14 @@ func BenchmarkManagerCreate(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
-		box, err := m.Create(ctx, boxrun.BoxSpec{Image: "dir:" + rootfs, CPU: 1, MemoryMB: 256, Workdir: "/"})
+		box, err := m.Create(ctx, boxapi.BoxSpec{Image: "dir:" + rootfs, CPU: 1, MemoryMB: 256, Workdir: "/"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		fw := &firstWrite{ch: make(chan struct{}, 1)}
 		done := make(chan error, 1)
 		go func() {
-			_, err := m.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: []string{"echo", "hi"}}, fw, nil)
+			_, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"echo", "hi"}}, fw, nil)
 			done <- err
 		}()
 		<-fw.ch
@@ -111,8 +112,8 @@ func BenchmarkManagerThroughput(b *testing.B) {
 	for range b.N {
 		var n countWriter
 		start := time.Now()
-		e, err := m.Exec(ctx, box.ID, boxrun.ExecRequest{Cmd: cmdline}, &n, nil)
-		if err != nil || e.Status != boxrun.ExecSucceeded || n != size {
+		e, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: cmdline}, &n, nil)
+		if err != nil || e.Status != boxapi.ExecSucceeded || n != size {
 			b.Fatal(e, err, n)
 		}
 		lib += time.Since(start)

@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/internal/boxnet"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-var _ boxrun.NetworkDriver = (*Driver)(nil)
+var _ sandbox.NetworkDriver = (*Driver)(nil)
 
 // netFields is what boxMeta keeps about a networked box (embedded).
 type netFields struct {
@@ -37,7 +38,7 @@ func (d *Driver) newNet(cfg Config) {
 		Logger: d.log,
 		OnDenied: func(dn boxnet.Denial) {
 			if fn := d.onDenied.Load(); fn != nil && *fn != nil {
-				(*fn)(boxrun.NetDenial{Handle: dn.ID, Destination: dn.Destination, Rule: dn.Rule, Time: dn.Time})
+				(*fn)(sandbox.NetDenial{Handle: dn.ID, Destination: dn.Destination, Rule: dn.Rule, Time: dn.Time})
 			}
 		},
 	})
@@ -50,18 +51,18 @@ func (d *Driver) newNet(cfg Config) {
 }
 
 // OnNetDenied sets the receiver of net.denied reports.
-func (d *Driver) OnNetDenied(fn func(boxrun.NetDenial)) { d.onDenied.Store(&fn) }
+func (d *Driver) OnNetDenied(fn func(sandbox.NetDenial)) { d.onDenied.Store(&fn) }
 
 // netSpec validates and converts the network part of a SandboxSpec.
-func (d *Driver) netSpec(spec boxrun.SandboxSpec, m *boxMeta) error {
+func (d *Driver) netSpec(spec sandbox.Spec, m *boxMeta) error {
 	if !spec.Network {
 		if len(spec.Ports) > 0 || spec.Egress != nil {
-			return fmt.Errorf("gvisor: ports and egress rules need network: %w", boxrun.ErrInvalid)
+			return fmt.Errorf("gvisor: ports and egress rules need network: %w", boxapi.ErrInvalid)
 		}
 		return nil
 	}
 	if d.net == nil {
-		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxapi.ErrInvalid)
 	}
 	p, err := toPolicy(spec.Egress)
 	if err != nil {
@@ -72,13 +73,13 @@ func (d *Driver) netSpec(spec boxrun.SandboxSpec, m *boxMeta) error {
 		ports = append(ports, boxnet.Port{HostIP: pm.HostIP, HostPort: pm.HostPort, BoxPort: pm.BoxPort})
 	}
 	if ports, err = boxnet.ValidatePorts(ports); err != nil {
-		return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrInvalid)
 	}
 	m.Egress, m.Ports = p, ports
 	return nil
 }
 
-func toPolicy(e *boxrun.EgressPolicy) (boxnet.Policy, error) {
+func toPolicy(e *boxapi.EgressPolicy) (boxnet.Policy, error) {
 	var p boxnet.Policy
 	if e != nil {
 		p.Default = e.Default
@@ -88,15 +89,15 @@ func toPolicy(e *boxrun.EgressPolicy) (boxnet.Policy, error) {
 	}
 	p, err := p.Validate()
 	if err != nil {
-		return p, fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrInvalid)
+		return p, fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrInvalid)
 	}
 	return p, nil
 }
 
-func fromPolicy(p boxnet.Policy) boxrun.EgressPolicy {
-	out := boxrun.EgressPolicy{Default: p.Default, Rules: []boxrun.EgressRule{}}
+func fromPolicy(p boxnet.Policy) boxapi.EgressPolicy {
+	out := boxapi.EgressPolicy{Default: p.Default, Rules: []boxapi.EgressRule{}}
 	for _, r := range p.Rules {
-		out.Rules = append(out.Rules, boxrun.EgressRule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
+		out.Rules = append(out.Rules, boxapi.EgressRule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
 	}
 	return out
 }
@@ -107,14 +108,14 @@ func (d *Driver) resolvConf(h string) string { return filepath.Join(d.boxDir(h),
 // its meta; its resolv.conf names the box's resolver.
 func (d *Driver) netUp(ctx context.Context, h string, m *boxMeta) error {
 	if d.net == nil {
-		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxapi.ErrInvalid)
 	}
 	b, err := d.net.Up(ctx, h, m.Egress, m.Ports)
 	if err != nil {
 		if errors.Is(err, boxnet.ErrPortInUse) {
-			return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrInvalid)
+			return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrInvalid)
 		}
-		return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrRuntime)
+		return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrRuntime)
 	}
 	m.Net = b
 	if err := os.WriteFile(d.resolvConf(h), []byte("nameserver "+b.Gateway.String()+"\n"), 0o644); err != nil {
@@ -175,7 +176,7 @@ func (d *Driver) restoreNet(ctx context.Context) {
 }
 
 // SetEgress replaces the egress policy of a box; on a running box at once.
-func (d *Driver) SetEgress(ctx context.Context, handle string, e boxrun.EgressPolicy) error {
+func (d *Driver) SetEgress(ctx context.Context, handle string, e boxapi.EgressPolicy) error {
 	if err := d.checkOpen(); err != nil {
 		return err
 	}
@@ -192,11 +193,11 @@ func (d *Driver) SetEgress(ctx context.Context, handle string, e boxrun.EgressPo
 		return fmt.Errorf("gvisor: %w", err)
 	}
 	if !m.Network {
-		return fmt.Errorf("gvisor: box has no network: %w", boxrun.ErrInvalid)
+		return fmt.Errorf("gvisor: box has no network: %w", boxapi.ErrInvalid)
 	}
 	if m.Net != nil && d.running(handle) {
 		if err := d.net.SetPolicy(ctx, m.Net, p); err != nil {
-			return fmt.Errorf("gvisor: %w: %w", err, boxrun.ErrRuntime)
+			return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrRuntime)
 		}
 	}
 	m.Egress = p
@@ -204,22 +205,22 @@ func (d *Driver) SetEgress(ctx context.Context, handle string, e boxrun.EgressPo
 }
 
 // NetInfo reports the network of a box.
-func (d *Driver) NetInfo(ctx context.Context, handle string) (boxrun.NetInfo, error) {
+func (d *Driver) NetInfo(ctx context.Context, handle string) (boxapi.NetInfo, error) {
 	if !d.exists(handle) {
-		return boxrun.NetInfo{}, notFound(handle)
+		return boxapi.NetInfo{}, notFound(handle)
 	}
 	m, err := d.readMeta(handle)
 	if err != nil {
-		return boxrun.NetInfo{}, fmt.Errorf("gvisor: %w", err)
+		return boxapi.NetInfo{}, fmt.Errorf("gvisor: %w", err)
 	}
-	info := boxrun.NetInfo{Network: m.Network, Egress: fromPolicy(m.Egress), Ports: []boxrun.PortMapping{}}
+	info := boxapi.NetInfo{Network: m.Network, Egress: fromPolicy(m.Egress), Ports: []boxapi.PortMapping{}}
 	ports := m.Ports
 	if m.Net != nil && d.running(handle) {
 		info.Address, info.Gateway = m.Net.Addr.String(), m.Net.Gateway.String()
 		ports = m.Net.Ports
 	}
 	for _, p := range ports {
-		info.Ports = append(info.Ports, boxrun.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, BoxPort: p.BoxPort})
+		info.Ports = append(info.Ports, boxapi.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, BoxPort: p.BoxPort})
 	}
 	return info, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/internal/testinet"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // netDriver is a driver whose boxes resolve through the test internet's DNS
@@ -60,10 +61,10 @@ func netDriver(t *testing.T) (*gvisor.Driver, *testinet.Internet, *denials) {
 // denials records NetDenial reports.
 type denials struct {
 	mu  sync.Mutex
-	all []boxrun.NetDenial
+	all []sandbox.NetDenial
 }
 
-func (d *denials) add(n boxrun.NetDenial) {
+func (d *denials) add(n sandbox.NetDenial) {
 	d.mu.Lock()
 	d.all = append(d.all, n)
 	d.mu.Unlock()
@@ -71,9 +72,9 @@ func (d *denials) add(n boxrun.NetDenial) {
 
 // waitFor waits until exactly want denials of handle h match dest, and a
 // moment more to see that no duplicate follows.
-func (d *denials) waitFor(t *testing.T, h, dest string, want int) []boxrun.NetDenial {
+func (d *denials) waitFor(t *testing.T, h, dest string, want int) []sandbox.NetDenial {
 	t.Helper()
-	var got []boxrun.NetDenial
+	var got []sandbox.NetDenial
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		d.mu.Lock()
@@ -155,14 +156,14 @@ func serveInBox(t *testing.T, d *gvisor.Driver, h, body string) {
 	if _, _, code := run(t, d, h, nil, "sh", "-c", "mkdir -p /tmp/www && echo "+body+" > /tmp/www/index.html"); code != 0 {
 		t.Fatal("cannot write index.html")
 	}
-	if _, err := d.Exec(context.Background(), h, boxrun.ProcessSpec{Cmd: []string{"httpd", "-f", "-p", "8080", "-h", "/tmp/www"}}); err != nil {
+	if _, err := d.Exec(context.Background(), h, sandbox.ProcessSpec{Cmd: []string{"httpd", "-f", "-p", "8080", "-h", "/tmp/www"}}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func netBox(t *testing.T, d *gvisor.Driver, egress *boxrun.EgressPolicy, ports ...boxrun.PortMapping) string {
 	t.Helper()
-	return create(t, d, boxrun.SandboxSpec{BoxID: "net", Image: boxruntest.BusyboxImage(t), Network: true, Egress: egress, Ports: ports})
+	return create(t, d, sandbox.Spec{BoxID: "net", Image: boxruntest.BusyboxImage(t), Network: true, Egress: egress, Ports: ports})
 }
 
 // TestNetworkReachAndProtections: a networked box reaches the test internet
@@ -301,7 +302,7 @@ func TestNetworkPorts(t *testing.T) {
 	}
 
 	// The same host port again: taken.
-	_, err = d.Create(context.Background(), boxrun.SandboxSpec{BoxID: "taken", Image: boxruntest.BusyboxImage(t), Network: true,
+	_, err = d.Create(context.Background(), sandbox.Spec{BoxID: "taken", Image: boxruntest.BusyboxImage(t), Network: true,
 		Ports: []boxrun.PortMapping{{HostPort: info.Ports[0].HostPort, BoxPort: 80}}})
 	if !errors.Is(err, boxrun.ErrInvalid) || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("taken port: %v", err)
@@ -312,7 +313,7 @@ func TestNetworkPorts(t *testing.T) {
 // nothing.
 func TestNetworkBadInput(t *testing.T) {
 	d, _, _ := netDriver(t)
-	for name, spec := range map[string]boxrun.SandboxSpec{
+	for name, spec := range map[string]sandbox.Spec{
 		"bad cidr":       {Network: true, Egress: &boxrun.EgressPolicy{Rules: []boxrun.EgressRule{{Action: "allow", CIDR: "10.0.0.300/8"}}}},
 		"ipv6 cidr":      {Network: true, Egress: &boxrun.EgressPolicy{Rules: []boxrun.EgressRule{{Action: "allow", CIDR: "::/0"}}}},
 		"bad domain":     {Network: true, Egress: &boxrun.EgressPolicy{Rules: []boxrun.EgressRule{{Action: "deny", Domain: "bad..name"}}}},

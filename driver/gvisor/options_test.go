@@ -8,15 +8,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 func TestDriver_Volumes(t *testing.T) {
 	d, _ := newDriver(t)
 	rw, ro := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(ro, "conf"), []byte("cfg"), 0o644)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "vol", Image: img, Volumes: []boxrun.Volume{
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "vol", Image: img, Volumes: []boxapi.Volume{
 		{HostPath: rw, GuestPath: "/data"},
 		{HostPath: ro, GuestPath: "/etc/app", Readonly: true},
 	}})
@@ -36,8 +37,8 @@ func TestDriver_Volumes(t *testing.T) {
 		t.Fatal("ro volume was written")
 	}
 	// Creating with a missing host path fails cleanly.
-	_, err := d.Create(context.Background(), boxrun.SandboxSpec{BoxID: "bad", Image: img, Volumes: []boxrun.Volume{{HostPath: "/no/such/dir", GuestPath: "/x"}}})
-	if !errors.Is(err, boxrun.ErrInvalid) {
+	_, err := d.Create(context.Background(), sandbox.Spec{BoxID: "bad", Image: img, Volumes: []boxapi.Volume{{HostPath: "/no/such/dir", GuestPath: "/x"}}})
+	if !errors.Is(err, boxapi.ErrInvalid) {
 		t.Fatalf("missing volume: %v", err)
 	}
 }
@@ -47,8 +48,8 @@ func TestDriver_Limits(t *testing.T) {
 	if !d.Limits().Memory {
 		t.Skip("no memory cgroup controller on this host")
 	}
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "lim", Image: img, CPU: 1, MemoryMB: 200})
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "lim", Image: img, CPU: 1, MemoryMB: 200})
 	out, _, _ := run(t, d, h, nil, "sh", "-c", "grep MemTotal /proc/meminfo")
 	if !strings.Contains(out, " 204800 kB") {
 		t.Fatalf("MemTotal inside: %q, want 204800 kB", out)
@@ -67,12 +68,12 @@ func TestDriver_Limits(t *testing.T) {
 
 func TestDriver_Network(t *testing.T) {
 	d, _ := newDriver(t)
-	img := &boxrun.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	ifaces := func(h string) []string {
 		out, _, _ := run(t, d, h, nil, "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1")
 		return strings.Fields(out)
 	}
-	off := create(t, d, boxrun.SandboxSpec{BoxID: "off", Image: img})
+	off := create(t, d, sandbox.Spec{BoxID: "off", Image: img})
 	if got := ifaces(off); len(got) != 1 || got[0] != "lo" {
 		t.Fatalf("network off: interfaces %v, want [lo]", got)
 	}
@@ -80,7 +81,7 @@ func TestDriver_Network(t *testing.T) {
 	if out, _, code := run(t, d, off, nil, "sh", "-c", "nc -l -p 7001 -e echo pong & sleep 0.3; echo | nc 127.0.0.1 7001"); code != 0 || !strings.Contains(out, "pong") {
 		t.Fatalf("loopback: %q %d", out, code)
 	}
-	on := create(t, d, boxrun.SandboxSpec{BoxID: "on", Image: img, Network: true})
+	on := create(t, d, sandbox.Spec{BoxID: "on", Image: img, Network: true})
 	if got := ifaces(on); len(got) < 2 {
 		t.Fatalf("network on: interfaces %v, want the host's", got)
 	}

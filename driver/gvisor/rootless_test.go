@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // rootlessUID is the unprivileged user TestRootless runs the driver as.
@@ -102,8 +103,8 @@ func TestRootlessMode(t *testing.T) {
 	}
 	for _, user := range []string{"", boxruntest.BusyboxUser} {
 		img := boxruntest.BusyboxImageWithUser(t, user)
-		h := create(t, d, boxrun.SandboxSpec{BoxID: "user", Image: img, User: user,
-			Volumes: []boxrun.Volume{{HostPath: vol, GuestPath: "/vol"}}})
+		h := create(t, d, sandbox.Spec{BoxID: "user", Image: img, User: user,
+			Volumes: []boxapi.Volume{{HostPath: vol, GuestPath: "/vol"}}})
 		name := "by-" + user
 		_, errOut, code := run(t, d, h, nil, "sh", "-c", "echo x > /vol/"+name)
 		if want := rootless && user != ""; (code != 0) != want {

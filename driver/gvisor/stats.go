@@ -15,10 +15,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-var _ boxrun.Statser = (*Driver)(nil)
+var _ sandbox.Statser = (*Driver)(nil)
 
 // slowStatsTTL is how long the costly parts of a sample are reused: the
 // process count (one `runsc events --stats` call, a process start) and the
@@ -71,8 +72,8 @@ func (c *statsCache) forget(h string) {
 // Network counters come from the host end of a networked box's veth pair
 // (the box's receive is the host end's transmit); -1 for a box without
 // network (loopback only).
-func (d *Driver) Stats(ctx context.Context, handle string) (boxrun.SandboxStats, error) {
-	out := boxrun.SandboxStats{MemoryBytes: -1, MemoryPeakBytes: -1, MemoryLimitBytes: -1, Processes: -1, DiskBytes: -1, NetRxBytes: -1, NetTxBytes: -1}
+func (d *Driver) Stats(ctx context.Context, handle string) (sandbox.Stats, error) {
+	out := sandbox.Stats{MemoryBytes: -1, MemoryPeakBytes: -1, MemoryLimitBytes: -1, Processes: -1, DiskBytes: -1, NetRxBytes: -1, NetTxBytes: -1}
 	if err := d.checkOpen(); err != nil {
 		return out, err
 	}
@@ -80,7 +81,7 @@ func (d *Driver) Stats(ctx context.Context, handle string) (boxrun.SandboxStats,
 		return out, notFound(handle)
 	}
 	if !d.running(handle) {
-		return out, fmt.Errorf("gvisor: sandbox %s is not running: %w", handle, boxrun.ErrConflict)
+		return out, fmt.Errorf("gvisor: sandbox %s is not running: %w", handle, boxapi.ErrConflict)
 	}
 	m, err := d.readMeta(handle)
 	if err != nil {
@@ -129,7 +130,7 @@ func (d *Driver) Stats(ctx context.Context, handle string) (boxrun.SandboxStats,
 		}
 		if err != nil && !haveCgroup {
 			if !d.running(handle) {
-				return out, fmt.Errorf("gvisor: sandbox %s is not running: %w", handle, boxrun.ErrConflict)
+				return out, fmt.Errorf("gvisor: sandbox %s is not running: %w", handle, boxapi.ErrConflict)
 			}
 			return out, fmt.Errorf("gvisor: stats: %w", err)
 		}
@@ -185,7 +186,7 @@ func (d *Driver) runscEvents(ctx context.Context, h string, m *boxMeta) (*runscE
 
 // cgroupV1Stats fills CPU and memory from the v1 hierarchies; false when
 // the box's cgroup is not there.
-func (d *Driver) cgroupV1Stats(h string, out *boxrun.SandboxStats) bool {
+func (d *Driver) cgroupV1Stats(h string, out *sandbox.Stats) bool {
 	cpu, err := readInt(filepath.Join(cgroupRoot, "cpuacct", cgroupParent, h, "cpuacct.usage"))
 	if err != nil {
 		return false
@@ -207,7 +208,7 @@ func (d *Driver) cgroupV1Stats(h string, out *boxrun.SandboxStats) bool {
 
 // cgroupV2Stats fills CPU and memory from the unified hierarchy; false when
 // the box's cgroup is not there.
-func (d *Driver) cgroupV2Stats(h string, out *boxrun.SandboxStats) bool {
+func (d *Driver) cgroupV2Stats(h string, out *sandbox.Stats) bool {
 	dir := filepath.Join(cgroupRoot, cgroupParent, h)
 	usec := statField(filepath.Join(dir, "cpu.stat"), "usage_usec")
 	if usec < 0 {

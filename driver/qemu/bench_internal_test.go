@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // The benchmarks compare the driver with bare QEMU booting the same kernel,
@@ -26,7 +26,7 @@ import (
 type benchEnv struct {
 	d     *Driver // default: snapshot boots
 	cold  *Driver // ColdBoot
-	image *boxrun.Image
+	image *sandbox.Image
 	bare  string // directory of the bare VM (disk.img, sockets)
 }
 
@@ -120,7 +120,7 @@ func (e *benchEnv) create(b *testing.B) string {
 
 func (e *benchEnv) createWith(b *testing.B, d *Driver) string {
 	b.Helper()
-	h, err := d.Create(b.Context(), boxrun.SandboxSpec{BoxID: "bench", Image: e.image, CPU: 1, MemoryMB: 256,
+	h, err := d.Create(b.Context(), sandbox.Spec{BoxID: "bench", Image: e.image, CPU: 1, MemoryMB: 256,
 		DiskSizeGB: 1, Workdir: "/root", Env: e.image.Config.Env})
 	if err != nil {
 		b.Fatal(err)
@@ -167,7 +167,7 @@ func rawExec(b *testing.B, conn *agentConn, cmd ...string) int64 {
 func (e *benchEnv) driverExec(b *testing.B, h string, cmd ...string) int64 {
 	b.Helper()
 	var w countWriter
-	p, err := e.d.Exec(b.Context(), h, boxrun.ProcessSpec{Cmd: cmd, Stdout: &w})
+	p, err := e.d.Exec(b.Context(), h, sandbox.ProcessSpec{Cmd: cmd, Stdout: &w})
 	if err != nil {
 		b.Fatal(err)
 	}

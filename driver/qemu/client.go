@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 )
@@ -172,9 +172,9 @@ func resultErr(op string, res agentproto.Result) error {
 	}
 	switch res.Kind {
 	case agentproto.KindNotFound:
-		return fmt.Errorf("%s: %s: %w", op, res.Error, boxrun.ErrNotFound)
+		return fmt.Errorf("%s: %s: %w", op, res.Error, boxapi.ErrNotFound)
 	case agentproto.KindInvalid:
-		return fmt.Errorf("%s: %s: %w", op, res.Error, boxrun.ErrInvalid)
+		return fmt.Errorf("%s: %s: %w", op, res.Error, boxapi.ErrInvalid)
 	}
 	return fmt.Errorf("%s: %s", op, res.Error)
 }
@@ -183,9 +183,9 @@ func resultErr(op string, res agentproto.Result) error {
 func ctxErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", boxrun.ErrTimeout, ctx.Err())
+		return fmt.Errorf("%w: %w", boxapi.ErrTimeout, ctx.Err())
 	case ctx.Err() != nil:
-		return fmt.Errorf("%w: %w", boxrun.ErrCanceled, ctx.Err())
+		return fmt.Errorf("%w: %w", boxapi.ErrCanceled, ctx.Err())
 	}
 	return err
 }

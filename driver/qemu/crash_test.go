@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Environment of the crash helper process.
@@ -38,7 +38,7 @@ func TestCrashHelper(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "crash", Image: &boxrun.Image{Rootfs: os.Getenv(crashRootEnv)},
+	h, err := d.Create(ctx, sandbox.Spec{BoxID: "crash", Image: &sandbox.Image{Rootfs: os.Getenv(crashRootEnv)},
 		CPU: 1, MemoryMB: 256, DiskSizeGB: 1, Workdir: "/root", Env: []string{"PATH=/bin:/usr/bin"}})
 	if err != nil {
 		fmt.Println("ERROR", err)
@@ -46,7 +46,7 @@ func TestCrashHelper(t *testing.T) {
 	}
 	// A running exec whose owner dies must not outlive the connection.
 	pr, pw := io.Pipe()
-	_, err = d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "echo running > /tmp/marker; echo started; sleep 1000"}, Stdout: pw})
+	_, err = d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "echo running > /tmp/marker; echo started; sleep 1000"}, Stdout: pw})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return
@@ -101,7 +101,7 @@ func TestDriver_Crash(t *testing.T) {
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if st, err := d.State(ctx, handle); err != nil || st != boxrun.SandboxRunning {
+	if st, err := d.State(ctx, handle); err != nil || st != sandbox.Running {
 		t.Fatalf("State after owner crash = %v, %v; want running", st, err)
 	}
 	t.Cleanup(func() {
@@ -119,7 +119,7 @@ func TestDriver_Crash(t *testing.T) {
 	if err := d.Prune(ctx, []string{handle}); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d.State(ctx, handle); st != boxrun.SandboxRunning {
+	if st, _ := d.State(ctx, handle); st != sandbox.Running {
 		t.Fatalf("State after Prune(keep) = %v", st)
 	}
 	// A second crash: this time nothing is kept.
@@ -129,7 +129,7 @@ func TestDriver_Crash(t *testing.T) {
 	if err := d2.Prune(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := d2.State(ctx, handle); st != boxrun.SandboxMissing {
+	if st, _ := d2.State(ctx, handle); st != sandbox.Missing {
 		t.Errorf("State after Prune = %v, want missing", st)
 	}
 	assertNothingLeft(t, dir, handle)

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // TestDriver_VMDies kills a box's QEMU behind the driver's back: running
@@ -32,7 +33,7 @@ func TestDriver_VMDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	img := boxruntest.BusyboxImage(t)
-	h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "dies", Image: img, CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
+	h, err := d.Create(ctx, sandbox.Spec{BoxID: "dies", Image: img, CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
 		Workdir: "/root", Env: img.Config.Env})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func TestDriver_VMDies(t *testing.T) {
 	if _, _, code := run(t, d, h, "", "sh", "-c", "echo kept > /root/kept && sync"); code != 0 {
 		t.Fatalf("write: code %d", code)
 	}
-	sleeper, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sleep", "1000"}})
+	sleeper, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sleep", "1000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +70,14 @@ func TestDriver_VMDies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st == boxrun.SandboxStopped {
+		if st == sandbox.Stopped {
 			break
 		}
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("State = %v after QEMU was killed", st)
 		}
 	}
-	if _, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"true"}}); !errors.Is(err, boxrun.ErrConflict) {
+	if _, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"true"}}); !errors.Is(err, boxapi.ErrConflict) {
 		t.Errorf("Exec in a dead box: %v, want ErrConflict", err)
 	}
 	if err := d.Start(ctx, h); err != nil {

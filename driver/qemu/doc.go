@@ -1,4 +1,4 @@
-// Package qemu is a boxrun.Driver that runs each box in its own QEMU
+// Package qemu is a sandbox.Driver that runs each box in its own QEMU
 // micro-VM: a real Linux kernel per box, with a small Go agent as PID 1.
 //
 // # Overview

@@ -15,12 +15,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/internal/userdb"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-var _ boxrun.Driver = (*Driver)(nil)
+var _ sandbox.Driver = (*Driver)(nil)
 
 // Timeouts of the box lifecycle. Emulated (TCG) boots on a busy host are
 // slow, so they are generous.
@@ -29,7 +30,7 @@ const (
 	shutdownTimeout = 20 * time.Second
 )
 
-// Driver is a boxrun.Driver that runs every box in its own QEMU micro-VM.
+// Driver is a sandbox.Driver that runs every box in its own QEMU micro-VM.
 // Its methods are safe for concurrent use. See the package doc.
 type Driver struct {
 	dir    string
@@ -72,7 +73,7 @@ type boxState struct {
 	MemoryMB int64           `json:"memory_mb"`
 	Workdir  string          `json:"workdir"`
 	Env      []string        `json:"env"`
-	Volumes  []boxrun.Volume `json:"volumes,omitempty"`
+	Volumes  []boxapi.Volume `json:"volumes,omitempty"`
 	PID      int             `json:"pid"` // QEMU's PID while running, else 0
 	// User is SandboxSpec.User resolved in the image at Create: the user
 	// of execs (zero, with an empty Home, in boxes made before it
@@ -86,7 +87,7 @@ type boxState struct {
 // them is missing. It starts nothing.
 func New(cfg Config) (*Driver, error) {
 	if cfg.Dir == "" {
-		return nil, fmt.Errorf("qemu: Config.Dir is required: %w", boxrun.ErrInvalid)
+		return nil, fmt.Errorf("qemu: Config.Dir is required: %w", boxapi.ErrInvalid)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -151,7 +152,7 @@ func New(cfg Config) (*Driver, error) {
 		d.accel = cfg.Accel
 		d.log.Info("qemu: accelerator", "accel", d.accel, "reason", "configured")
 	default:
-		return nil, fmt.Errorf("qemu: unknown accelerator %q: %w", cfg.Accel, boxrun.ErrInvalid)
+		return nil, fmt.Errorf("qemu: unknown accelerator %q: %w", cfg.Accel, boxapi.ErrInvalid)
 	}
 	d.virtiofsd = findVirtiofsd()
 	return d, nil
@@ -176,7 +177,7 @@ func (d *Driver) Name() string { return "qemu" }
 // Accel returns the accelerator in use: AccelKVM or AccelTCG.
 func (d *Driver) Accel() string { return d.accel }
 
-// Describe implements boxrun.Describer: the accelerator and the guest kernel.
+// Describe implements sandbox.Describer: the accelerator and the guest kernel.
 func (d *Driver) Describe() map[string]string {
 	return map[string]string{"accel": d.Accel(), "kernel": d.Kernel()}
 }
@@ -222,7 +223,7 @@ func validHandle(h string) bool {
 }
 
 // get returns the box of handle, loading it from disk after a restart, or
-// an error wrapping boxrun.ErrNotFound.
+// an error wrapping boxapi.ErrNotFound.
 func (d *Driver) get(handle string) (*box, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -230,12 +231,12 @@ func (d *Driver) get(handle string) (*box, error) {
 		return b, nil
 	}
 	if !validHandle(handle) {
-		return nil, fmt.Errorf("qemu: sandbox %q: %w", handle, boxrun.ErrNotFound)
+		return nil, fmt.Errorf("qemu: sandbox %q: %w", handle, boxapi.ErrNotFound)
 	}
 	b := &box{handle: handle, dir: d.boxDir(handle)}
 	raw, err := os.ReadFile(filepath.Join(b.dir, stateFile))
 	if err != nil {
-		return nil, fmt.Errorf("qemu: sandbox %s: %w", handle, boxrun.ErrNotFound)
+		return nil, fmt.Errorf("qemu: sandbox %s: %w", handle, boxapi.ErrNotFound)
 	}
 	if err := json.Unmarshal(raw, &b.state); err != nil {
 		return nil, fmt.Errorf("qemu: sandbox %s: bad state: %w", handle, err)
@@ -260,24 +261,24 @@ func (b *box) save() error {
 func (b *box) running() bool { return isBoxProcess(b.state.PID, b.handle) }
 
 // Create makes the box's disk from the image and boots it.
-func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, error) {
+func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) {
 	if spec.Network {
 		d.log.Warn("qemu: boxes have no network; ignoring Network", "box", spec.BoxID)
 	}
 	if spec.Image == nil || spec.Image.Rootfs == "" {
-		return "", fmt.Errorf("qemu: a box needs an image rootfs: %w", boxrun.ErrInvalid)
+		return "", fmt.Errorf("qemu: a box needs an image rootfs: %w", boxapi.ErrInvalid)
 	}
 	for _, v := range spec.Volumes {
 		if !filepath.IsAbs(v.HostPath) || !filepath.IsAbs(v.GuestPath) {
-			return "", fmt.Errorf("qemu: volume paths must be absolute: %w", boxrun.ErrInvalid)
+			return "", fmt.Errorf("qemu: volume paths must be absolute: %w", boxapi.ErrInvalid)
 		}
 		if st, err := os.Stat(v.HostPath); err != nil || !st.IsDir() {
-			return "", fmt.Errorf("qemu: volume %s is not a directory: %w", v.HostPath, boxrun.ErrInvalid)
+			return "", fmt.Errorf("qemu: volume %s is not a directory: %w", v.HostPath, boxapi.ErrInvalid)
 		}
 	}
 	user, err := userdb.Resolve(spec.Image.Rootfs, spec.User)
 	if errors.Is(err, userdb.ErrUnknown) || errors.Is(err, userdb.ErrSyntax) {
-		return "", fmt.Errorf("qemu: user %q: %w: %w", spec.User, err, boxrun.ErrInvalid)
+		return "", fmt.Errorf("qemu: user %q: %w: %w", spec.User, err, boxapi.ErrInvalid)
 	} else if err != nil {
 		return "", fmt.Errorf("qemu: user %q: %w", spec.User, err)
 	}
@@ -296,7 +297,7 @@ func (d *Driver) Create(ctx context.Context, spec boxrun.SandboxSpec) (string, e
 		User:     user,
 	}
 	if b.state.Workdir == "" {
-		b.state.Workdir = boxrun.DefaultWorkdir
+		b.state.Workdir = boxapi.DefaultWorkdir
 	}
 	if err := os.Mkdir(b.dir, 0o700); err != nil {
 		return "", fmt.Errorf("qemu: %w", err)
@@ -446,7 +447,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 		// user, for one) instead of failing.
 		conn.Close()
 		return fmt.Errorf("qemu: box %s: agent %q does not match this driver (%s); rebuild it with BuildAgent: %w",
-			b.handle, res.Info, agentproto.AgentInfo, boxrun.ErrRuntime)
+			b.handle, res.Info, agentproto.AgentInfo, boxapi.ErrRuntime)
 	}
 	if err != nil {
 		conn.Close()
@@ -456,7 +457,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 		default:
 		}
 		if ctx.Err() == nil && bctx.Err() != nil {
-			return fmt.Errorf("qemu: box %s: agent not ready after %v: %w; console: %s", b.handle, bootTimeout, boxrun.ErrTimeout, consoleTail(b.dir))
+			return fmt.Errorf("qemu: box %s: agent not ready after %v: %w; console: %s", b.handle, bootTimeout, boxapi.ErrTimeout, consoleTail(b.dir))
 		}
 		return fmt.Errorf("qemu: box %s setup: %w", b.handle, ctxErr(ctx, err))
 	}
@@ -487,7 +488,7 @@ func (d *Driver) agent(ctx context.Context, handle string) (*agentConn, error) {
 		return b.conn, nil
 	}
 	if !b.running() {
-		return nil, fmt.Errorf("qemu: sandbox %s is not running: %w", handle, boxrun.ErrConflict)
+		return nil, fmt.Errorf("qemu: sandbox %s is not running: %w", handle, boxapi.ErrConflict)
 	}
 	if err := d.connect(ctx, b); err != nil {
 		return nil, err

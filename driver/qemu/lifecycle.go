@@ -9,8 +9,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Start boots a stopped box again from its disk.
@@ -22,7 +23,7 @@ func (d *Driver) Start(ctx context.Context, handle string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.running() {
-		return fmt.Errorf("qemu: sandbox %s is already running: %w", handle, boxrun.ErrConflict)
+		return fmt.Errorf("qemu: sandbox %s is already running: %w", handle, boxapi.ErrConflict)
 	}
 	return d.boot(ctx, b)
 }
@@ -89,7 +90,7 @@ func (d *Driver) stopped(ctx context.Context, b *box) error {
 // Remove kills the box's processes and deletes its directory.
 func (d *Driver) Remove(ctx context.Context, handle string) error {
 	b, err := d.get(handle)
-	if errors.Is(err, boxrun.ErrNotFound) {
+	if errors.Is(err, boxapi.ErrNotFound) {
 		if validHandle(handle) {
 			return d.removeDir(ctx, handle, d.boxDir(handle))
 		}
@@ -127,10 +128,10 @@ func (d *Driver) removeDir(ctx context.Context, handle, dir string) error {
 }
 
 // State reports whether the box's QEMU is alive.
-func (d *Driver) State(ctx context.Context, handle string) (boxrun.SandboxState, error) {
+func (d *Driver) State(ctx context.Context, handle string) (sandbox.State, error) {
 	b, err := d.get(handle)
-	if errors.Is(err, boxrun.ErrNotFound) {
-		return boxrun.SandboxMissing, nil
+	if errors.Is(err, boxapi.ErrNotFound) {
+		return sandbox.Missing, nil
 	}
 	if err != nil {
 		return "", err
@@ -138,12 +139,12 @@ func (d *Driver) State(ctx context.Context, handle string) (boxrun.SandboxState,
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, err := os.Stat(filepath.Join(b.dir, stateFile)); err != nil {
-		return boxrun.SandboxMissing, nil
+		return sandbox.Missing, nil
 	}
 	if b.running() {
-		return boxrun.SandboxRunning, nil
+		return sandbox.Running, nil
 	}
-	return boxrun.SandboxStopped, nil
+	return sandbox.Stopped, nil
 }
 
 // Prune removes every box directory in Dir whose handle is not in keep,

@@ -7,17 +7,19 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // oneImage is an ImageStore that knows a single image.
-type oneImage struct{ img *boxrun.Image }
+type oneImage struct{ img *sandbox.Image }
 
-func (s oneImage) Pull(ctx context.Context, ref string, _ func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s oneImage) Pull(ctx context.Context, ref string, _ func(boxapi.PullProgress)) (*sandbox.Image, error) {
 	return s.img, nil
 }
-func (s oneImage) List(context.Context) ([]boxrun.ImageInfo, error) { return nil, nil }
+func (s oneImage) List(context.Context) ([]boxapi.ImageInfo, error) { return nil, nil }
 func (s oneImage) Remove(context.Context, string) error             { return nil }
 func (s oneImage) Prune(context.Context, []string) (int, error)     { return 0, nil }
 
@@ -39,7 +41,7 @@ func TestManager_Run(t *testing.T) {
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	res, err := m.Run(ctx, boxrun.RunRequest{Image: "busybox", Cmd: []string{"sh", "-c", "echo hello from $(uname -s) $FOO; pwd"},
+	res, err := m.Run(ctx, boxapi.RunRequest{Image: "busybox", Cmd: []string{"sh", "-c", "echo hello from $(uname -s) $FOO; pwd"},
 		Env: map[string]string{"FOO": "bar"}, CPU: 1, MemoryMB: 256, DiskSizeGB: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -47,18 +49,18 @@ func TestManager_Run(t *testing.T) {
 	if res.ExitCode == nil || *res.ExitCode != 0 || res.Stdout != "hello from Linux bar\n/root\n" {
 		t.Errorf("Run: exit %v, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
 	}
-	boxes, err := m.List(ctx, boxrun.BoxFilter{})
+	boxes, err := m.List(ctx, boxapi.BoxFilter{})
 	if err != nil || len(boxes) != 0 {
 		t.Errorf("after Run: %d boxes, %v", len(boxes), err)
 	}
 
 	// The Manager's defaults: 2 vCPUs, 1 GiB, an 8 GiB disk.
-	b, err := m.Create(ctx, boxrun.BoxSpec{Image: "busybox"})
+	b, err := m.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if _, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sh", "-c", "echo kept > /root/f; nproc; df -k / | tail -1"}}, &out, &out); err != nil {
+	if _, err := m.Exec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"sh", "-c", "echo kept > /root/f; nproc; df -k / | tail -1"}}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	if f := strings.Fields(out.String()); len(f) < 3 || f[0] != "2" || len(f[2]) < 7 {
@@ -71,7 +73,7 @@ func TestManager_Run(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	e, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"cat", "/root/f"}}, &out, &out)
+	e, err := m.Exec(ctx, b.ID, boxapi.ExecRequest{Cmd: []string{"cat", "/root/f"}}, &out, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

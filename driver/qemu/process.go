@@ -11,17 +11,18 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/internal/userdb"
+	"github.com/boxrun/boxrun/sandbox"
 	"github.com/hashicorp/yamux"
 )
 
 // Exec starts spec in the box. The environment is the box's env with
 // spec.Env over it; Dir defaults to the box's workdir.
-func (d *Driver) Exec(ctx context.Context, handle string, spec boxrun.ProcessSpec) (boxrun.Process, error) {
+func (d *Driver) Exec(ctx context.Context, handle string, spec sandbox.ProcessSpec) (sandbox.Process, error) {
 	if len(spec.Cmd) == 0 {
-		return nil, fmt.Errorf("qemu: exec: empty command: %w", boxrun.ErrInvalid)
+		return nil, fmt.Errorf("qemu: exec: empty command: %w", boxapi.ErrInvalid)
 	}
 	conn, err := d.agent(ctx, handle)
 	if err != nil {
@@ -167,7 +168,7 @@ func (p *process) Wait() (int, error) {
 // Signal sends sig to the process group.
 func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
 	_, err := p.conn.call(ctx, &agentproto.Request{Op: agentproto.OpSignal, ID: p.id, Signal: int(sig)})
-	if err != nil && errors.Is(err, boxrun.ErrNotFound) {
+	if err != nil && errors.Is(err, boxapi.ErrNotFound) {
 		select {
 		case <-p.done:
 			return nil // already exited
@@ -181,7 +182,7 @@ func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
 }
 
 // Resize sets the terminal size.
-func (p *process) Resize(ctx context.Context, size boxrun.TermSize) error {
+func (p *process) Resize(ctx context.Context, size boxapi.TermSize) error {
 	_, err := p.conn.call(ctx, &agentproto.Request{Op: agentproto.OpResize, ID: p.id, Rows: size.Rows, Cols: size.Cols})
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // agent is the guest agent, built once per test binary.
@@ -65,9 +65,9 @@ func newDriver(t testing.TB, agent, dir string) *qemu.Driver {
 
 // run execs cmd in the box (stdin "" is none) and returns stdout, stderr
 // and the exit code.
-func run(t testing.TB, d boxrun.Driver, h string, stdin string, cmd ...string) (string, string, int) {
+func run(t testing.TB, d sandbox.Driver, h string, stdin string, cmd ...string) (string, string, int) {
 	t.Helper()
-	spec := boxrun.ProcessSpec{Cmd: cmd}
+	spec := sandbox.ProcessSpec{Cmd: cmd}
 	if stdin != "" {
 		spec.Stdin = strings.NewReader(stdin)
 	}

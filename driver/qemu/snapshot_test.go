@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // TestDriver_Snapshot: boxes of one shape start from one template
@@ -30,7 +30,7 @@ func TestDriver_Snapshot(t *testing.T) {
 	img := boxruntest.BusyboxImage(t)
 	var hs []string
 	for i := range 2 {
-		h, err := d.Create(ctx, boxrun.SandboxSpec{BoxID: "snap" + strconv.Itoa(i), Image: img, CPU: 1, MemoryMB: 256,
+		h, err := d.Create(ctx, sandbox.Spec{BoxID: "snap" + strconv.Itoa(i), Image: img, CPU: 1, MemoryMB: 256,
 			DiskSizeGB: 1, Workdir: "/root", Env: img.Config.Env})
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package boxrun_test
+package boxapi_test
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 func TestFormatTime(t *testing.T) {
@@ -23,16 +23,16 @@ func TestFormatTime(t *testing.T) {
 		{123456789, "2025-03-01T10:22:33.123456789+00:00"},
 		{100, "2025-03-01T10:22:33.000000100+00:00"},
 	} {
-		got := boxrun.FormatTime(base.Add(time.Duration(tc.ns)))
+		got := boxapi.FormatTime(base.Add(time.Duration(tc.ns)))
 		if got != tc.want {
 			t.Errorf("FormatTime(+%dns) = %q, want %q", tc.ns, got, tc.want)
 		}
-		back, err := boxrun.ParseTime(got)
+		back, err := boxapi.ParseTime(got)
 		if err != nil || !back.Equal(base.Add(time.Duration(tc.ns))) {
 			t.Errorf("ParseTime(%q) = %v, %v", got, back, err)
 		}
 	}
-	if got := boxrun.FormatTime(time.Date(2025, 3, 1, 12, 0, 0, 0, time.FixedZone("x", 3600))); got != "2025-03-01T11:00:00+00:00" {
+	if got := boxapi.FormatTime(time.Date(2025, 3, 1, 12, 0, 0, 0, time.FixedZone("x", 3600))); got != "2025-03-01T11:00:00+00:00" {
 		t.Errorf("non-UTC time formatted as %q", got)
 	}
 }
@@ -58,7 +58,7 @@ func keys(t *testing.T, v any) []string {
 func TestBoxJSON(t *testing.T) {
 	want := []string{"boxlite_id", "cpu", "created_at", "disk_size_gb", "env", "error_code", "error_message",
 		"id", "image", "memory_mb", "name", "network", "started_at", "status", "stopped_at", "volumes", "workdir"}
-	b := boxrun.Box{ID: "box_abcdefghijkl", Status: boxrun.StatusRunning, Image: "alpine", CPU: 2, MemoryMB: 1024,
+	b := boxapi.Box{ID: "box_abcdefghijkl", Status: boxapi.StatusRunning, Image: "alpine", CPU: 2, MemoryMB: 1024,
 		DiskSizeGB: 8, Workdir: "/root", CreatedAt: time.Now()}
 	if got := keys(t, b); !reflect.DeepEqual(got, want) {
 		t.Fatalf("box keys = %v, want %v", got, want)
@@ -72,9 +72,9 @@ func TestBoxJSON(t *testing.T) {
 		}
 	}
 	b.Name, b.Handle, b.StartedAt = "dev", "h1", time.Now()
-	b.Volumes = []boxrun.Volume{{HostPath: "/h", GuestPath: "/g", Readonly: true}}
+	b.Volumes = []boxapi.Volume{{HostPath: "/h", GuestPath: "/g", Readonly: true}}
 	raw, _ = json.Marshal(b)
-	var back boxrun.Box
+	var back boxapi.Box
 	if err := json.Unmarshal(raw, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestBoxJSON(t *testing.T) {
 func TestExecJSON(t *testing.T) {
 	want := []string{"box_id", "cmd", "created_at", "env", "error_message", "exit_code", "finished_at", "id",
 		"status", "timeout_ms", "workdir"}
-	e := boxrun.Exec{ID: "exec_abcdefghijkl", BoxID: "box_x", Status: boxrun.ExecRunning, CreatedAt: time.Now()}
+	e := boxapi.Exec{ID: "exec_abcdefghijkl", BoxID: "box_x", Status: boxapi.ExecRunning, CreatedAt: time.Now()}
 	if got := keys(t, e); !reflect.DeepEqual(got, want) {
 		t.Fatalf("exec keys = %v, want %v", got, want)
 	}
@@ -99,7 +99,7 @@ func TestExecJSON(t *testing.T) {
 	code := 0
 	e.ExitCode, e.TimeoutMS, e.Workdir = &code, 500, "/tmp"
 	raw, _ = json.Marshal(e)
-	var back boxrun.Exec
+	var back boxapi.Exec
 	if err := json.Unmarshal(raw, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -109,25 +109,25 @@ func TestExecJSON(t *testing.T) {
 }
 
 func TestErrorKinds(t *testing.T) {
-	for code, kind := range map[boxrun.Code]error{
-		boxrun.CodeBoxNotFound:         boxrun.ErrNotFound,
-		boxrun.CodeExecNotFound:        boxrun.ErrNotFound,
-		boxrun.CodeNameAlreadyExists:   boxrun.ErrAlreadyExists,
-		boxrun.CodeBoxNotRunning:       boxrun.ErrConflict,
-		boxrun.CodeResourceExceeded:    boxrun.ErrResourceExceeded,
-		boxrun.CodeValidationError:     boxrun.ErrInvalid,
-		boxrun.CodeImagePullFailed:     boxrun.ErrImagePull,
-		boxrun.CodeRuntimeError:        boxrun.ErrRuntime,
-		boxrun.CodeExecAlreadyFinished: boxrun.ErrConflict,
+	for code, kind := range map[boxapi.Code]error{
+		boxapi.CodeBoxNotFound:         boxapi.ErrNotFound,
+		boxapi.CodeExecNotFound:        boxapi.ErrNotFound,
+		boxapi.CodeNameAlreadyExists:   boxapi.ErrAlreadyExists,
+		boxapi.CodeBoxNotRunning:       boxapi.ErrConflict,
+		boxapi.CodeResourceExceeded:    boxapi.ErrResourceExceeded,
+		boxapi.CodeValidationError:     boxapi.ErrInvalid,
+		boxapi.CodeImagePullFailed:     boxapi.ErrImagePull,
+		boxapi.CodeRuntimeError:        boxapi.ErrRuntime,
+		boxapi.CodeExecAlreadyFinished: boxapi.ErrConflict,
 	} {
-		err := error(&boxrun.Error{Code: code, Message: "m"})
+		err := error(&boxapi.Error{Code: code, Message: "m"})
 		if !errors.Is(err, kind) {
 			t.Errorf("%s is not %v", code, kind)
 		}
-		if errors.Is(err, boxrun.ErrClosed) {
+		if errors.Is(err, boxapi.ErrClosed) {
 			t.Errorf("%s matches ErrClosed", code)
 		}
-		if got := boxrun.ErrorCode(err); got != code {
+		if got := boxapi.ErrorCode(err); got != code {
 			t.Errorf("ErrorCode = %s, want %s", got, code)
 		}
 	}

@@ -1,9 +1,18 @@
-package boxrun
+// Package sandbox is the driver SPI of BoxRun: the interface an isolation
+// backend (driver/gvisor, driver/qemu, the fake in boxruntest) implements, and
+// the image store interface the Manager uses to turn references into root
+// filesystems. It depends on the standard library and boxapi only.
+//
+// Only the Manager calls these interfaces; library users never need them
+// except to pass a driver or image store to boxrun.Open as an option.
+package sandbox
 
 import (
 	"context"
 	"io"
 	"syscall"
+
+	"github.com/boxrun/boxrun/boxapi"
 )
 
 // Driver runs sandboxes: the isolation backend of a Manager. Implementations
@@ -21,7 +30,7 @@ type Driver interface {
 	// Create makes the sandbox of a box and starts it. On success the
 	// sandbox is running and handle identifies it from now on, also across
 	// process restarts. On failure Create leaves nothing behind.
-	Create(ctx context.Context, spec SandboxSpec) (handle string, err error)
+	Create(ctx context.Context, spec Spec) (handle string, err error)
 
 	// Start starts a stopped sandbox again, with the files it had when it
 	// was stopped. Starting a running sandbox is an error.
@@ -37,7 +46,7 @@ type Driver interface {
 	Remove(ctx context.Context, handle string) error
 
 	// State reports whether a sandbox is running, stopped or missing.
-	State(ctx context.Context, handle string) (SandboxState, error)
+	State(ctx context.Context, handle string) (State, error)
 
 	// Exec starts a process in a running sandbox. It returns once the
 	// process has started; a command that cannot be started (missing
@@ -65,32 +74,32 @@ type Driver interface {
 	Close() error
 }
 
-// SandboxState is what a Driver reports about a sandbox.
-type SandboxState string
+// State is what a Driver reports about a sandbox.
+type State string
 
 // Sandbox states.
 const (
-	SandboxRunning SandboxState = "running"
-	SandboxStopped SandboxState = "stopped"
-	SandboxMissing SandboxState = "missing"
+	Running State = "running"
+	Stopped State = "stopped"
+	Missing State = "missing"
 )
 
-// SandboxSpec is what a Driver needs to create a sandbox.
-type SandboxSpec struct {
-	BoxID      string   // the box's ID, for names and logs
-	Image      *Image   // the image; nil when the Manager has no ImageStore
-	CPU        int64    // vCPUs (a limit where the host allows it)
-	MemoryMB   int64    // memory limit in MiB (where the host allows it)
-	DiskSizeGB int64    // disk size in GiB (advisory where not enforceable)
-	Network    bool     // false: loopback only
-	Workdir    string   // absolute; the driver creates it if the image lacks it
-	Env        []string // KEY=VALUE: image env overridden by box env, in that order
-	Volumes    []Volume // host directories to mount
+// Spec is what a Driver needs to create a sandbox.
+type Spec struct {
+	BoxID      string          // the box's ID, for names and logs
+	Image      *Image          // the image; nil when the Manager has no ImageStore
+	CPU        int64           // vCPUs (a limit where the host allows it)
+	MemoryMB   int64           // memory limit in MiB (where the host allows it)
+	DiskSizeGB int64           // disk size in GiB (advisory where not enforceable)
+	Network    bool            // false: loopback only
+	Workdir    string          // absolute; the driver creates it if the image lacks it
+	Env        []string        // KEY=VALUE: image env overridden by box env, in that order
+	Volumes    []boxapi.Volume // host directories to mount
 	// Ports are published on the host (Network only; drivers that do not
 	// implement NetworkDriver reject them).
-	Ports []PortMapping
+	Ports []boxapi.PortMapping
 	// Egress is the egress policy (Network only); nil is the zero policy.
-	Egress *EgressPolicy
+	Egress *boxapi.EgressPolicy
 	// User is the image's default user for processes ("", "name",
 	// "uid", "uid:gid" or "name:group"; names resolve through the image's
 	// /etc/passwd and /etc/group). "" means root.
@@ -99,11 +108,11 @@ type SandboxSpec struct {
 
 // ProcessSpec describes a process to start in a sandbox.
 type ProcessSpec struct {
-	Cmd  []string // program and arguments; the program is looked up in PATH
-	Env  []string // KEY=VALUE added over the sandbox env
-	Dir  string   // absolute working directory
-	TTY  bool     // run on a pseudo-terminal; Stderr is then unused
-	Size TermSize // initial terminal size when TTY (0 means 24x80)
+	Cmd  []string        // program and arguments; the program is looked up in PATH
+	Env  []string        // KEY=VALUE added over the sandbox env
+	Dir  string          // absolute working directory
+	TTY  bool            // run on a pseudo-terminal; Stderr is then unused
+	Size boxapi.TermSize // initial terminal size when TTY (0 means 24x80)
 
 	// Stdin is copied to the process's standard input, which is closed at
 	// EOF. nil means the process reads EOF at once. With TTY, EOF of Stdin
@@ -127,7 +136,7 @@ type Process interface {
 	Signal(ctx context.Context, sig syscall.Signal) error
 
 	// Resize sets the terminal size of a TTY process.
-	Resize(ctx context.Context, size TermSize) error
+	Resize(ctx context.Context, size boxapi.TermSize) error
 }
 
 // Image is an image ready for a sandbox: an unpacked, read-only root
@@ -152,35 +161,15 @@ type ImageConfig struct {
 	User       string
 }
 
-// PullProgress reports the progress of one layer of an image pull.
-type PullProgress struct {
-	Ref    string // the image reference being pulled
-	Layer  string // layer digest
-	Done   int64  // bytes done
-	Total  int64  // bytes in the layer (0 if unknown)
-	Cached bool   // the layer was already in the cache
-}
-
-// ImageInfo describes a cached image.
-type ImageInfo struct {
-	Ref     string `json:"ref"`
-	Digest  string `json:"digest"`
-	Size    int64  `json:"size"` // bytes of compressed layers
-	Created string `json:"created"`
-	// Endpoint is what served the image's last pull: a registry mirror's
-	// URL or the registry host; empty for local images (an extension).
-	Endpoint string `json:"endpoint,omitempty"`
-}
-
 // ImageStore turns image references into root filesystems. image.Store is
 // the implementation; a Manager without one passes a nil Image to the driver.
 type ImageStore interface {
 	// Pull resolves ref and makes its rootfs ready, fetching and unpacking
 	// only what is not cached. progress, when non-nil, is called from
 	// Pull's goroutines as layers advance. Errors wrap ErrImagePull.
-	Pull(ctx context.Context, ref string, progress func(PullProgress)) (*Image, error)
+	Pull(ctx context.Context, ref string, progress func(boxapi.PullProgress)) (*Image, error)
 	// List returns the cached images.
-	List(ctx context.Context) ([]ImageInfo, error)
+	List(ctx context.Context) ([]boxapi.ImageInfo, error)
 	// Remove forgets ref; its blobs go at the next Prune.
 	Remove(ctx context.Context, ref string) error
 	// Prune deletes cached images, layers and blobs not reachable from the
@@ -193,10 +182,4 @@ type ImageStore interface {
 // Manager logs it at Open and reports it through DriverInfo.
 type Describer interface {
 	Describe() map[string]string
-}
-
-// DriverInfo describes a Manager's driver.
-type DriverInfo struct {
-	Name    string            `json:"name"`
-	Details map[string]string `json:"details"`
 }

@@ -1,4 +1,4 @@
-package boxrun
+package boxapi
 
 import (
 	"context"
