@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
 	sse "github.com/tmaxmax/go-sse"
 )
@@ -42,7 +41,7 @@ func (t *seqTracker) add(seq int64) {
 	}
 }
 
-// ExecEvents implements boxrun.Service over the SSE endpoint, asking for
+// ExecEvents implements boxapi.Service over the SSE endpoint, asking for
 // the base64 encoding (docs/api-extensions.md) so that log events carry the
 // output's exact bytes, binary included. It resumes
 // with ?since= and Last-Event-ID after a dropped stream, so fn sees every
@@ -77,7 +76,7 @@ func (c *Client) ExecEvents(ctx context.Context, execID string, afterSeq int64, 
 // streamExec reads one SSE connection. done reports that ExecEvents must
 // return err (exit seen, fn failed, or a definite API error); otherwise the
 // caller reconnects.
-func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, fn func(boxrun.ExecEvent) error) (done, progressed bool, err error) {
+func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, fn func(boxapi.ExecEvent) error) (done, progressed bool, err error) {
 	// Byte-exact output: the server sends log data as base64 and says so in
 	// a header; a server without the extension ignores the parameter and
 	// sends text.
@@ -120,14 +119,14 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 		if t.seen(d.Seq) {
 			continue
 		}
-		if b64 && kind == boxrun.KindLog {
+		if b64 && kind == boxapi.KindLog {
 			raw, err := base64.StdEncoding.DecodeString(d.Data)
 			if err != nil {
 				return true, progressed, fmt.Errorf("client: exec %s: bad base64 event data: %w", execID, err)
 			}
 			d.Data = string(raw)
 		}
-		out := boxrun.ExecEvent{ExecID: execID, Seq: d.Seq, Kind: kind, Data: d.Data}
+		out := boxapi.ExecEvent{ExecID: execID, Seq: d.Seq, Kind: kind, Data: d.Data}
 		if d.Stream != nil {
 			out.Stream = *d.Stream
 		} else if kind == boxapi.KindLog {
