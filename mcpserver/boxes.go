@@ -58,7 +58,7 @@ type listBoxesArgs struct {
 }
 
 func (s *session) addBoxTools(srv *mcp.Server) {
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:  "create_box",
 		Title: "Create a sandbox box",
 		Description: "Create an isolated sandbox (a box) from an OCI image and start it. Returns the box; " +
@@ -70,7 +70,7 @@ func (s *session) addBoxTools(srv *mcp.Server) {
 		setMin(sc, "memory_mb", 0)
 	}, s.createBox)
 
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:        "list_boxes",
 		Title:       "List boxes",
 		Description: "List the boxes this session may use (by default, those it created), newest first.",
@@ -79,7 +79,7 @@ func (s *session) addBoxTools(srv *mcp.Server) {
 		setEnum(sc, "status", "running", "stopped", "creating", "error")
 	}, s.listBoxes)
 
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:        "stop_box",
 		Title:       "Stop a box",
 		Description: "Stop a running box. Its files are kept; start_box runs it again.",
@@ -94,7 +94,7 @@ func (s *session) addBoxTools(srv *mcp.Server) {
 		return s.view(b), nil
 	})
 
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:        "start_box",
 		Title:       "Start a box",
 		Description: "Start a stopped box again, with the files it had.",
@@ -109,7 +109,7 @@ func (s *session) addBoxTools(srv *mcp.Server) {
 		return s.view(b), nil
 	})
 
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:        "remove_box",
 		Title:       "Remove a box",
 		Description: "Remove a box (running or not) with its files and commands. This cannot be undone.",

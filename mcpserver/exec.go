@@ -35,7 +35,7 @@ type execResult struct {
 }
 
 func (s *session) addExecTool(srv *mcp.Server) {
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:  "exec",
 		Title: "Run a command in a box",
 		Description: "Run a command in a running box and wait for it to finish. Returns the exit code, stdout and " +

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"path"
@@ -59,20 +60,20 @@ type dirEntry struct {
 }
 
 func (s *session) addFileTools(srv *mcp.Server) {
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:  "read_file",
 		Title: "Read a file from a box",
 		Description: "Read a regular file in a running box. Text comes back as is (encoding utf8), other " +
 			"content base64-encoded (encoding base64). Files longer than the server's limit are cut (truncated true).",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
 	}, nil, s.readFile)
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:        "write_file",
 		Title:       "Write a file in a box",
 		Description: "Create or replace a file in a running box, creating parent directories.",
 		Annotations: &mcp.ToolAnnotations{IdempotentHint: true},
 	}, func(sc *jsonschema.Schema) { setEnum(sc, "encoding", "utf8", "base64") }, s.writeFile)
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:  "list_dir",
 		Title: "List a directory in a box",
 		Description: "List the entries of a directory in a running box (name, type, size, mode), " +
@@ -191,17 +192,20 @@ func (s *session) listDir(ctx context.Context, _ *mcp.CallToolRequest, in listDi
 		copyErr <- err
 	}()
 	entries, truncated, isDir, err := readDirTar(&countingReader{r: pr, max: maxDirBytes})
-	cancel()
-	pr.CloseWithError(io.ErrClosedPipe)
-	cerr := <-copyErr
-	if err == nil && !truncated && cerr != nil {
-		err = cerr
+	if truncated || err != nil || !isDir {
+		cancel() // stop the transfer: enough read, or nothing more wanted
 	}
-	if err != nil && !truncated {
-		if cerr != nil {
-			return nil, cerr // the Service's error carries the API code
-		}
-		return nil, err
+	pr.CloseWithError(io.ErrClosedPipe) // unblock a writer with unread data
+	cerr := <-copyErr
+	switch {
+	case truncated:
+		// The copy was cut short on purpose; its error is expected.
+	case cerr != nil && isDir && err == nil:
+		return nil, cerr // the Service's error carries the API code
+	case err != nil && cerr != nil:
+		return nil, cerr
+	case err != nil:
+		return nil, fmt.Errorf("read directory listing: %w", err)
 	}
 	if !isDir {
 		return nil, invalidf("%s is not a directory", p)

@@ -34,13 +34,13 @@ func (s *session) addTools(srv *mcp.Server) {
 	if s.srv.cfg.HostDir == "" {
 		return
 	}
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:  "upload",
 		Title: "Copy a host file into a box",
 		Description: "Copy a regular file from the host (inside the directory the server allows: " + s.srv.cfg.HostDir +
 			") into a running box.",
 	}, nil, s.upload)
-	addTool(srv, &mcp.Tool{
+	addTool(s, srv, &mcp.Tool{
 		Name:  "download",
 		Title: "Copy a file from a box to the host",
 		Description: "Copy a regular file from a running box to the host (inside the directory the server allows: " +

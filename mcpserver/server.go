@@ -60,7 +60,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/boxrun/boxrun/boxapi"
@@ -156,6 +158,9 @@ type Server struct {
 	svc boxapi.Service
 	cfg Config
 
+	reqSeq atomic.Uint64 // keys of reqs
+	reqs   sync.Map      // in-flight HTTP POSTs: key → request context
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closed   bool
@@ -196,13 +201,46 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.IdleTimeout > 0 {
 		idle = s.cfg.IdleTimeout
 	}
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server {
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server {
 		sess, err := s.newSession()
 		if err != nil {
 			return nil // 400: the server is closed
 		}
 		return s.mcpServer(sess)
 	}, &mcp.StreamableHTTPOptions{SessionTimeout: idle, Logger: s.cfg.Logger})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Tie the calls of this POST to its connection (see callContext).
+		// A client-sent header of that name is dropped: only we set it.
+		r.Header.Del(requestHeader)
+		if r.Method == http.MethodPost {
+			id := strconv.FormatUint(s.reqSeq.Add(1), 10)
+			s.reqs.Store(id, r.Context())
+			defer s.reqs.Delete(id)
+			r.Header.Set(requestHeader, id)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requestHeader carries, inside the server, the key of the HTTP request a
+// tool call arrived on.
+const requestHeader = "X-Boxrun-Mcp-Request"
+
+// callContext returns the context of a tool call: ctx, also canceled when
+// the HTTP request that carried the call ends before the call does (the
+// client went away; without an event store its response could never be
+// delivered). Over stdio, a disconnect ends the session, which cancels ctx.
+func (s *Server) callContext(ctx context.Context, req *mcp.CallToolRequest) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	if req == nil || req.Extra == nil || req.Extra.Header == nil {
+		return ctx, cancel
+	}
+	v, ok := s.reqs.Load(req.Extra.Header.Get(requestHeader))
+	if !ok {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(v.(context.Context), cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // Close ends every live session, removing its boxes as a session end does,

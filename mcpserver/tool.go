@@ -21,7 +21,7 @@ type toolFunc[In any] func(ctx context.Context, req *mcp.CallToolRequest, in In)
 // field tags `json` and `jsonschema` give names and descriptions), adjusted
 // by tweak. Arguments are validated here rather than by the SDK so that
 // every failure is a tool error with code VALIDATION_ERROR.
-func addTool[In any](srv *mcp.Server, t *mcp.Tool, tweak func(*jsonschema.Schema), fn toolFunc[In]) {
+func addTool[In any](s *session, srv *mcp.Server, t *mcp.Tool, tweak func(*jsonschema.Schema), fn toolFunc[In]) {
 	schema, err := jsonschema.For[In](nil)
 	if err != nil {
 		panic(fmt.Sprintf("mcpserver: schema of %s: %v", t.Name, err)) // a programming error
@@ -39,6 +39,8 @@ func addTool[In any](srv *mcp.Server, t *mcp.Tool, tweak func(*jsonschema.Schema
 		if err != nil {
 			return toolError(err), nil
 		}
+		ctx, cancel := s.srv.callContext(ctx, req)
+		defer cancel()
 		out, err := fn(ctx, req, in)
 		if err != nil {
 			return toolError(err), nil
