@@ -20,14 +20,15 @@ import (
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/httpapi"
 	"github.com/boxrun/boxrun/mcpserver"
+	"github.com/boxrun/boxrun/sandbox"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // busyboxStore resolves every reference to the busybox rootfs of
 // boxruntest (image pulls have their own tests); the driver is real.
-type busyboxStore struct{ img *boxrun.Image }
+type busyboxStore struct{ img *sandbox.Image }
 
-func (s busyboxStore) Pull(_ context.Context, ref string, _ func(boxrun.PullProgress)) (*boxrun.Image, error) {
+func (s busyboxStore) Pull(_ context.Context, ref string, _ func(boxrun.PullProgress)) (*sandbox.Image, error) {
 	img := *s.img
 	img.Ref = ref
 	return &img, nil
