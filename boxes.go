@@ -35,6 +35,8 @@ func validateSpec(spec *BoxSpec) error {
 		return invalid("disk_size_gb must be greater than 0")
 	case spec.Workdir != "" && !strings.HasPrefix(spec.Workdir, "/"):
 		return invalid("workdir must be an absolute path (starting with /)")
+	case spec.Pull != "" && spec.Pull != PullAlways && spec.Pull != PullMissing && spec.Pull != PullNever:
+		return invalid("pull must be always, missing or never")
 	}
 	for _, v := range spec.Volumes {
 		if v.HostPath == "" || v.GuestPath == "" {
@@ -104,7 +106,11 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	// the pull.
 	m.imageMu.RLock()
 	defer m.imageMu.RUnlock()
-	img, err := m.pullImage(ctx, spec.Image)
+	pull := spec.Pull
+	if pull == "" {
+		pull = PullMissing
+	}
+	img, err := m.pullImage(ctx, spec.Image, pull)
 	if err != nil {
 		return nil, m.failCreate(b, err)
 	}
@@ -143,13 +149,21 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 }
 
 // pullImage resolves ref through the image store, publishing progress.
-func (m *Manager) pullImage(ctx context.Context, ref string) (*sandbox.Image, error) {
+// policy "" is the store's own; stores without PolicyPuller ignore it.
+func (m *Manager) pullImage(ctx context.Context, ref string, policy PullPolicy) (*sandbox.Image, error) {
 	if m.images == nil {
 		return nil, nil
 	}
-	img, err := m.images.Pull(ctx, ref, func(p PullProgress) {
+	progress := func(p PullProgress) {
 		m.bus.publish(Event{Time: m.now(), Type: EventImagePull, Pull: &p})
-	})
+	}
+	var img *sandbox.Image
+	var err error
+	if pp, ok := m.images.(sandbox.PolicyPuller); ok && policy != "" {
+		img, err = pp.PullWithPolicy(ctx, ref, string(policy), progress)
+	} else {
+		img, err = m.images.Pull(ctx, ref, progress)
+	}
 	if err != nil {
 		var coded *Error
 		if errors.As(err, &coded) {

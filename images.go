@@ -2,9 +2,26 @@ package boxrun
 
 import (
 	"context"
+	"io"
 	"time"
 
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/sandbox"
+)
+
+// Image archives and pull policies (see boxapi).
+type (
+	// LoadImagesOptions adjusts LoadImages.
+	LoadImagesOptions = boxapi.LoadImagesOptions
+	// PullPolicy says when creating a box pulls its image (BoxSpec.Pull).
+	PullPolicy = boxapi.PullPolicy
+)
+
+// Pull policies (see BoxSpec.Pull).
+const (
+	PullAlways  = boxapi.PullAlways
+	PullMissing = boxapi.PullMissing
+	PullNever   = boxapi.PullNever
 )
 
 func (m *Manager) imageStore() (sandbox.ImageStore, error) {
@@ -26,7 +43,7 @@ func (m *Manager) PullImage(ctx context.Context, ref string) (*ImageInfo, error)
 	}
 	m.imageMu.RLock()
 	defer m.imageMu.RUnlock()
-	img, err := m.pullImage(ctx, ref)
+	img, err := m.pullImage(ctx, ref, "")
 	if err != nil {
 		return nil, err
 	}
@@ -95,4 +112,73 @@ func (m *Manager) PruneImages(ctx context.Context) (int, error) {
 		}
 	}
 	return s.Prune(ctx, keep)
+}
+
+func (m *Manager) imageArchiver() (sandbox.ImageArchiver, error) {
+	s, err := m.imageStore()
+	if err != nil {
+		return nil, err
+	}
+	a, ok := s.(sandbox.ImageArchiver)
+	if !ok {
+		return nil, Errorf(CodeRuntimeError, "the image store cannot load, tag or save images")
+	}
+	return a, nil
+}
+
+// LoadImages imports the images of a docker-archive (`docker save`) or
+// OCI-layout tarball read from r, plain or gzip/zstd-compressed, named by
+// the archive's own tags and opts.Tags, publishing image.pull progress
+// events (the archive's bytes as layer "archive", then each layer). Boxes
+// created from these names use them without contacting a registry. It
+// returns one ImageInfo per name. Errors: VALIDATION_ERROR (bad archive
+// or name; nothing is recorded), CANCELED, TIMEOUT.
+func (m *Manager) LoadImages(ctx context.Context, r io.Reader, opts LoadImagesOptions) ([]ImageInfo, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	a, err := m.imageArchiver()
+	if err != nil {
+		return nil, err
+	}
+	m.imageMu.RLock()
+	defer m.imageMu.RUnlock()
+	return a.LoadArchive(ctx, r, opts.Tags, opts.Size, func(p PullProgress) {
+		m.bus.publish(Event{Time: m.now(), Type: EventImagePull, Pull: &p})
+	})
+}
+
+// TagImage gives the cached image src names (a reference or an image
+// digest) the name dst, as `docker tag`; it never pulls. Errors:
+// VALIDATION_ERROR (unknown src, bad dst).
+func (m *Manager) TagImage(ctx context.Context, src, dst string) (*ImageInfo, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.leave()
+	a, err := m.imageArchiver()
+	if err != nil {
+		return nil, err
+	}
+	m.imageMu.RLock()
+	defer m.imageMu.RUnlock()
+	return a.Tag(ctx, src, dst)
+}
+
+// SaveImages writes the cached images refs name to w as a docker-archive
+// that `docker load` and LoadImages read. Every ref is checked before the
+// first byte: an unknown one is VALIDATION_ERROR with nothing written.
+func (m *Manager) SaveImages(ctx context.Context, w io.Writer, refs []string) error {
+	if err := m.enter(); err != nil {
+		return err
+	}
+	defer m.leave()
+	a, err := m.imageArchiver()
+	if err != nil {
+		return err
+	}
+	m.imageMu.RLock()
+	defer m.imageMu.RUnlock()
+	return a.Save(ctx, w, refs)
 }

@@ -20,7 +20,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if len(req.Cmd) == 0 && m.images != nil {
 		// No command: the image's default (entrypoint + cmd), as docker run.
 		m.imageMu.RLock()
-		img, err := m.pullImage(ctx, req.Image)
+		img, err := m.pullImage(ctx, req.Image, PullMissing)
 		m.imageMu.RUnlock()
 		if err == nil {
 			req.Cmd = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)

@@ -46,7 +46,23 @@ type BoxSpec struct {
 	Workdir    string            // default working directory of execs, default DefaultWorkdir
 	Env        map[string]string // environment of every exec in the box
 	Volumes    []Volume          // host directories mounted into the box
+	// Pull says when the image is pulled (an extension): PullMissing (the
+	// default, for "") uses a cached image or a name given by LoadImages
+	// or TagImage without contacting any registry; PullAlways asks the
+	// registry whether the tag moved; PullNever fails at once with
+	// IMAGE_PULL_FAILED when the image is not cached.
+	Pull PullPolicy
 }
+
+// PullPolicy says when creating a box pulls its image.
+type PullPolicy string
+
+// Pull policies (see BoxSpec.Pull).
+const (
+	PullAlways  PullPolicy = "always"
+	PullMissing PullPolicy = "missing"
+	PullNever   PullPolicy = "never"
+)
 
 // Box is the persisted record of a box. Its JSON form is the BoxRun API's
 // Box object: exactly 17 keys, nullable fields as null.

@@ -25,3 +25,12 @@ type DriverInfo struct {
 	Name    string            `json:"name"`
 	Details map[string]string `json:"details"`
 }
+
+// LoadImagesOptions adjusts LoadImages.
+type LoadImagesOptions struct {
+	// Tags name the loaded image ("name[:tag]") besides the archive's own
+	// tags; only for an archive of one image.
+	Tags []string
+	// Size is the archive's size in bytes when known (for progress).
+	Size int64
+}

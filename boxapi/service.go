@@ -87,4 +87,12 @@ type Service interface {
 	RemoveImage(ctx context.Context, ref string) error
 	// PruneImages removes cached images no box uses and returns how many.
 	PruneImages(ctx context.Context) (int, error)
+	// LoadImages imports the images of a docker-archive or OCI-layout
+	// tarball (an extension; see Manager.LoadImages).
+	LoadImages(ctx context.Context, r io.Reader, opts LoadImagesOptions) ([]ImageInfo, error)
+	// TagImage names a cached image (an extension; see Manager.TagImage).
+	TagImage(ctx context.Context, src, dst string) (*ImageInfo, error)
+	// SaveImages writes cached images to w as a docker-archive (an
+	// extension; see Manager.SaveImages).
+	SaveImages(ctx context.Context, w io.Writer, refs []string) error
 }

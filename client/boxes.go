@@ -37,6 +37,7 @@ type createBoxRequest struct {
 	Workdir    string            `json:"workdir,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
 	Volumes    []boxapi.Volume   `json:"volumes,omitempty"`
+	Pull       string            `json:"pull,omitempty"` // extension
 }
 
 // Create implements boxapi.Service: POST /v1/boxes.
@@ -44,6 +45,7 @@ func (c *Client) Create(ctx context.Context, spec boxapi.BoxSpec) (*boxapi.Box, 
 	req := createBoxRequest{
 		Image: spec.Image, CPU: spec.CPU, MemoryMB: spec.MemoryMB, DiskSizeGB: spec.DiskSizeGB,
 		Network: spec.Network, Workdir: spec.Workdir, Env: spec.Env, Volumes: spec.Volumes,
+		Pull: string(spec.Pull),
 	}
 	if spec.Name != "" {
 		req.Name = &spec.Name

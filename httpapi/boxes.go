@@ -20,6 +20,7 @@ type createRequest struct {
 	Workdir    *string           `json:"workdir"`
 	Env        map[string]string `json:"env"`
 	Volumes    []volumeJSON      `json:"volumes"`
+	Pull       *string           `json:"pull"` // extension: always, missing (default) or never
 }
 
 // spec validates the request in the spec's order (required fields, then
@@ -56,6 +57,14 @@ func (c createRequest) spec() (boxapi.BoxSpec, error) {
 	spec.Network = c.Network != nil && *c.Network
 	spec.Env = c.Env
 	spec.Volumes = vols
+	if c.Pull != nil {
+		switch p := boxapi.PullPolicy(*c.Pull); p {
+		case boxapi.PullAlways, boxapi.PullMissing, boxapi.PullNever:
+			spec.Pull = p
+		default:
+			return spec, invalid("pull must be always, missing or never")
+		}
+	}
 	return spec, nil
 }
 

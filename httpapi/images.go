@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/boxrun/boxrun/boxapi"
 )
@@ -65,4 +66,75 @@ func (s *Server) handlePruneImages(w http.ResponseWriter, r *http.Request, _ par
 		Removed int `json:"removed"`
 	}{n})
 	return nil
+}
+
+// handleLoadImages imports an image archive from the request body
+// (extension: POST /v1/images:load?tag=NAME…).
+func (s *Server) handleLoadImages(w http.ResponseWriter, r *http.Request, _ params) error {
+	tags := r.URL.Query()["tag"]
+	for _, t := range tags {
+		if t == "" || strings.ContainsRune(t, 0) {
+			return badRequest("tag must be a non-empty image name")
+		}
+	}
+	liftDeadlines(w)
+	size := r.ContentLength
+	if size < 0 {
+		size = 0
+	}
+	infos, err := s.svc.LoadImages(r.Context(), r.Body, boxapi.LoadImagesOptions{Tags: tags, Size: size})
+	if err != nil {
+		return err
+	}
+	if infos == nil {
+		infos = []boxapi.ImageInfo{}
+	}
+	writeJSON(w, http.StatusOK, loadResponse{Images: infos})
+	return nil
+}
+
+// loadResponse is the answer of POST /v1/images:load.
+type loadResponse struct {
+	Images []boxapi.ImageInfo `json:"images"`
+}
+
+// tagRequest is the body of POST /v1/images:tag.
+type tagRequest struct {
+	Source *string `json:"source"`
+	Target *string `json:"target"`
+}
+
+func (s *Server) handleTagImage(w http.ResponseWriter, r *http.Request, _ params) error {
+	var req tagRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Source == nil:
+		return missing("source")
+	case req.Target == nil:
+		return missing("target")
+	}
+	info, err := s.svc.TagImage(r.Context(), *req.Source, *req.Target)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, info)
+	return nil
+}
+
+// handleSaveImages streams a docker-archive of ?ref=… (extension: GET
+// /v1/images:save). Errors come as the JSON envelope: every ref is
+// checked before the first byte.
+func (s *Server) handleSaveImages(w http.ResponseWriter, r *http.Request, _ params) error {
+	refs := r.URL.Query()["ref"]
+	if len(refs) == 0 {
+		return badRequest("Missing ref parameter")
+	}
+	liftDeadlines(w)
+	lw := &lazyWriter{w: w, headers: func(h http.Header) {
+		h.Set("Content-Type", "application/x-tar")
+		h.Set("Content-Disposition", `attachment; filename="images.tar"`)
+	}}
+	return lw.finish(s.svc.SaveImages(r.Context(), lw, refs))
 }

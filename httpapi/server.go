@@ -23,6 +23,7 @@
 //	GET    /v1/boxes/{id}/archive?path=SRC            tar stream of SRC (Service.CopyOut)
 //	GET    /v1/events?box_id=&type=&after_seq=&replay=true   Manager events as SSE
 //	GET    /v1/images, POST /v1/images {"ref"}, DELETE /v1/images?ref=, POST /v1/images:prune
+//	POST   /v1/images:load?tag= (tar body), POST /v1/images:tag {"source","target"}, GET /v1/images:save?ref=
 //	GET    /v1/boxes/{id}/attach?cmd=a&cmd=b&workdir=/x      program and working directory
 //	GET    /v1/boxes/{id}/stats[?stream=1&interval=1s]      resource sample (JSON) or SSE "stats" stream
 //
@@ -256,6 +257,12 @@ func (s *Server) route(segs []string) (routes, params) {
 				http.MethodDelete: s.handleRemoveImage}, params{}
 		case "images:prune":
 			return routes{http.MethodPost: s.handlePruneImages}, params{}
+		case "images:load":
+			return routes{http.MethodPost: s.handleLoadImages}, params{}
+		case "images:tag":
+			return routes{http.MethodPost: s.handleTagImage}, params{}
+		case "images:save":
+			return routes{http.MethodGet: s.handleSaveImages}, params{}
 		}
 		return nil, params{}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/sandbox"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -447,4 +448,11 @@ func extractLayout(spool, dir string) error {
 			}
 		}
 	}
+}
+
+var _ sandbox.ImageArchiver = (*Store)(nil)
+
+// LoadArchive is Load as a sandbox.ImageArchiver.
+func (s *Store) LoadArchive(ctx context.Context, r io.Reader, tags []string, size int64, progress func(boxapi.PullProgress)) ([]boxapi.ImageInfo, error) {
+	return s.Load(ctx, r, LoadOptions{Tags: tags, Size: size}, progress)
 }

@@ -473,3 +473,11 @@ func closeAll(err error, c io.Closer) error {
 	}
 	return err
 }
+
+var _ sandbox.PolicyPuller = (*Store)(nil)
+
+// PullWithPolicy is PullWith with the policy by name ("" for the Store's
+// own): the sandbox.PolicyPuller the Manager uses.
+func (s *Store) PullWithPolicy(ctx context.Context, ref, policy string, progress func(boxapi.PullProgress)) (*sandbox.Image, error) {
+	return s.PullWith(ctx, ref, PullOptions{Policy: PullPolicy(policy)}, progress)
+}

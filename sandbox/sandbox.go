@@ -177,6 +177,28 @@ type ImageStore interface {
 	Prune(ctx context.Context, keep []string) (int, error)
 }
 
+// PolicyPuller is implemented by ImageStores that take a pull policy per
+// pull ("always", "missing" or "never"; see boxapi.BoxSpec.Pull), as image.Store
+// does. The Manager uses it for Create; without it, Pull's own policy
+// applies.
+type PolicyPuller interface {
+	PullWithPolicy(ctx context.Context, ref, policy string, progress func(boxapi.PullProgress)) (*Image, error)
+}
+
+// ImageArchiver is implemented by ImageStores that load, tag and save
+// image archives, as image.Store does (see its Load, Tag and Save). The
+// Manager's LoadImages, TagImage and SaveImages need it.
+type ImageArchiver interface {
+	// LoadArchive imports the images of a docker-archive or OCI-layout
+	// tarball read from r (size bytes if known, else 0), naming them by
+	// the archive's tags and by tags. It returns one boxapi.ImageInfo per name.
+	LoadArchive(ctx context.Context, r io.Reader, tags []string, size int64, progress func(boxapi.PullProgress)) ([]boxapi.ImageInfo, error)
+	// Tag gives the cached image src names the name dst.
+	Tag(ctx context.Context, src, dst string) (*boxapi.ImageInfo, error)
+	// Save writes the cached images refs name to w as a docker-archive.
+	Save(ctx context.Context, w io.Writer, refs []string) error
+}
+
 // Describer is implemented by drivers that can say more about how they run
 // boxes (the accelerator, the platform, which limits are enforced). The
 // Manager logs it at Open and reports it through DriverInfo.
