@@ -177,6 +177,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 		newEventsCmd(cfg),
 		newStatsCmd(cfg),
 		newCompletionCmd(cfg, root),
+		newDoctorCmd(cfg),
 		newVersionCmd(cfg),
 	}
 	return root
