@@ -149,3 +149,16 @@ func WithPullPolicy(p PullPolicy) Option {
 		return nil
 	}
 }
+
+// CheckOptions reports the first error opts would make Open fail with,
+// touching nothing: for checking configuration early.
+func CheckOptions(opts ...Option) error {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return err
+		}
+	}
+	_, err := registryTransport(o.transport, o.registries)
+	return err
+}

@@ -52,6 +52,7 @@ type boxFlags struct {
 	workdir string
 	env     stringList
 	volumes stringList
+	pull    string
 }
 
 // register adds the flags; withName and withWorkdir select the optional ones.
@@ -71,6 +72,7 @@ func (b *boxFlags) register(fs *flag.FlagSet, withName, withWorkdir bool) {
 	fs.Var(&b.env, "e", "shorthand for --env")
 	fs.Var(&b.volumes, "volume", "mount host:guest[:ro|:rw] (repeatable)")
 	fs.Var(&b.volumes, "v", "shorthand for --volume")
+	fs.StringVar(&b.pull, "pull", "missing", "when to pull the image: missing (use a cached or loaded image), always (ask the registry) or never (fail if not cached)")
 	if withWorkdir {
 		fs.StringVar(&b.workdir, "workdir", "", "default working directory (default /root)")
 		fs.StringVar(&b.workdir, "w", "", "shorthand for --workdir")
@@ -87,9 +89,16 @@ func (b *boxFlags) spec(image string) (boxrun.BoxSpec, error) {
 	if err != nil {
 		return boxrun.BoxSpec{}, err
 	}
+	pull := boxrun.PullPolicy(b.pull)
+	switch pull {
+	case boxrun.PullAlways, boxrun.PullMissing, boxrun.PullNever:
+	default:
+		return boxrun.BoxSpec{}, usagef("invalid --pull %q (want missing, always or never)", b.pull)
+	}
 	return boxrun.BoxSpec{
 		Image: resolveImage(image), Name: b.name, CPU: b.cpus, MemoryMB: int64(b.memory),
 		DiskSizeGB: b.disk, Network: b.network, Workdir: b.workdir, Env: env, Volumes: vols,
+		Pull: pull,
 	}, nil
 }
 

@@ -16,12 +16,13 @@ func newImagesCmd(cfg *rootConfig) *ffcli.Command {
 	ls := newImagesLsCmd(cfg)
 	return &ffcli.Command{
 		Name:       "images",
-		ShortUsage: "boxrun images [ls|pull|rm|prune|aliases|build-busybox] [args...]",
+		ShortUsage: "boxrun images [ls|pull|load|tag|save|rm|prune|aliases|build-busybox] [args...]",
 		ShortHelp:  "manage the server's image cache (default: ls)",
 		FlagSet:    ls.FlagSet,
 		Options:    ffOptions(),
 		Subcommands: []*ffcli.Command{
-			ls, newImagesPullCmd(cfg), newImagesRmCmd(cfg), newImagesPruneCmd(cfg),
+			ls, newImagesPullCmd(cfg), newImagesLoadCmd(cfg), newImagesTagCmd(cfg), newImagesSaveCmd(cfg),
+			newImagesRmCmd(cfg), newImagesPruneCmd(cfg),
 			newImagesAliasesCmd(cfg), newBuildBusyboxCmd(cfg),
 		},
 		Exec: ls.Exec,

@@ -32,6 +32,8 @@ type serveConfig struct {
 	verbose      bool
 	mcp          bool
 	mcpFlags     mcpFlags
+	registries   registryFlags
+	imageOpts    []image.Option // from registries, checked by serve
 }
 
 func newServeCmd(cfg *rootConfig) *ffcli.Command {
@@ -47,6 +49,7 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.BoolVar(&sc.verbose, "verbose", false, "debug logging")
 	fs.BoolVar(&sc.mcp, "mcp", true, "serve the Model Context Protocol (streamable HTTP) at /mcp")
 	sc.mcpFlags.register(fs, "mcp-")
+	sc.registries.register(fs, cfg.getenv)
 	return &ffcli.Command{
 		Name:       "serve",
 		ShortUsage: "boxrun serve [--host 127.0.0.1] [--port 9090] [--socket PATH] [--driver gvisor|qemu]",
@@ -108,7 +111,7 @@ func openManager(cfg *rootConfig, sc *serveConfig, log *slog.Logger) (*boxrun.Ma
 	if err != nil {
 		return nil, err
 	}
-	images, err := image.Open(filepath.Join(cfg.stateDir, "images"), image.WithLogger(log))
+	images, err := image.Open(filepath.Join(cfg.stateDir, "images"), append([]image.Option{image.WithLogger(log)}, sc.imageOpts...)...)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -135,6 +138,13 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 	if sc.driver != "gvisor" && sc.driver != "qemu" {
 		return usagef("unknown driver %q (want gvisor or qemu)", sc.driver)
 	}
+	var err error
+	if sc.imageOpts, err = sc.registries.options(); err != nil {
+		return err
+	}
+	if d := describeRegistries(sc.imageOpts, &sc.registries); d != "" {
+		log.Info("registries", "config", d)
+	}
 	if sc.socket == "" && cfg.token == "" && !loopbackHost(sc.host) {
 		return fmt.Errorf("Failed to start server: refusing to listen on %s without a token: set --token (env BOXRUN_TOKEN) or listen on loopback or a Unix socket", sc.host)
 	}
@@ -145,7 +155,6 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 		return fmt.Errorf("Failed to start server: %w", err)
 	}
 	var ln net.Listener
-	var err error
 	if sc.socket != "" {
 		if ln, err = httpapi.Listen("unix", sc.socket); err != nil {
 			return fmt.Errorf("Failed to bind %s: %w", sc.socket, err)
