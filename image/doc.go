@@ -38,6 +38,21 @@
 // Package imagetest builds images and serves them from an in-process
 // registry for tests.
 //
+// # Air-gapped and corporate machines
+//
+// Load imports docker-archive and OCI-layout tarballs under the archive's
+// own names (and LoadOptions.Tags), Tag adds names, and Save writes
+// docker-archives that `docker load` and Load read back with the same image
+// ID. Names so given are local: pulls under the Store's policy, PullMissing
+// and PullNever use them without contacting any registry (PullOptions,
+// PullWith). Every image keeps its config and layer blobs for Save.
+//
+// WithRegistry, WithRegistryMirrors and WithInsecureRegistries set, per
+// registry host, mirrors tried in order before the registry itself (unless
+// mirrors only) and hosts reached over plain HTTP or unverified TLS. The
+// endpoint that served a pull is reported in Image.Endpoint and
+// ImageInfo.Endpoint.
+//
 // # Concurrency and crashes
 //
 // Concurrent Pulls of one reference share one pull (and its progress);
