@@ -63,6 +63,9 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	if err := validateSpec(&spec); err != nil {
 		return nil, err
 	}
+	if err := m.validateNetwork(&spec); err != nil {
+		return nil, err
+	}
 	if spec.Name != "" {
 		if _, err := m.store.getBox(ctx, spec.Name); err == nil {
 			return nil, nameExists(spec.Name)
@@ -116,7 +119,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	}
 	sb := sandbox.Spec{
 		BoxID: b.ID, Image: img, CPU: b.CPU, MemoryMB: b.MemoryMB, DiskSizeGB: b.DiskSizeGB,
-		Network: b.Network, Volumes: b.Volumes,
+		Network: b.Network, Volumes: b.Volumes, Ports: spec.Ports, Egress: spec.Egress,
 	}
 	if img != nil {
 		b.ImageDigest = img.Digest
@@ -131,6 +134,13 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	// The sandbox outlives this request: a canceled ctx must not leave it
 	// half made, so the driver gets the Manager's context.
 	handle, err := m.driver.Create(m.ctx, sb)
+	if errors.Is(err, ErrPortInUse) {
+		// Bad input found by the driver: no box, as for any other.
+		if ev, derr := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now())); derr == nil {
+			m.bus.publish(ev)
+		}
+		return nil, &Error{Code: CodeValidationError, Message: err.Error(), Err: err}
+	}
 	if err != nil {
 		return nil, m.failCreate(b, Errorf(CodeRuntimeError, "Failed to create BoxLite VM: %w", err))
 	}

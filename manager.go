@@ -47,6 +47,7 @@ type Manager struct {
 	reservedMem int64
 	runs        map[string]*execRun // running execs by ID
 	locks       map[string]*boxLock // per-box lifecycle locks
+	net         netState            // handle -> box ID for net.denied
 
 	statsMu    sync.Mutex
 	cpuSamples map[string]cpuSample // box ID → last CPU reading
@@ -126,6 +127,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		attrs = append(attrs, k, v)
 	}
 	m.log.Info("boxrun: opened", append(attrs, "dir", dir)...)
+	m.watchNet()
 	if err := m.recover(ctx); err != nil {
 		cancel()
 		st.close()

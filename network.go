@@ -19,3 +19,11 @@ const (
 	EgressAllow = boxapi.EgressAllow
 	EgressDeny  = boxapi.EgressDeny
 )
+
+// ErrPortInUse is wrapped by drivers when a published host port cannot be
+// bound: a kind of ErrInvalid (see boxapi.ErrPortInUse).
+var ErrPortInUse = boxapi.ErrPortInUse
+
+// ValidatePorts checks and normalizes published ports (see
+// boxapi.ValidatePorts).
+func ValidatePorts(ports []PortMapping) ([]PortMapping, error) { return boxapi.ValidatePorts(ports) }

@@ -52,6 +52,13 @@ type BoxSpec struct {
 	// registry whether the tag moved; PullNever fails at once with
 	// IMAGE_PULL_FAILED when the image is not cached.
 	Pull PullPolicy
+	// Ports are published on the host, Docker-style (network only; an
+	// extension: see NetInfo). A host port that is taken fails Create with
+	// VALIDATION_ERROR and no box.
+	Ports []PortMapping
+	// Egress is the box's egress policy (network only); nil is the zero
+	// policy: the internet yes, the host, link-local and other boxes no.
+	Egress *EgressPolicy
 }
 
 // PullPolicy says when creating a box pulls its image.

@@ -35,6 +35,7 @@ type Event struct {
 	Exec   *Exec         `json:"exec,omitempty"`   // exec.started, exec.exited
 	Output *ExecEvent    `json:"output,omitempty"` // exec.output
 	Pull   *PullProgress `json:"pull,omitempty"`   // image.pull
+	Net    *NetDenied    `json:"net,omitempty"`    // net.denied
 }
 
 // EventFilter selects events for Subscribe. The zero value selects every
@@ -54,4 +55,14 @@ type Subscription interface {
 	C() <-chan Event
 	Err() error
 	Close() error
+}
+
+// EventNetDenied is a live-only event (Seq 0): a box's connection or DNS
+// lookup was denied by its egress policy. Event.Net says what and why.
+const EventNetDenied EventType = "net.denied"
+
+// NetDenied is the payload of a net.denied event.
+type NetDenied struct {
+	Destination string `json:"destination"` // "1.2.3.4:80/tcp", "1.2.3.4/icmp" or a domain name
+	Rule        string `json:"rule"`        // the deciding rule, e.g. "deny cidr 10.0.0.0/8", "default deny"
 }

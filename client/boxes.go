@@ -38,6 +38,9 @@ type createBoxRequest struct {
 	Env        map[string]string `json:"env,omitempty"`
 	Volumes    []boxapi.Volume   `json:"volumes,omitempty"`
 	Pull       string            `json:"pull,omitempty"` // extension
+	// Extension fields (docs/api-extensions.md).
+	Ports  []boxapi.PortMapping `json:"ports,omitempty"`
+	Egress *boxapi.EgressPolicy `json:"egress,omitempty"`
 }
 
 // Create implements boxapi.Service: POST /v1/boxes.
@@ -45,7 +48,8 @@ func (c *Client) Create(ctx context.Context, spec boxapi.BoxSpec) (*boxapi.Box, 
 	req := createBoxRequest{
 		Image: spec.Image, CPU: spec.CPU, MemoryMB: spec.MemoryMB, DiskSizeGB: spec.DiskSizeGB,
 		Network: spec.Network, Workdir: spec.Workdir, Env: spec.Env, Volumes: spec.Volumes,
-		Pull: string(spec.Pull),
+		Pull:  string(spec.Pull),
+		Ports: spec.Ports, Egress: spec.Egress,
 	}
 	if spec.Name != "" {
 		req.Name = &spec.Name

@@ -21,6 +21,9 @@ type createRequest struct {
 	Env        map[string]string `json:"env"`
 	Volumes    []volumeJSON      `json:"volumes"`
 	Pull       *string           `json:"pull"` // extension: always, missing (default) or never
+	// Extension fields (docs/api-extensions.md).
+	Ports  []boxapi.PortMapping `json:"ports"`
+	Egress *boxapi.EgressPolicy `json:"egress"`
 }
 
 // spec validates the request in the spec's order (required fields, then
@@ -65,6 +68,8 @@ func (c createRequest) spec() (boxapi.BoxSpec, error) {
 			return spec, invalid("pull must be always, missing or never")
 		}
 	}
+	spec.Ports = c.Ports
+	spec.Egress = c.Egress
 	return spec, nil
 }
 

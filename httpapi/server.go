@@ -283,6 +283,10 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleAttach}, p
 	case n == 4 && segs[3] == "stats":
 		return routes{http.MethodGet: s.handleStats}, p
+	case n == 4 && segs[3] == "network":
+		return routes{http.MethodGet: s.handleNetwork}, p
+	case n == 5 && segs[3] == "network" && segs[4] == "egress":
+		return routes{http.MethodPut: s.handleSetEgress}, p
 	case n == 4 && segs[3] == "archive":
 		return routes{http.MethodGet: s.handleArchiveGet, http.MethodPut: s.handleArchivePut}, p
 	case n == 5 && segs[3] == "exec":

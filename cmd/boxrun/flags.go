@@ -53,6 +53,8 @@ type boxFlags struct {
 	env     stringList
 	volumes stringList
 	pull    string
+	publish stringList
+	egress  egressFlags
 }
 
 // register adds the flags; withName and withWorkdir select the optional ones.
@@ -73,6 +75,9 @@ func (b *boxFlags) register(fs *flag.FlagSet, withName, withWorkdir bool) {
 	fs.Var(&b.volumes, "volume", "mount host:guest[:ro|:rw] (repeatable)")
 	fs.Var(&b.volumes, "v", "shorthand for --volume")
 	fs.StringVar(&b.pull, "pull", "missing", "when to pull the image: missing (use a cached or loaded image), always (ask the registry) or never (fail if not cached)")
+	fs.Var(&b.publish, "publish", "publish a box TCP port on the host: [HOSTIP:][HOSTPORT:]BOXPORT (repeatable; host loopback by default, a free host port without HOSTPORT; needs --network)")
+	fs.Var(&b.publish, "p", "shorthand for --publish")
+	b.egress.register(fs)
 	if withWorkdir {
 		fs.StringVar(&b.workdir, "workdir", "", "default working directory (default /root)")
 		fs.StringVar(&b.workdir, "w", "", "shorthand for --workdir")
@@ -95,10 +100,15 @@ func (b *boxFlags) spec(image string) (boxrun.BoxSpec, error) {
 	default:
 		return boxrun.BoxSpec{}, usagef("invalid --pull %q (want missing, always or never)", b.pull)
 	}
+	ports, err := parsePorts(b.publish)
+	if err != nil {
+		return boxrun.BoxSpec{}, err
+	}
 	return boxrun.BoxSpec{
 		Image: resolveImage(image), Name: b.name, CPU: b.cpus, MemoryMB: int64(b.memory),
 		DiskSizeGB: b.disk, Network: b.network, Workdir: b.workdir, Env: env, Volumes: vols,
 		Pull: pull,
+		Ports: ports, Egress: b.egress.policy(),
 	}, nil
 }
 

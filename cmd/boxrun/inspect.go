@@ -10,6 +10,7 @@ import (
 func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 	fs := cfg.newFlagSet("inspect")
 	execs := fs.Bool("execs", false, "print the execs of the box instead (newest first)")
+	network := fs.Bool("net", false, "print the network of each box instead: address, published ports, egress policy")
 	return &ffcli.Command{
 		Name:       "inspect",
 		ShortUsage: "boxrun inspect [flags] BOX...",
@@ -20,6 +21,17 @@ func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 			pos, svc, err := cfg.argsAndService(ctx, fs, args, "inspect needs at least one BOX")
 			if err != nil {
 				return err
+			}
+			if *network {
+				all := []*boxrun.NetInfo{}
+				for _, b := range pos {
+					info, err := svc.BoxNetwork(ctx, b)
+					if err != nil {
+						return err
+					}
+					all = append(all, info)
+				}
+				return writeJSON(cfg, all)
 			}
 			if *execs {
 				all := []*boxrun.Exec{}

@@ -163,6 +163,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 		newLsCmd(cfg, "ls"),
 		newLsCmd(cfg, "list"),
 		newInspectCmd(cfg),
+		newEgressCmd(cfg),
 		newExecCmd(cfg),
 		newShellCmd(cfg),
 		newAttachCmd(cfg),

@@ -113,7 +113,7 @@ func (d *Driver) netUp(ctx context.Context, h string, m *boxMeta) error {
 	b, err := d.net.Up(ctx, h, m.Egress, m.Ports)
 	if err != nil {
 		if errors.Is(err, boxnet.ErrPortInUse) {
-			return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrInvalid)
+			return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrPortInUse)
 		}
 		return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrRuntime)
 	}
