@@ -107,7 +107,7 @@ func (b *boxFlags) spec(image string) (boxrun.BoxSpec, error) {
 	return boxrun.BoxSpec{
 		Image: resolveImage(image), Name: b.name, CPU: b.cpus, MemoryMB: int64(b.memory),
 		DiskSizeGB: b.disk, Network: b.network, Workdir: b.workdir, Env: env, Volumes: vols,
-		Pull: pull,
+		Pull:  pull,
 		Ports: ports, Egress: b.egress.policy(),
 	}, nil
 }
