@@ -37,6 +37,13 @@ func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return
 // test when runsc (or root) is unavailable.
 func newGVisorEnv(t *testing.T) *served {
 	t.Helper()
+	return newGVisorEnvWith(t, nil)
+}
+
+// newGVisorEnvWith is newGVisorEnv with an image store of the test's
+// (nil: the busybox rootfs for every reference).
+func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore) *served {
+	t.Helper()
 	runsc := os.Getenv(gvisor.RunscEnv)
 	if runsc == "" {
 		runsc, _ = filepath.Abs("../bin/runsc")
@@ -64,7 +71,10 @@ func newGVisorEnv(t *testing.T) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(busyboxStore{img}), boxrun.WithLimits(64, 64<<10))
+	if store == nil {
+		store = busyboxStore{img}
+	}
+	mgr, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(store), boxrun.WithLimits(64, 64<<10))
 	if err != nil {
 		d.Close()
 		t.Fatal(err)

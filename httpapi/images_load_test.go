@@ -186,3 +186,32 @@ func TestImagesLoadTagSave(t *testing.T) {
 		t.Errorf("registries got %d requests", n)
 	}
 }
+
+// A box in a real gVisor sandbox runs a loaded image by its name, with no
+// registry reachable.
+func TestGVisorLoadedImage(t *testing.T) {
+	store, hits := offlineStore(t, filepath.Join(t.TempDir(), "images"))
+	s := newGVisorEnvWith(t, store)
+	c, err := client.New(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	arc := archiveOf(t, "python:3.12-slim", markedBusybox(t, "loaded offline"))
+	if _, err := c.LoadImages(ctx, bytes.NewReader(arc), boxrun.LoadImagesOptions{Tags: []string{"corp.example/ml/python:3.12"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"python:3.12-slim", "corp.example/ml/python:3.12"} {
+		res, err := c.Run(ctx, boxrun.RunRequest{Image: ref, Cmd: []string{"cat", "/marker"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stdout != "loaded offline" || res.ExitCode == nil || *res.ExitCode != 0 {
+			t.Errorf("run in %s: %+v", ref, res)
+		}
+	}
+	if n := hits(); n != 0 {
+		t.Errorf("registries got %d requests", n)
+	}
+}
