@@ -2,12 +2,20 @@
 GO ?= go
 export GOTOOLCHAIN := local
 
-.PHONY: all build runsc deps test vet fmt-check bench demo clean
+.PHONY: all build runsc deps mcp-ts-deps test vet fmt-check bench demo clean
 
 all: build
 
 deps: ## Debian packages the tests and the gVisor/QEMU drivers need (root).
 	./scripts/install-deps.sh
+
+# The TypeScript MCP SDK for the MCP interop test (cmd/boxrun TestCLI_MCP),
+# pinned by tests/mcp-ts/package-lock.json. Without npm the test skips
+# (fails under BOXRUN_REQUIRE_ALL=1).
+mcp-ts-deps:
+	@if ! command -v npm >/dev/null; then echo "npm not found: the TypeScript MCP test will skip"; \
+	elif [ ! tests/mcp-ts/node_modules/.package-lock.json -nt tests/mcp-ts/package-lock.json ]; then \
+		cd tests/mcp-ts && npm ci --no-audit --no-fund; fi
 
 # runsc is rebuilt when missing or when tools/go.mod pins another gVisor
 # version than the one stamped in bin/runsc.version.
@@ -24,7 +32,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-test: runsc fmt-check vet
+test: runsc mcp-ts-deps fmt-check vet
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -race -timeout 20m ./...
 
 bench: runsc

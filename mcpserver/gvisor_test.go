@@ -41,7 +41,7 @@ func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return
 func gvisorManager(t *testing.T) *boxrun.Manager {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipEnv(t, "the gVisor driver needs root")
+		boxruntest.SkipEnv(t, "the gVisor driver needs root")
 	}
 	runsc := os.Getenv(gvisor.RunscEnv)
 	if runsc == "" {
@@ -49,7 +49,7 @@ func gvisorManager(t *testing.T) *boxrun.Manager {
 	}
 	if _, err := os.Stat(runsc); err != nil {
 		if runsc, err = exec.LookPath("runsc"); err != nil {
-			skipEnv(t, "runsc not available (set %s)", gvisor.RunscEnv)
+			boxruntest.SkipEnv(t, "runsc not available (set "+gvisor.RunscEnv+")")
 		}
 	}
 	img := boxruntest.BusyboxImage(t)
@@ -62,7 +62,7 @@ func gvisorManager(t *testing.T) *boxrun.Manager {
 	}
 	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor"), Runsc: runsc, InitPath: init})
 	if errors.Is(err, gvisor.ErrUnsupported) {
-		skipEnv(t, "gVisor unsupported here: %v", err)
+		boxruntest.SkipEnv(t, "gVisor unsupported here: "+err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,16 +11,6 @@ import (
 	"github.com/boxrun/boxrun/mcpserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// skipEnv skips a test the environment cannot run, or fails it when
-// BOXRUN_REQUIRE_ALL=1 (CI) demands that every test runs.
-func skipEnv(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("BOXRUN_REQUIRE_ALL") == "1" {
-		t.Fatalf("BOXRUN_REQUIRE_ALL=1 but: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // connect runs srv.Run on an in-memory transport and returns a connected
 // official-SDK client session. done receives Run's result after the client

@@ -230,17 +230,17 @@ const requestHeader = "X-Boxrun-Mcp-Request"
 // the HTTP request that carried the call ends before the call does (the
 // client went away; without an event store its response could never be
 // delivered). Over stdio, a disconnect ends the session, which cancels ctx.
-func (s *Server) callContext(ctx context.Context, req *mcp.CallToolRequest) (context.Context, context.CancelFunc) {
+// The context also ends with the session (sess.ctx).
+func (s *Server) callContext(ctx context.Context, sess *session, req *mcp.CallToolRequest) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
-	if req == nil || req.Extra == nil || req.Extra.Header == nil {
-		return ctx, cancel
+	stopSess := context.AfterFunc(sess.ctx, cancel)
+	stopReq := func() bool { return false }
+	if req != nil && req.Extra != nil && req.Extra.Header != nil {
+		if v, ok := s.reqs.Load(req.Extra.Header.Get(requestHeader)); ok {
+			stopReq = context.AfterFunc(v.(context.Context), cancel)
+		}
 	}
-	v, ok := s.reqs.Load(req.Extra.Header.Get(requestHeader))
-	if !ok {
-		return ctx, cancel
-	}
-	stop := context.AfterFunc(v.(context.Context), cancel)
-	return ctx, func() { stop(); cancel() }
+	return ctx, func() { stopReq(); stopSess(); cancel() }
 }
 
 // Close ends every live session, removing its boxes as a session end does,
@@ -267,6 +267,7 @@ func (s *Server) newSession() (*session, error) {
 		return nil, ErrClosed
 	}
 	sess := &session{srv: s, boxes: map[string]*ownedBox{}}
+	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	s.sessions[sess] = struct{}{}
 	return sess, nil
 }

@@ -13,7 +13,9 @@ import (
 // session is the state of one MCP session: the boxes it owns. Its methods
 // are safe for concurrent use (tool calls of one session run concurrently).
 type session struct {
-	srv *Server
+	srv    *Server
+	ctx    context.Context // canceled when the session closes: ends its calls
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	boxes     map[string]*ownedBox // box ID → state, for boxes this session created
@@ -22,6 +24,31 @@ type session struct {
 	watchOnce sync.Once
 	closeOnce sync.Once
 	mcpSess   *mcp.ServerSession // set by watch; closed by close
+	calls     int                // tool calls in flight
+	drained   chan struct{}      // closed when calls drops to 0 after close began
+}
+
+// beginCall registers a tool call; it returns false once the session is
+// closed. endCall must follow a true result.
+func (s *session) beginCall() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.calls++
+	return true
+}
+
+// endCall ends a call registered by beginCall.
+func (s *session) endCall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls--
+	if s.calls == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
 }
 
 // ownedBox is a box created by the session.
@@ -167,6 +194,11 @@ func (s *session) close() { s.closeOnce.Do(s.doClose) }
 func (s *session) doClose() {
 	s.mu.Lock()
 	s.closed = true
+	var drained chan struct{}
+	if s.calls > 0 {
+		drained = make(chan struct{})
+		s.drained = drained
+	}
 	var remove []string
 	for id, ob := range s.boxes {
 		if ob.timer != nil {
@@ -179,8 +211,19 @@ func (s *session) doClose() {
 	s.boxes = map[string]*ownedBox{}
 	ss := s.mcpSess
 	s.mu.Unlock()
+	// Cancel the calls in flight (an exec's cancel reaches its process) and
+	// wait for them, so nothing outlives the session, not even when the
+	// process exits right after Run returns.
+	s.cancel()
 	if ss != nil {
-		ss.Close() // cancels the session's in-flight calls (and their execs)
+		ss.Close()
+	}
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-time.After(cleanupTimeout):
+			s.srv.logf("tool calls still running %v after the session ended", cleanupTimeout)
+		}
 	}
 	var wg sync.WaitGroup
 	for _, id := range remove {

@@ -39,7 +39,11 @@ func addTool[In any](s *session, srv *mcp.Server, t *mcp.Tool, tweak func(*jsons
 		if err != nil {
 			return toolError(err), nil
 		}
-		ctx, cancel := s.srv.callContext(ctx, req)
+		if !s.beginCall() {
+			return toolError(errSessionClosed), nil
+		}
+		defer s.endCall()
+		ctx, cancel := s.srv.callContext(ctx, s, req)
 		defer cancel()
 		out, err := fn(ctx, req, in)
 		if err != nil {
