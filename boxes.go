@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -345,9 +346,14 @@ func (m *Manager) removeLocked(ctx context.Context, b *boxRow, force bool) error
 		m.release(b.CPU, b.MemoryMB)
 	}
 	m.forgetStats(b.ID)
-	ev, err := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now()))
+	ev, logs, err := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now()))
 	if err != nil {
 		return err
+	}
+	for _, id := range logs {
+		if err := os.Remove(outLogPath(m.outDir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("remove: output log", "exec", id, "err", err) // Open removes it later
+		}
 	}
 	m.bus.publish(ev)
 	return nil
@@ -416,9 +422,32 @@ func (m *Manager) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logs, err := m.store.outputLogs(ctx)
+	if err != nil {
+		return err
+	}
 	for _, e := range execs {
-		if _, err := m.store.failOrphanExec(ctx, e, "server restarted", FormatTime(m.now())); err != nil {
+		size, last := int64(-1), int64(-1)
+		if logs[e.ID] {
+			// Keep the log's valid prefix: every published chunk is in it.
+			if size, last, err = recoverOutLog(outLogPath(m.outDir, e.ID), e.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := m.store.failOrphanExec(ctx, e, "server restarted", FormatTime(m.now()), size, last); err != nil {
 			return err
+		}
+	}
+	// Logs the database does not know (a crash between a box's deletion
+	// and the removal of its files, or before an exec's row committed).
+	if ents, err := os.ReadDir(m.outDir); err == nil {
+		for _, ent := range ents {
+			id, ok := strings.CutSuffix(ent.Name(), ".log")
+			if !ok || !logs[id] {
+				if err := os.Remove(filepath.Join(m.outDir, ent.Name())); err != nil {
+					m.log.Warn("recover: remove orphan output log", "file", ent.Name(), "err", err)
+				}
+			}
 		}
 	}
 	boxes, err := m.store.listBoxes(ctx, "")

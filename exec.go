@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -15,8 +17,12 @@ import (
 )
 
 // maxPendingOutput bounds the output an exec may have buffered but not yet
-// stored; a process that outpaces SQLite waits (output is never dropped).
+// stored; a process that outpaces the store waits (output is never dropped).
 const maxPendingOutput = 8 << 20
+
+// maxEventData is the most text consecutive writes of one stream are
+// merged into while the store is busy (one event, one record).
+const maxEventData = 64 << 10
 
 func validateExec(req *ExecRequest) error {
 	switch {
@@ -95,9 +101,17 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 		Workdir: req.Workdir, TimeoutMS: req.TimeoutMS, CreatedAt: m.now(),
 	}
 	r := newExecRun(m, e, map[string]io.Writer{"stdout": stdout, "stderr": stderr})
+	logPath := outLogPath(m.outDir, e.ID)
+	lg, err := createOutLog(logPath)
+	if err != nil {
+		return nil, Errorf(CodeRuntimeError, "Failed to start execution: %w", err)
+	}
+	r.log = lg
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		lg.discard()
+		os.Remove(logPath)
 		return nil, ErrClosed
 	}
 	m.runs[e.ID] = r
@@ -106,6 +120,8 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 
 	ev, err := m.store.insertExec(ctx, e)
 	if err != nil {
+		lg.discard()
+		os.Remove(logPath)
 		m.mu.Lock()
 		delete(m.runs, e.ID)
 		m.mu.Unlock()
@@ -147,8 +163,14 @@ type execRun struct {
 	cond      *sync.Cond // signaled when pending output is taken for storage
 	proc      sandbox.Process
 	seq       int64
-	pending   []ExecEvent
+	pending   []pendingChunk
 	pendBytes int
+	queued    int64 // output bytes accepted for storage (the cap counts these)
+	truncated bool  // the output cap was hit: the rest is dropped
+	storeErr  error // storing output failed: the exec fails, nothing more is stored
+	log       *outLog
+	written   atomic.Int64      // end of the last whole batch in the log
+	lastSeq   int64             // seq of the last stored output event
 	carry     map[string][]byte // incomplete UTF-8 tail per stream
 	endStatus ExecStatus        // set by kill: canceled or failed
 	endReason string
@@ -164,7 +186,7 @@ type execRun struct {
 
 func newExecRun(m *Manager, e *Exec, tee map[string]io.Writer) *execRun {
 	r := &execRun{
-		m: m, exec: e, tee: tee, done: make(chan struct{}), carry: map[string][]byte{},
+		m: m, exec: e, tee: tee, done: make(chan struct{}), carry: map[string][]byte{}, lastSeq: -1,
 		wake: make(chan struct{}, 1), flushed: make(chan struct{}), stop: make(chan struct{}),
 	}
 	r.cond = sync.NewCond(&r.mu)
@@ -232,8 +254,10 @@ func (r *execRun) write(stream string, p []byte) (int, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended {
-		return len(p), nil // finished without its process (Close): output goes nowhere
+	if r.ended || r.storeErr != nil || r.truncated {
+		// Finished without its process (Close), unstorable, or over the
+		// cap: the output goes nowhere.
+		return len(p), nil
 	}
 	buf := append(r.carry[stream], p...)
 	cut := utf8Complete(buf)
@@ -247,13 +271,50 @@ func (r *execRun) write(stream string, p []byte) (int, error) {
 	return len(p), nil
 }
 
-// queue appends a log event (r.mu held).
+// pendingChunk is output queued for storage: one future event.
+type pendingChunk struct {
+	seq    int64
+	stream string
+	at     time.Time
+	data   []byte
+	own    bool // never merged into (the truncation marker)
+}
+
+// queue appends output text as a log event, merging it into the last
+// queued event of the same stream while the store is busy (r.mu held).
+// Past the output cap it queues the part that fits, then a truncation
+// marker (a stderr log event), and drops the rest.
 func (r *execRun) queue(stream, text string) {
-	r.pending = append(r.pending, ExecEvent{
-		ExecID: r.exec.ID, Seq: r.seq, Kind: KindLog, Stream: stream, Data: text, CreatedAt: r.m.now(),
-	})
-	r.seq++
+	if r.truncated {
+		return
+	}
+	if limit := r.m.cfg.outputLimit; limit > 0 && r.queued+int64(len(text)) > limit {
+		fit := int(limit - r.queued)
+		for back := 0; back < utf8.UTFMax && fit > 0 && !utf8.RuneStart(text[fit]); back++ {
+			fit-- // do not cut a character in two
+		}
+		r.add(stream, text[:fit], false)
+		r.add("stderr", fmt.Sprintf("\n[boxrun: output truncated: this exec reached its limit of %d bytes]\n", limit), true)
+		r.truncated = true
+		return
+	}
+	r.add(stream, text, false)
+}
+
+func (r *execRun) add(stream, text string, own bool) {
+	if text == "" {
+		return
+	}
+	r.queued += int64(len(text))
 	r.pendBytes += len(text)
+	if n := len(r.pending); !own && n > 0 {
+		if last := &r.pending[n-1]; !last.own && last.stream == stream && len(last.data)+len(text) <= maxEventData {
+			last.data = append(last.data, text...)
+			return
+		}
+	}
+	r.pending = append(r.pending, pendingChunk{seq: r.seq, stream: stream, at: r.m.now(), data: []byte(text), own: own})
+	r.seq++
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -274,9 +335,9 @@ func utf8Complete(b []byte) int {
 	return len(b)
 }
 
-// flusher stores pending output in batches and publishes it, in seq order,
-// until stop; what is still pending then goes with the exit event (finish),
-// so a short command costs one output transaction less.
+// flusher stores pending output in batches (one write to the exec's log)
+// and publishes each batch once it is stored, in seq order, until stop.
+// A batch that cannot be stored fails the exec and is never published.
 func (r *execRun) flusher() {
 	defer close(r.flushed)
 	for {
@@ -285,22 +346,47 @@ func (r *execRun) flusher() {
 		case <-r.stop:
 			return
 		}
-		batch := r.takePending()
-		if len(batch) > 0 {
-			if err := r.m.store.appendEvents(context.WithoutCancel(r.m.ctx), batch); err != nil {
-				r.m.log.Error("exec: store output", "exec", r.exec.ID, "err", err)
-			}
+		if batch := r.takePending(); len(batch) > 0 && r.store(batch) {
 			r.publishOutput(batch)
 		}
 	}
 }
 
-// takePending removes and returns the queued output events, waking writers
-// held back by the pending limit.
+// store appends batch to the log; on failure it fails the exec (killing
+// its process) and reports false.
+func (r *execRun) store(batch []ExecEvent) bool {
+	r.mu.Lock()
+	failed := r.storeErr != nil
+	r.mu.Unlock()
+	if failed {
+		return false
+	}
+	off, err := r.log.append(batch)
+	if err == nil {
+		r.written.Store(off)
+		r.lastSeq = batch[len(batch)-1].Seq
+		return true
+	}
+	r.m.log.Error("exec: store output", "exec", r.exec.ID, "err", err)
+	r.mu.Lock()
+	r.storeErr = err
+	r.endStatus, r.endReason = ExecFailed, "output storage failed: "+err.Error()
+	r.pending, r.pendBytes = nil, 0
+	r.cond.Broadcast()
+	r.mu.Unlock()
+	go r.signal()
+	return false
+}
+
+// takePending removes and returns the queued output as events, waking
+// writers held back by the pending limit.
 func (r *execRun) takePending() []ExecEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	batch := r.pending
+	batch := make([]ExecEvent, len(r.pending))
+	for i, c := range r.pending {
+		batch[i] = ExecEvent{ExecID: r.exec.ID, Seq: c.seq, Kind: KindLog, Stream: c.stream, Data: string(c.data), CreatedAt: c.at}
+	}
 	r.pending, r.pendBytes = nil, 0
 	r.cond.Broadcast()
 	return batch
@@ -348,12 +434,28 @@ func (r *execRun) finish(code *int, waitErr string) {
 		close(r.stop)
 		<-r.flushed
 		rest := r.takePending()
+		if len(rest) > 0 && !r.store(rest) {
+			rest = nil
+		}
+		logSize := r.written.Load()
+		if r.storeErr == nil {
+			if err := r.log.finish(); err != nil {
+				r.mu.Lock()
+				r.storeErr = err
+				r.endStatus, r.endReason = ExecFailed, "output storage failed: "+err.Error()
+				r.mu.Unlock()
+			}
+		} else {
+			r.log.discard()
+		}
 
 		r.mu.Lock()
 		e := *r.exec
 		e.FinishedAt = m.now()
 		info := ExitInfo{}
 		switch {
+		case r.storeErr != nil:
+			e.Status, e.ExitCode, e.ErrorMessage = ExecFailed, code, r.endReason
 		case code == nil:
 			e.Status, e.ErrorMessage = ExecFailed, waitErr
 		case r.endStatus != "":
@@ -371,11 +473,14 @@ func (r *execRun) finish(code *int, waitErr string) {
 		}
 		info.ExitCode, info.Error = e.ExitCode, e.ErrorMessage
 		data, _ := json.Marshal(info)
-		exit := ExecEvent{ExecID: e.ID, Seq: r.seq, Kind: KindExit, Data: string(data), CreatedAt: e.FinishedAt}
+		// The exit follows the last stored event: output that could not
+		// be stored is not counted.
+		exit := ExecEvent{ExecID: e.ID, Seq: r.lastSeq + 1, Kind: KindExit, Data: string(data), CreatedAt: e.FinishedAt}
+		truncated := r.truncated
 		r.mu.Unlock()
 
+		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, []ExecEvent{exit}, logSize, truncated)
 		final := append(rest, exit)
-		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, final)
 		if err != nil {
 			m.log.Error("exec: store exit", "exec", e.ID, "err", err)
 		} else {

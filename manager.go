@@ -23,6 +23,7 @@ import (
 // (detached) and are picked up again by the next Open.
 type Manager struct {
 	dir    string
+	outDir string // exec output logs (see outlog.go)
 	cfg    config
 	log    *slog.Logger
 	store  *store
@@ -80,6 +81,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		stopTimeout: 10 * time.Second,
 		now:         time.Now,
 		eventBuffer: 256,
+		outputLimit: DefaultOutputLimit,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -107,6 +109,12 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		lock.unlock()
 		return nil, fmt.Errorf("boxrun: open: %w", err)
 	}
+	outDir := filepath.Join(dir, "output")
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		closeParts(cfg)
+		lock.unlock()
+		return nil, fmt.Errorf("boxrun: open: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := openStore(ctx, filepath.Join(dir, "boxrun.db"))
 	if err != nil {
@@ -116,7 +124,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		return nil, fmt.Errorf("boxrun: %w", err)
 	}
 	m := &Manager{
-		dir: dir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(), lock: lock,
+		dir: dir, outDir: outDir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(), lock: lock,
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
 		cpuSamples: map[string]cpuSample{}, lastStats: map[string]Stats{},

@@ -20,6 +20,28 @@ type config struct {
 	stopTimeout time.Duration
 	now         func() time.Time
 	eventBuffer int
+	outputLimit int64
+}
+
+// DefaultOutputLimit is how many bytes of output one exec may store unless
+// WithOutputLimit says otherwise: 1 GiB.
+const DefaultOutputLimit = 1 << 30
+
+// WithOutputLimit caps the output stored per exec (stdout and stderr
+// together, in bytes). Past it, the exec keeps running but its further
+// output is dropped, after a stderr log event that says so (see
+// docs/api-extensions.md). Zero keeps the default, DefaultOutputLimit;
+// negative is invalid.
+func WithOutputLimit(n int64) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("output limit must not be negative")
+		}
+		if n > 0 {
+			c.outputLimit = n
+		}
+		return nil
+	}
 }
 
 // WithDriver sets the isolation backend. Without it, Open uses the gVisor

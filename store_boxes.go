@@ -161,11 +161,23 @@ func (s *store) updateBox(ctx context.Context, b *boxRow, ev EventType, now stri
 }
 
 // deleteBox deletes a box with its execs and their events, and journals
-// box.removed.
-func (s *store) deleteBox(ctx context.Context, b *boxRow, now string) (Event, error) {
+// box.removed. It returns the IDs of the deleted execs that had output
+// logs: the caller removes those files after the commit.
+func (s *store) deleteBox(ctx context.Context, b *boxRow, now string) (Event, []string, error) {
 	var out Event
+	var logs []string
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
+		logs = logs[:0]
+		err := sqlitex.Execute(conn, "SELECT exec_id FROM exec_output WHERE exec_id IN (SELECT id FROM execs WHERE box_id = ?);",
+			&sqlitex.ExecOptions{Args: []any{b.ID}, ResultFunc: func(stmt *sqlite.Stmt) error {
+				logs = append(logs, stmt.ColumnText(0))
+				return nil
+			}})
+		if err != nil {
+			return fmt.Errorf("delete box: %w", err)
+		}
 		for _, q := range []string{
+			"DELETE FROM exec_output WHERE exec_id IN (SELECT id FROM execs WHERE box_id = ?);",
 			"DELETE FROM events WHERE exec_id IN (SELECT id FROM execs WHERE box_id = ?);",
 			"DELETE FROM execs WHERE box_id = ?;",
 			"DELETE FROM boxes WHERE id = ?;",
@@ -175,11 +187,10 @@ func (s *store) deleteBox(ctx context.Context, b *boxRow, now string) (Event, er
 			}
 		}
 		box := b.Box
-		var err error
 		out, err = appendJournal(conn, now, journalEntry{Type: EventBoxRemoved, BoxID: b.ID, Box: &box})
 		return err
 	})
-	return out, err
+	return out, logs, err
 }
 
 // gcCandidates returns the IDs of stopped boxes stopped before cutoff and

@@ -81,7 +81,8 @@ func (s *store) runningExecs(ctx context.Context) ([]*Exec, error) {
 	return out, err
 }
 
-// insertExec inserts a running exec and journals exec.started.
+// insertExec inserts a running exec (with an exec_output row: its output
+// goes to a log file) and journals exec.started.
 func (s *store) insertExec(ctx context.Context, e *Exec) (Event, error) {
 	var out Event
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
@@ -94,6 +95,9 @@ func (s *store) insertExec(ctx context.Context, e *Exec) (Event, error) {
 				nullStr(e.Workdir), timeout, nil, nil, FormatTime(e.CreatedAt), nil},
 		})
 		if err != nil {
+			return fmt.Errorf("insert exec: %w", err)
+		}
+		if err := sqlitex.Execute(conn, "INSERT INTO exec_output(exec_id) VALUES (?);", &sqlitex.ExecOptions{Args: []any{e.ID}}); err != nil {
 			return fmt.Errorf("insert exec: %w", err)
 		}
 		snap := *e
@@ -123,7 +127,10 @@ func (s *store) appendEvents(ctx context.Context, evs []ExecEvent) error {
 // finishExec stores the last output events (ending with the exit event),
 // the final exec row and the exec.exited journal entry together, so no
 // reader ever sees one without the others.
-func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent) (Event, error) {
+//
+// logSize is the committed size of the exec's output log, truncated whether
+// output was cut at the exec's cap.
+func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent, logSize int64, truncated bool) (Event, error) {
 	var out Event
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
 		var code any
@@ -138,6 +145,10 @@ func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent) (Ev
 		if conn.Changes() == 0 {
 			return execNotFound(e.ID) // its box was removed meanwhile
 		}
+		if err := sqlitex.Execute(conn, "UPDATE exec_output SET size=?, truncated=? WHERE exec_id=?;",
+			&sqlitex.ExecOptions{Args: []any{logSize, truncated, e.ID}}); err != nil {
+			return fmt.Errorf("finish exec: %w", err)
+		}
 		for _, ev := range events {
 			if err := insertEvent(conn, ev); err != nil {
 				return fmt.Errorf("append final events: %w", err)
@@ -150,13 +161,38 @@ func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent) (Ev
 	return out, err
 }
 
-// listEvents returns the stored events of an exec with seq > after, by seq.
-func (s *store) listEvents(ctx context.Context, execID string, after int64) ([]ExecEvent, error) {
+// outputSize returns the committed size of an exec's output log; ok is
+// false for an exec without one (stored by an older version: its output is
+// in the events table).
+func (s *store) outputSize(ctx context.Context, execID string) (size int64, ok bool, err error) {
+	err = s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT size FROM exec_output WHERE exec_id = ?;", &sqlitex.ExecOptions{
+			Args:       []any{execID},
+			ResultFunc: func(stmt *sqlite.Stmt) error { size, ok = stmt.ColumnInt64(0), true; return nil },
+		})
+	})
+	return size, ok, err
+}
+
+// outputLogs returns the IDs of every exec with an output log.
+func (s *store) outputLogs(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT exec_id FROM exec_output;", &sqlitex.ExecOptions{
+			ResultFunc: func(stmt *sqlite.Stmt) error { out[stmt.ColumnText(0)] = true; return nil },
+		})
+	})
+	return out, err
+}
+
+// listEvents returns up to limit stored events of an exec with seq > after,
+// by seq.
+func (s *store) listEvents(ctx context.Context, execID string, after int64, limit int) ([]ExecEvent, error) {
 	var out []ExecEvent
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
-		return sqlitex.Execute(conn, "SELECT seq, type, stream, data, created_at FROM events WHERE exec_id = ? AND seq > ? ORDER BY seq, id;",
+		return sqlitex.Execute(conn, "SELECT seq, type, stream, data, created_at FROM events WHERE exec_id = ? AND seq > ? ORDER BY seq, id LIMIT ?;",
 			&sqlitex.ExecOptions{
-				Args: []any{execID, after},
+				Args: []any{execID, after, limit},
 				ResultFunc: func(stmt *sqlite.Stmt) error {
 					t, _ := ParseTime(stmt.ColumnText(4))
 					out = append(out, ExecEvent{ExecID: execID, Seq: stmt.ColumnInt64(0), Kind: EventKind(stmt.ColumnText(1)),
@@ -185,12 +221,22 @@ func maxSeq(conn *sqlite.Conn, execID string) (int64, error) {
 
 // failOrphanExec finishes an exec whose process is gone (found running after
 // a restart) as failed with msg, appending an exit event after its last seq.
-func (s *store) failOrphanExec(ctx context.Context, e *Exec, msg, now string) (Event, error) {
+//
+// logLast is the last seq in the exec's recovered output log (-1 if none)
+// and logSize its valid size (-1: no log).
+func (s *store) failOrphanExec(ctx context.Context, e *Exec, msg, now string, logSize, logLast int64) (Event, error) {
 	var out Event
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
 		last, err := maxSeq(conn, e.ID)
 		if err != nil {
 			return err
+		}
+		last = max(last, logLast)
+		if logSize >= 0 {
+			if err := sqlitex.Execute(conn, "UPDATE exec_output SET size=? WHERE exec_id=?;",
+				&sqlitex.ExecOptions{Args: []any{logSize, e.ID}}); err != nil {
+				return err
+			}
 		}
 		t, _ := ParseTime(now)
 		data, _ := json.Marshal(ExitInfo{Error: msg})

@@ -67,18 +67,47 @@ func (m *Manager) ExecEvents(ctx context.Context, execID string, afterSeq int64,
 	}
 }
 
+// replay emits the stored events of an exec after *last: its output log
+// (read record by record, up to what is stored for good), then the events
+// table (exit events, and the output of execs stored by older versions) in
+// pages. Memory stays bounded whatever the output's size.
 func (m *Manager) replay(ctx context.Context, execID string, last *int64, emit func(ExecEvent) (bool, error)) (bool, error) {
-	evs, err := m.store.listEvents(ctx, execID, *last)
-	if err != nil {
-		return false, err
+	m.mu.Lock()
+	r := m.runs[execID]
+	m.mu.Unlock()
+	size, hasLog := int64(0), true
+	if r != nil {
+		size = r.written.Load()
+	} else {
+		var err error
+		if size, hasLog, err = m.store.outputSize(ctx, execID); err != nil {
+			return false, err
+		}
 	}
-	for _, ev := range evs {
-		done, err := emit(ev)
-		if done || err != nil {
+	if hasLog && size > 0 {
+		if done, err := readOutLog(outLogPath(m.outDir, execID), execID, size, *last, emit); done || err != nil {
 			return done, err
 		}
 	}
-	return false, nil
+	const page = 256
+	for {
+		evs, err := m.store.listEvents(ctx, execID, *last, page)
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs {
+			done, err := emit(ev)
+			if done || err != nil {
+				return done, err
+			}
+		}
+		if len(evs) < page {
+			return false, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+	}
 }
 
 func (m *Manager) live(ctx context.Context, sub *execSub, emit func(ExecEvent) (bool, error)) (bool, error) {
