@@ -72,22 +72,26 @@ func (m *Manager) ExecEvents(ctx context.Context, execID string, afterSeq int64,
 // table (exit events, and the output of execs stored by older versions) in
 // pages. Memory stays bounded whatever the output's size.
 func (m *Manager) replay(ctx context.Context, execID string, last *int64, emit func(ExecEvent) (bool, error)) (bool, error) {
-	m.mu.Lock()
-	r := m.runs[execID]
-	m.mu.Unlock()
-	size, hasLog := int64(0), true
-	if r != nil {
-		size = r.written.Load()
-	} else {
-		var err error
-		if size, hasLog, err = m.store.outputSize(ctx, execID); err != nil {
-			return false, err
+	readLog := func() (bool, error) {
+		m.mu.Lock()
+		r := m.runs[execID]
+		m.mu.Unlock()
+		size, hasLog := int64(0), true
+		if r != nil {
+			size = r.written.Load()
+		} else {
+			var err error
+			if size, hasLog, err = m.store.outputSize(ctx, execID); err != nil {
+				return false, err
+			}
 		}
+		if !hasLog || size == 0 {
+			return false, nil
+		}
+		return readOutLog(outLogPath(m.outDir, execID), execID, size, *last, emit)
 	}
-	if hasLog && size > 0 {
-		if done, err := readOutLog(outLogPath(m.outDir, execID), execID, size, *last, emit); done || err != nil {
-			return done, err
-		}
+	if done, err := readLog(); done || err != nil {
+		return done, err
 	}
 	const page = 256
 	for {
@@ -96,6 +100,13 @@ func (m *Manager) replay(ctx context.Context, execID string, last *int64, emit f
 			return false, err
 		}
 		for _, ev := range evs {
+			if ev.Seq > *last+1 {
+				// The exit row commits after the log's last write: output
+				// written since the log was read comes before it.
+				if done, err := readLog(); done || err != nil {
+					return done, err
+				}
+			}
 			done, err := emit(ev)
 			if done || err != nil {
 				return done, err
