@@ -137,7 +137,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	handle, err := m.driver.Create(m.ctx, sb)
 	if errors.Is(err, ErrPortInUse) {
 		// Bad input found by the driver: no box, as for any other.
-		if ev, derr := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now())); derr == nil {
+		if ev, _, derr := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now())); derr == nil {
 			m.bus.publish(ev)
 		}
 		return nil, &Error{Code: CodeValidationError, Message: err.Error(), Err: err}
