@@ -34,6 +34,9 @@ const (
 	// agentStartWait bounds how long Create and Start wait for a new
 	// box's agent to listen.
 	agentStartWait = 3 * time.Second
+	// agentStartTimeout bounds the wait for an agent to report an exec
+	// started; a stalled agent is dropped and runsc exec takes the exec.
+	agentStartTimeout = 10 * time.Second
 )
 
 // Agent states reported by DescribeBox.
@@ -174,7 +177,9 @@ func (d *Driver) agentExec(ctx context.Context, h string, c *agentproto.Conn, m 
 	if spec.TTY {
 		stderr = nil
 	}
-	ap, err := c.Exec(ctx, req, spec.Stdin, spec.Stdout, stderr)
+	sctx, cancel := context.WithTimeout(ctx, agentStartTimeout)
+	defer cancel()
+	ap, err := c.Exec(sctx, req, spec.Stdin, spec.Stdout, stderr)
 	if err != nil {
 		var re *agentproto.RemoteError
 		switch {

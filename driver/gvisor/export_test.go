@@ -42,3 +42,12 @@ func (d *Driver) WriteBareBundle(bundle, rootfs, id string, args []string) error
 	}
 	return os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600)
 }
+
+// BoxDir returns the host directory of box h.
+func (d *Driver) BoxDir(h string) string { return d.boxDir(h) }
+
+// ELFInterp is elfInterp.
+var ELFInterp = elfInterp
+
+// RoleMarker is roleMarker.
+var RoleMarker = roleMarker

@@ -215,6 +215,9 @@ func (a *Agent) spawn(req *agentproto.Request) (p *proc, outs []*os.File, stdin 
 		outs = []*os.File{outR, errR}
 		stdin = inW
 	}
+	// An agent that is not PID 1 (gVisor boxes) can be killed by box
+	// root: its execs go with it rather than run on unreachable.
+	attr.Sys.Pdeathsig = syscall.SIGKILL
 	if u := req.User; u != nil {
 		attr.Sys.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups}
 	}

@@ -14,14 +14,9 @@ import (
 // the one it listens on (box root may remove or replace it).
 const relistenEvery = 500 * time.Millisecond
 
-// serveAgent listens on AgentSocket and serves every connection. A box
-// without the agent directory (made by a driver before the agent existed)
-// gets no agent. When the socket file goes away or is replaced, the agent
+// serveAgent listens on AgentSocket and serves every connection. When the socket file goes away or is replaced, the agent
 // listens again on a fresh one.
 func serveAgent(a *boxagent.Agent) {
-	if st, err := os.Stat(AgentDir); err != nil || !st.IsDir() {
-		return
-	}
 	for {
 		l, ino, err := listen()
 		if err != nil {

@@ -6,12 +6,14 @@
 //
 // Modes (the first argument):
 //
-//	init [GRACE]   PID 1 of the box and its agent. It reaps orphans, serves
-//	               package agentproto (through package boxagent) on the
-//	               Unix socket AgentSocket, and on SIGTERM or SIGINT sends
+//	init [GRACE]   PID 1 of the box. It reaps orphans, keeps the agent
+//	               (below) running, and on SIGTERM or SIGINT sends
 //	               SIGTERM to every other process, waits until they are
 //	               gone or GRACE (a Go duration, default 3s) passed, and
 //	               exits 0.
+//	agent          the box's agent, started by init: serves package
+//	               agentproto (through package boxagent) on the Unix
+//	               socket AgentSocket. Init restarts it when it dies.
 //	tar-x DIR      extracts the tar stream on stdin into DIR (created if needed).
 //	tar-c PATH     writes a tar stream of PATH (file or directory) to stdout.
 //
@@ -51,9 +53,12 @@
 //
 // Box root can still kill, stop or replace the agent (its socket is in a
 // directory box root can write). The host therefore treats every frame as
-// hostile (package agentproto) and falls back to `runsc exec` when the
-// agent does not answer; the agent re-creates its socket when it is
-// removed.
+// hostile (package agentproto), bounds its waits for answers, and falls
+// back to `runsc exec` when the agent does not answer; the agent
+// re-creates its socket when it is removed, and init restarts the agent
+// when it dies. The agent is a child of init rather than PID 1 itself
+// because gVisor lets box root SIGKILL PID 1, which ends the whole box; a
+// killed agent's execs die with it (parent-death signal).
 package boxinit
 
 import (
@@ -127,6 +132,9 @@ func Main(args []string) int {
 		}
 		runInit(grace)
 		return exitOK
+	case args[0] == "agent" && len(args) == 1:
+		runAgent()
+		return exitFailure
 	case args[0] == "tar-x" && len(args) == 2:
 		return report(tarutil.Extract(context.Background(), bufio.NewReaderSize(os.Stdin, 256<<10), args[1]))
 	case args[0] == "host-run" && len(args) >= 7:
@@ -165,27 +173,97 @@ func report(err error) int {
 	}
 }
 
-// runInit is PID 1: it starts the agent, which also reaps every child
-// the box leaves to it, and returns after a stop signal, once the other
-// processes are gone or grace passed.
+// agentRestartGap is the least time between two starts of the agent.
+const agentRestartGap = 100 * time.Millisecond
+
+// runInit is PID 1: it reaps every child the box leaves to it, keeps the
+// agent process running (restarting it when it dies: box root can kill
+// it, and PID 1 itself would take the box with it), and returns after a
+// stop signal, once the other processes are gone or grace passed.
 func runInit(grace time.Duration) {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	a := boxagent.New(boxagent.Hooks{})
-	go a.Reap()
-	go serveAgent(a)
-	<-sigs
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
+	st, err := os.Stat(AgentDir)
+	withAgent := err == nil && st.IsDir()
+	agentPID := 0
+	var started time.Time
+	tick := time.NewTicker(agentRestartGap)
+	defer tick.Stop()
+	for stop := false; !stop; {
+		select {
+		case sig := <-sigs:
+			stop = sig == syscall.SIGTERM || sig == syscall.SIGINT
+		case <-tick.C:
+		}
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			if pid == agentPID {
+				agentPID = 0
+			}
+		}
+		if !stop && withAgent && agentPID == 0 && time.Since(started) >= agentRestartGap {
+			started = time.Now()
+			agentPID = startAgent()
+		}
+	}
 	_ = syscall.Kill(-1, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) && othersAlive() {
-		a.ReapNow()
+	for time.Now().Before(deadline) && othersAlive(agentPID) {
+		reap()
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
+// startAgent starts `InitMount agent` and returns its PID (0 on failure).
+func startAgent() int {
+	pid, err := syscall.ForkExec(InitMount, []string{InitMount, "agent"}, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "boxrun-init: start agent:", err)
+		return 0
+	}
+	return pid
+}
+
+// runAgent is the agent process: it serves agentproto on AgentSocket and
+// reaps its own children (the execs).
+func runAgent() {
+	// The stop signal init passes on to every process is not for the
+	// agent: it keeps streaming the execs' output until they are gone.
+	// Caught, not ignored: an ignored signal would stay ignored in the
+	// execs, and a shell cannot trap a signal ignored on entry.
+	stopSigs := make(chan os.Signal, 8)
+	signal.Notify(stopSigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for range stopSigs {
+		}
+	}()
+	a := boxagent.New(boxagent.Hooks{})
+	go a.Reap()
+	serveAgent(a)
+}
+
+// reap collects every exited child without blocking.
+func reap() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
 // othersAlive reports whether any process other than this one and zombies
-// still exists in the box.
-func othersAlive() bool {
+// still exists in the box, not counting the process except.
+func othersAlive(except int) bool {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return false
@@ -193,7 +271,7 @@ func othersAlive() bool {
 	self := os.Getpid()
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || pid == except {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
