@@ -188,6 +188,17 @@ func (d *Driver) agentExec(ctx context.Context, h string, c *agentproto.Conn, m 
 		case ctx.Err() != nil:
 			return nil, false, fmt.Errorf("gvisor: exec: %w", ctx.Err())
 		}
+		// Slow (a loaded box) or stalled? Only a connection that no
+		// longer answers a ping is dropped: dropping it kills every exec
+		// it carries. Either way this exec goes to runsc exec; the agent
+		// kills the process it may still start for the abandoned stream.
+		pctx, pcancel := context.WithTimeout(ctx, agentHandshake)
+		_, perr := c.Call(pctx, &agentproto.Request{Op: agentproto.OpPing})
+		pcancel()
+		if perr == nil && !errors.Is(err, agentproto.ErrProtocol) {
+			d.log.Warn("gvisor: agent slow to start an exec; using runsc exec", "handle", h, "err", err)
+			return nil, true, err
+		}
 		d.dropAgent(h, c, err)
 		return nil, true, err
 	}

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // runscExecs lists host `runsc ... exec` processes of box h.
@@ -37,7 +37,7 @@ func runscExecs(t *testing.T, h string) []string {
 func TestAgent_Exec(t *testing.T) {
 	d, _ := newDriver(t)
 	ctx := context.Background()
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "agent", Image: &boxrun.Image{Rootfs: busyboxRootfs(t)}})
+	h := create(t, d, sandbox.Spec{BoxID: "agent", Image: &sandbox.Image{Rootfs: busyboxRootfs(t)}})
 	if got := d.DescribeBox(ctx, h)["agent"]; got != gvisor.AgentConnected {
 		t.Fatalf("agent state %q, want %q (%v)", got, gvisor.AgentConnected, d.DescribeBox(ctx, h))
 	}
@@ -49,7 +49,7 @@ func TestAgent_Exec(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var out, errb bytes.Buffer
-			p, err := d.Exec(ctx, h, boxrun.ProcessSpec{
+			p, err := d.Exec(ctx, h, sandbox.ProcessSpec{
 				Cmd:    []string{"sh", "-c", fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo %d-$i; i=$((i+1)); done; echo E%d >&2; sleep 0.5", lines, i, i)},
 				Stdout: &out, Stderr: &errb,
 			})
@@ -76,6 +76,10 @@ func TestAgent_Exec(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	if t.Failed() {
+		o, _, _ := run(t, d, h, nil, "ps", "-o", "pid,args")
+		t.Logf("ps after: %s", o)
+	}
 }
 
 // TestAgent_KilledOrReplaced attacks the agent from inside the box as
@@ -85,7 +89,7 @@ func TestAgent_Exec(t *testing.T) {
 func TestAgent_KilledOrReplaced(t *testing.T) {
 	d, _ := newDriver(t)
 	ctx := context.Background()
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "agent", Image: &boxrun.Image{Rootfs: busyboxRootfs(t)}})
+	h := create(t, d, sandbox.Spec{BoxID: "agent", Image: &sandbox.Image{Rootfs: busyboxRootfs(t)}})
 	for _, attack := range []string{
 		killAgent("KILL"),
 		killAgent("STOP"),
@@ -94,7 +98,7 @@ func TestAgent_KilledOrReplaced(t *testing.T) {
 		"rm -f /.boxrun/agent/agent.sock; echo x > /.boxrun/agent/agent.sock",
 	} {
 		var aout boxruntest.SyncBuffer
-		if p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", attack}, Stdout: &aout, Stderr: &aout}); err == nil {
+		if p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", attack}, Stdout: &aout, Stderr: &aout}); err == nil {
 			code, err := p.Wait()
 			t.Logf("attack %q: %d, %v: %s", attack, code, err, aout.String())
 		}
@@ -108,7 +112,7 @@ func TestAgent_KilledOrReplaced(t *testing.T) {
 			if out != "still works\n" || code != 0 {
 				t.Fatalf("after %q: exec gave %q, %d", attack, out, code)
 			}
-			if st, _ := dd.State(ctx, h); st != boxrun.SandboxRunning {
+			if st, _ := dd.State(ctx, h); st != sandbox.Running {
 				t.Fatalf("after %q: state %v", attack, st)
 			}
 		}
@@ -137,11 +141,11 @@ func killAgent(sig string) string {
 func TestAgent_TTYSessionKilled(t *testing.T) {
 	d, _ := newDriver(t)
 	ctx := context.Background()
-	h := create(t, d, boxrun.SandboxSpec{BoxID: "agent", Image: &boxrun.Image{Rootfs: busyboxRootfs(t)}})
+	h := create(t, d, sandbox.Spec{BoxID: "agent", Image: &sandbox.Image{Rootfs: busyboxRootfs(t)}})
 	pr, pw, _ := os.Pipe()
 	defer pw.Close()
 	var out boxruntest.SyncBuffer
-	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sh", "-i"}, TTY: true, Stdin: pr, Stdout: &out})
+	p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-i"}, TTY: true, Stdin: pr, Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +183,12 @@ func TestAgentCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := d.Create(context.Background(), boxrun.SandboxSpec{BoxID: "crash", Image: &boxrun.Image{Rootfs: os.Getenv(agentCrashEnv + "_ROOTFS")}})
+	h, err := d.Create(context.Background(), sandbox.Spec{BoxID: "crash", Image: &sandbox.Image{Rootfs: os.Getenv(agentCrashEnv + "_ROOTFS")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := d.Exec(context.Background(), h, boxrun.ProcessSpec{Cmd: []string{"sh", "-c", "sleep 300 & sleep 300"}, TTY: i == 0}); err != nil {
+		if _, err := d.Exec(context.Background(), h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "sleep 300 & sleep 300"}, TTY: i == 0}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -256,7 +260,7 @@ func TestAgent_ServerCrash(t *testing.T) {
 	if got := d.DescribeBox(ctx, h)["agent"]; got != gvisor.AgentConnected {
 		t.Fatalf("agent state after restart %q", got)
 	}
-	p, err := d.Exec(ctx, h, boxrun.ProcessSpec{Cmd: []string{"sleep", "1"}})
+	p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sleep", "1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

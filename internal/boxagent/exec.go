@@ -135,6 +135,13 @@ func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) 
 						f.SetReadDeadline(time.Now().Add(drainIdle))
 					}
 				}
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// A loaded agent may reach the read after the
+					// drain deadline passed, and Go then does not read
+					// at all: take what the exited process left in the
+					// pipe without waiting.
+					drainNow(f, buf, func(b []byte) bool { return fw.frame(typ, b) == nil })
+				}
 				if err != nil {
 					return
 				}
@@ -215,9 +222,6 @@ func (a *Agent) spawn(req *agentproto.Request) (p *proc, outs []*os.File, stdin 
 		outs = []*os.File{outR, errR}
 		stdin = inW
 	}
-	// An agent that is not PID 1 (gVisor boxes) can be killed by box
-	// root: its execs go with it rather than run on unreachable.
-	attr.Sys.Pdeathsig = syscall.SIGKILL
 	if u := req.User; u != nil {
 		attr.Sys.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups}
 	}
@@ -287,4 +291,33 @@ func executable(path string) error {
 		return fs.ErrPermission
 	}
 	return nil
+}
+
+// drainNow reads from f without waiting until it is empty, at EOF, or a
+// pipe's capacity (1 MiB at most) was read: what the exited process wrote
+// fits in the pipe, and a background child that keeps writing cannot hold
+// the exec open.
+func drainNow(f *os.File, buf []byte, write func([]byte) bool) {
+	if f.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	limit := 1 << 20
+	for total := 0; total < limit; {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf[:min(len(buf), limit-total)])
+			return true // never wait
+		}); err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		total += n
+		if !write(buf[:n]) {
+			return
+		}
+	}
 }

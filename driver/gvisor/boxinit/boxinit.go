@@ -58,7 +58,9 @@
 // re-creates its socket when it is removed, and init restarts the agent
 // when it dies. The agent is a child of init rather than PID 1 itself
 // because gVisor lets box root SIGKILL PID 1, which ends the whole box; a
-// killed agent's execs die with it (parent-death signal).
+// killed agent's execs (they run in its session) are killed by init when
+// it reaps the agent; TTY execs, which lead sessions of their own, are left
+// to finish.
 package boxinit
 
 import (
@@ -79,6 +81,7 @@ import (
 	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/internal/boxagent"
 	"github.com/boxrun/boxrun/internal/tarutil"
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes, shared with the driver (copy.go).
@@ -202,6 +205,9 @@ func runInit(grace time.Duration) {
 				break
 			}
 			if pid == agentPID {
+				// The agent died (box root killed it): its execs
+				// ran in its session and nobody can reach them now.
+				killSession(agentPID)
 				agentPID = 0
 			}
 		}
@@ -248,6 +254,20 @@ func runAgent() {
 	a := boxagent.New(boxagent.Hooks{})
 	go a.Reap()
 	serveAgent(a)
+}
+
+// killSession SIGKILLs every process of the session sid.
+func killSession(sid int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if s, err := unix.Getsid(pid); err == nil && s == sid {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // reap collects every exited child without blocking.
