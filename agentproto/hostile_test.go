@@ -1,0 +1,171 @@
+package agentproto_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun/agentproto"
+	"github.com/hashicorp/yamux"
+)
+
+// fakeAgent answers the handshake on conn and serves every stream with
+// serve, which may break the protocol at will.
+func fakeAgent(t *testing.T, conn net.Conn, serve func(st *yamux.Stream)) {
+	t.Helper()
+	go func() {
+		magic := agentproto.HelloMagic()
+		hello := make([]byte, len(magic)+agentproto.NonceLen)
+		if _, err := io.ReadFull(conn, hello); err != nil {
+			return
+		}
+		conn.Write(agentproto.Ready(string(hello[len(magic):])))
+		sess, err := yamux.Server(conn, agentproto.Config())
+		if err != nil {
+			return
+		}
+		for {
+			st, err := sess.AcceptStream()
+			if err != nil {
+				return
+			}
+			go func() {
+				var req agentproto.Request
+				if agentproto.ReadJSON(st, agentproto.FrameRequest, &req) != nil {
+					return
+				}
+				serve(st)
+			}()
+		}
+	}()
+}
+
+func dialFake(t *testing.T, serve func(st *yamux.Stream)) *agentproto.Conn {
+	t.Helper()
+	host, agent := net.Pipe()
+	fakeAgent(t, agent, serve)
+	c, err := agentproto.Handshake(context.Background(), host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func rawFrame(typ byte, n uint32, payload []byte) []byte {
+	b := []byte{typ, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(b[1:], n)
+	return append(b, payload...)
+}
+
+// TestHostileAgent feeds the host forged frame streams: each fails only
+// that operation, with an error wrapping ErrProtocol (or a clear remote
+// error), and the connection keeps serving other operations.
+func TestHostileAgent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	started := func(st *yamux.Stream) { agentproto.WriteJSON(st, agentproto.FrameResult, agentproto.Result{PID: 7}) }
+	for name, tc := range map[string]struct {
+		serve func(st *yamux.Stream)
+		exec  bool
+	}{
+		"OversizedFrame": {exec: true, serve: func(st *yamux.Stream) {
+			started(st)
+			st.Write(rawFrame(agentproto.FrameStdout, agentproto.MaxPayload+1, nil))
+		}},
+		"UnknownFrameType": {exec: true, serve: func(st *yamux.Stream) {
+			started(st)
+			agentproto.WriteFrame(st, 99, []byte("?"))
+		}},
+		"BadExitJSON": {exec: true, serve: func(st *yamux.Stream) {
+			started(st)
+			agentproto.WriteFrame(st, agentproto.FrameExit, []byte("{not json"))
+		}},
+		"DataInsteadOfResult": {exec: true, serve: func(st *yamux.Stream) {
+			agentproto.WriteFrame(st, agentproto.FrameStdout, []byte("x"))
+		}},
+		"TruncatedFrame": {exec: true, serve: func(st *yamux.Stream) {
+			started(st)
+			st.Write(rawFrame(agentproto.FrameStdout, 100, []byte("short")))
+			st.Close()
+		}},
+		"CopyOutUnknownFrame": {serve: func(st *yamux.Stream) {
+			agentproto.WriteFrame(st, agentproto.FrameData, []byte("tar?"))
+			agentproto.WriteFrame(st, agentproto.FrameStderr, []byte("x"))
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := dialFake(t, tc.serve)
+			var err error
+			if tc.exec {
+				var p *agentproto.Process
+				p, err = c.Exec(ctx, &agentproto.Request{Cmd: []string{"x"}}, nil, io.Discard, io.Discard)
+				if err == nil {
+					_, err = p.Wait()
+				}
+			} else {
+				err = c.CopyOut(ctx, "/x", io.Discard)
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if name != "TruncatedFrame" && !errors.Is(err, agentproto.ErrProtocol) {
+				t.Fatalf("error %v does not wrap ErrProtocol", err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("hung until the deadline")
+			}
+		})
+	}
+}
+
+// TestHandshakeSilentAgent checks that an agent that never answers costs
+// the host the handshake timeout and an ErrProtocol, nothing more.
+func TestHandshakeSilentAgent(t *testing.T) {
+	host, agent := net.Pipe()
+	defer agent.Close()
+	go io.Copy(io.Discard, agent)
+	start := time.Now()
+	_, err := agentproto.Handshake(context.Background(), host, 200*time.Millisecond)
+	if !errors.Is(err, agentproto.ErrProtocol) || time.Since(start) > 2*time.Second {
+		t.Fatalf("silent agent: %v after %v", err, time.Since(start))
+	}
+}
+
+// FuzzReadFrame checks that no input makes the decoder panic or allocate
+// more than MaxPayload.
+func FuzzReadFrame(f *testing.F) {
+	f.Add(rawFrame(agentproto.FrameStdout, 3, []byte("abc")))
+	f.Add(rawFrame(agentproto.FrameExit, 0xffffffff, nil))
+	f.Add([]byte{1, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		for {
+			_, payload, err := agentproto.ReadFrame(r)
+			if err != nil {
+				return
+			}
+			if len(payload) > agentproto.MaxPayload {
+				t.Fatalf("payload of %d bytes", len(payload))
+			}
+		}
+	})
+}
+
+// FuzzDataReader checks the tar-stream decoder of copies on arbitrary
+// frame streams: it ends with data, EOF or an error, never a panic.
+func FuzzDataReader(f *testing.F) {
+	var ok bytes.Buffer
+	agentproto.WriteFrame(&ok, agentproto.FrameData, []byte("hello"))
+	agentproto.WriteFrame(&ok, agentproto.FrameEOF, nil)
+	f.Add(ok.Bytes())
+	f.Add(rawFrame(agentproto.FrameStderr, 1, []byte("x")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = io.Copy(io.Discard, &agentproto.DataReader{R: bytes.NewReader(b)})
+	})
+}
