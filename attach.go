@@ -26,6 +26,8 @@ func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (in
 	if err != nil {
 		return 0, err
 	}
+	m.beginBusy(b.ID)
+	defer m.endBusy(b.ID)
 	cmd := req.Cmd
 	if len(cmd) == 0 {
 		shell := req.Shell

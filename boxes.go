@@ -67,6 +67,9 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	if err := m.validateNetwork(&spec); err != nil {
 		return nil, err
 	}
+	if err := m.validateLifetime(&spec); err != nil {
+		return nil, err
+	}
 	if spec.Name != "" {
 		if _, err := m.store.getBox(ctx, spec.Name); err == nil {
 			return nil, nameExists(spec.Name)
@@ -103,6 +106,11 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 		return nil, err
 	}
 	m.bus.publish(ev)
+	if spec.TTL > 0 || spec.IdleTimeout > 0 || spec.OnExpire != ExpireStop {
+		if err := m.store.insertLifetime(ctx, b.ID, spec.TTL, spec.IdleTimeout, spec.OnExpire); err != nil {
+			return nil, m.failCreate(b, err)
+		}
+	}
 
 	// From here on the row exists: any failure marks it error. The image
 	// lock is held shared until the row records the image's digest, so a
@@ -155,6 +163,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	}
 	m.bus.publish(ev)
 	reserved = false
+	m.armLifetime(b.ID, spec.TTL, spec.IdleTimeout, spec.OnExpire, b.StartedAt, b.StartedAt)
 	box := b.Box
 	return &box, nil
 }
@@ -259,6 +268,12 @@ func (m *Manager) Stop(ctx context.Context, box string) (*Box, error) {
 	if b.Status != StatusRunning {
 		return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running (status: %s)", box, b.Status)
 	}
+	return m.stopLocked(ctx, b)
+}
+
+// stopLocked stops the running box b, whose lock the caller holds.
+func (m *Manager) stopLocked(ctx context.Context, b *boxRow) (*Box, error) {
+	m.disarmLifetime(b.ID)
 	m.cancelBoxExecs(b.ID, "box stopped")
 	if b.Handle != "" {
 		if err := m.driver.Stop(m.ctx, b.Handle); err != nil {
@@ -313,6 +328,9 @@ func (m *Manager) Start(ctx context.Context, box string) (*Box, error) {
 		return nil, err
 	}
 	m.bus.publish(ev)
+	if lt, err := m.store.getLifetime(ctx, b.ID); err == nil && lt != nil {
+		m.armLifetime(b.ID, lt.TTL, lt.IdleTimeout, lt.OnExpire, b.StartedAt, b.StartedAt)
+	}
 	return &b.Box, nil
 }
 
@@ -336,6 +354,7 @@ func (m *Manager) removeLocked(ctx context.Context, b *boxRow, force bool) error
 	if b.Status == StatusRunning && !force {
 		return Errorf(CodeBoxAlreadyRunning, "Box is running. Use force=true to remove.")
 	}
+	m.disarmLifetime(b.ID)
 	m.cancelBoxExecs(b.ID, "box removed")
 	if b.Handle != "" {
 		if err := m.driver.Remove(m.ctx, b.Handle); err != nil {

@@ -26,6 +26,7 @@ func (m *Manager) runningHandle(ctx context.Context, box string) (*boxRow, error
 	if b.Handle == "" {
 		return nil, Errorf(CodeRuntimeError, "Box has no BoxLite ID")
 	}
+	m.touch(b.ID) // a copy or attach is activity (idle timeout)
 	return b, nil
 }
 

@@ -117,6 +117,7 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 	m.runs[e.ID] = r
 	m.wg.Add(1)
 	m.mu.Unlock()
+	m.beginBusy(b.ID) // ended by finish (or below)
 
 	ev, err := m.store.insertExec(ctx, e)
 	if err != nil {
@@ -125,6 +126,7 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 		m.mu.Lock()
 		delete(m.runs, e.ID)
 		m.mu.Unlock()
+		m.endBusy(b.ID)
 		m.wg.Done()
 		return nil, err
 	}
@@ -492,6 +494,7 @@ func (r *execRun) finish(code *int, waitErr string) {
 		m.mu.Lock()
 		delete(m.runs, e.ID)
 		m.mu.Unlock()
+		m.endBusy(e.BoxID)
 		close(r.done)
 	})
 }

@@ -50,6 +50,10 @@ type Manager struct {
 	locks       map[string]*boxLock // per-box lifecycle locks
 	net         netState            // handle -> box ID for net.denied
 
+	lifeMu   sync.Mutex
+	life     map[string]*lifeState // running boxes with a ttl or idle timeout
+	lifeWake chan struct{}         // nudges the reaper
+
 	statsMu    sync.Mutex
 	cpuSamples map[string]cpuSample // box ID → last CPU reading
 	lastStats  map[string]Stats     // box ID → last sample (for metrics)
@@ -128,6 +132,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
 		cpuSamples: map[string]cpuSample{}, lastStats: map[string]Stats{},
+		life: map[string]*lifeState{}, lifeWake: make(chan struct{}, 1),
 	}
 	di := m.DriverInfo()
 	attrs := []any{"driver", di.Name}
@@ -143,6 +148,13 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		closeParts(cfg)
 		return nil, fmt.Errorf("boxrun: recover: %w", err)
 	}
+	if err := m.loadLifetimes(ctx); err != nil {
+		cancel()
+		st.close()
+		return nil, fmt.Errorf("boxrun: lifetimes: %w", err)
+	}
+	m.wg.Add(1)
+	go m.reaper()
 	return m, nil
 }
 

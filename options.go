@@ -11,6 +11,8 @@ import (
 type Option func(*config) error
 
 type config struct {
+	defaultTTL  time.Duration // BoxSpec.TTL when 0
+	defaultIdle time.Duration // BoxSpec.IdleTimeout when 0
 	driver      sandbox.Driver
 	images      sandbox.ImageStore
 	imagesSet   bool // WithImages was given (possibly nil)
@@ -93,4 +95,16 @@ func WithStopTimeout(d time.Duration) Option {
 // before it is dropped. Default 256.
 func WithEventBuffer(n int) Option {
 	return func(c *config) error { c.eventBuffer = n; return nil }
+}
+
+// WithDefaultLifetime sets the TTL and idle timeout of boxes created without
+// their own (0: no limit, the default).
+func WithDefaultLifetime(ttl, idle time.Duration) Option {
+	return func(c *config) error {
+		if ttl < 0 || idle < 0 {
+			return invalid("default ttl and idle timeout must not be negative")
+		}
+		c.defaultTTL, c.defaultIdle = ttl, idle
+		return nil
+	}
 }

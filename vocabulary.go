@@ -185,3 +185,17 @@ func FormatTime(t time.Time) string { return boxapi.FormatTime(t) }
 
 // ParseTime parses a timestamp in the API's format.
 func ParseTime(s string) (time.Time, error) { return boxapi.ParseTime(s) }
+
+// Box lifetime (BoxSpec.TTL, IdleTimeout, OnExpire; Manager.Lifetime).
+type (
+	// ExpireAction is what happens to a box when its ttl or idle timeout fires.
+	ExpireAction = boxapi.ExpireAction
+	// Lifetime is the lifetime state of a box.
+	Lifetime = boxapi.Lifetime
+)
+
+// Expire actions.
+const (
+	ExpireStop   = boxapi.ExpireStop
+	ExpireRemove = boxapi.ExpireRemove
+)

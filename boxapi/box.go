@@ -59,6 +59,18 @@ type BoxSpec struct {
 	// Egress is the box's egress policy (network only); nil is the zero
 	// policy: the internet yes, the host, link-local and other boxes no.
 	Egress *EgressPolicy
+
+	// TTL stops (or removes, per OnExpire) the box this long after each
+	// start; 0 takes the Manager's default (WithDefaultLifetime), none by
+	// default.
+	TTL time.Duration
+	// IdleTimeout stops (or removes) the box after this long without an
+	// exec, attach session or copy (a running exec or session keeps it
+	// busy); 0 takes the Manager's default, none by default.
+	IdleTimeout time.Duration
+	// OnExpire is what TTL and IdleTimeout do: ExpireStop ("", the
+	// default) or ExpireRemove.
+	OnExpire ExpireAction
 }
 
 // PullPolicy says when creating a box pulls its image.

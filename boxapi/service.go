@@ -69,6 +69,9 @@ type Service interface {
 	// program and returns ctx.Err(). The session is not recorded as an exec.
 	Attach(ctx context.Context, box string, req AttachRequest) (int, error)
 
+	// Lifetime reports a box's ttl and idle timeout and when they fire.
+	Lifetime(ctx context.Context, box string) (*Lifetime, error)
+
 	// Stats samples the resource use of a running box.
 	Stats(ctx context.Context, box string) (*Stats, error)
 	// StatsStream calls fn with a sample of a running box every

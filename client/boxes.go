@@ -41,6 +41,10 @@ type createBoxRequest struct {
 	// Extension fields (docs/api-extensions.md).
 	Ports  []boxapi.PortMapping `json:"ports,omitempty"`
 	Egress *boxapi.EgressPolicy `json:"egress,omitempty"`
+	// Lifetime extension: sent only when set.
+	TTLMS         int64  `json:"ttl_ms,omitempty"`
+	IdleTimeoutMS int64  `json:"idle_timeout_ms,omitempty"`
+	OnExpire      string `json:"on_expire,omitempty"`
 }
 
 // Create implements boxapi.Service: POST /v1/boxes.
@@ -54,6 +58,7 @@ func (c *Client) Create(ctx context.Context, spec boxapi.BoxSpec) (*boxapi.Box, 
 	if spec.Name != "" {
 		req.Name = &spec.Name
 	}
+	req.TTLMS, req.IdleTimeoutMS, req.OnExpire = msCeil(spec.TTL), msCeil(spec.IdleTimeout), string(spec.OnExpire)
 	var box boxapi.Box
 	if err := c.do(ctx, http.MethodPost, "/v1/boxes", nil, req, &box); err != nil {
 		return nil, err
@@ -151,4 +156,29 @@ func (c *Client) Run(ctx context.Context, req boxapi.RunRequest) (*boxapi.RunRes
 		return nil, err
 	}
 	return &res, nil
+}
+
+// msCeil is d in whole milliseconds, rounded away from zero so that a
+// positive duration stays positive and a negative one negative.
+func msCeil(d time.Duration) int64 {
+	ms := d.Milliseconds()
+	if time.Duration(ms)*time.Millisecond != d {
+		if d > 0 {
+			ms++
+		} else {
+			ms--
+		}
+	}
+	return ms
+}
+
+// Lifetime implements boxapi.Service: GET /v1/boxes/{box}/lifetime.
+func (c *Client) Lifetime(ctx context.Context, box string) (*boxapi.Lifetime, error) {
+	var lt boxapi.Lifetime
+	if err := c.do(ctx, http.MethodGet, boxPath(box)+"/lifetime", nil, nil, &lt); err != nil {
+		return nil, err
+	}
+	lt.TTL = time.Duration(lt.TTLMS) * time.Millisecond
+	lt.IdleTimeout = time.Duration(lt.IdleMS) * time.Millisecond
+	return &lt, nil
 }

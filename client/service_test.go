@@ -433,6 +433,34 @@ func serviceChecks() []serviceCheck {
 			_, err = svc.Stats(ctx, "ghost")
 			wantKind(t, "Stats of a missing box", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
 		}},
+		{"Lifetime", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
+			plain := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
+			if lt, err := svc.Lifetime(ctx, plain.ID); err != nil || lt.TTL != 0 || lt.IdleTimeout != 0 || lt.OnExpire != boxapi.ExpireStop || lt.ExpiresAt != nil {
+				t.Errorf("Lifetime without limits = %+v, %v", lt, err)
+			}
+			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{TTL: 800 * time.Millisecond, IdleTimeout: time.Minute, OnExpire: boxapi.ExpireRemove})
+			lt, err := svc.Lifetime(ctx, b.ID)
+			if err != nil || lt.TTL != 800*time.Millisecond || lt.IdleTimeout != time.Minute || lt.OnExpire != boxapi.ExpireRemove || lt.ExpiresAt == nil || lt.IdleExpiresAt == nil {
+				t.Fatalf("Lifetime = %+v, %v", lt, err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				_, err := svc.Get(ctx, b.ID)
+				if boxapi.ErrorCode(err) == boxapi.CodeBoxNotFound {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("box still there 10 s after an 800 ms ttl (%v)", err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			_, err = svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", TTL: -time.Second})
+			wantKind(t, "negative ttl", err, boxapi.ErrInvalid, boxapi.CodeValidationError)
+			_, err = svc.Create(ctx, boxapi.BoxSpec{Image: "busybox", OnExpire: "explode"})
+			wantKind(t, "bad on_expire", err, boxapi.ErrInvalid, boxapi.CodeValidationError)
+			_, err = svc.Lifetime(ctx, "ghost")
+			wantKind(t, "Lifetime of a missing box", err, boxapi.ErrNotFound, boxapi.CodeBoxNotFound)
+		}},
 		{"GC", func(t *testing.T, ctx context.Context, svc boxapi.Service) {
 			b := mustCreate(t, ctx, svc, boxapi.BoxSpec{})
 			keep := mustCreate(t, ctx, svc, boxapi.BoxSpec{})

@@ -24,6 +24,10 @@ type createRequest struct {
 	// Extension fields (docs/api-extensions.md).
 	Ports  []boxapi.PortMapping `json:"ports"`
 	Egress *boxapi.EgressPolicy `json:"egress"`
+	// Lifetime extension (issue 15).
+	TTLMS         *int64  `json:"ttl_ms"`
+	IdleTimeoutMS *int64  `json:"idle_timeout_ms"`
+	OnExpire      *string `json:"on_expire"`
 }
 
 // spec validates the request in the spec's order (required fields, then
@@ -70,7 +74,26 @@ func (c createRequest) spec() (boxapi.BoxSpec, error) {
 	}
 	spec.Ports = c.Ports
 	spec.Egress = c.Egress
+	if c.TTLMS != nil {
+		spec.TTL = time.Duration(*c.TTLMS) * time.Millisecond
+	}
+	if c.IdleTimeoutMS != nil {
+		spec.IdleTimeout = time.Duration(*c.IdleTimeoutMS) * time.Millisecond
+	}
+	if c.OnExpire != nil {
+		spec.OnExpire = boxapi.ExpireAction(*c.OnExpire)
+	}
 	return spec, nil
+}
+
+// handleLifetime serves GET /v1/boxes/{id}/lifetime (extension).
+func (s *Server) handleLifetime(w http.ResponseWriter, r *http.Request, p params) error {
+	lt, err := s.svc.Lifetime(r.Context(), p.box)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, lt)
+	return nil
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, _ params) error {

@@ -25,6 +25,7 @@
 //	GET    /v1/images, POST /v1/images {"ref"}, DELETE /v1/images?ref=, POST /v1/images:prune
 //	POST   /v1/images:load?tag= (tar body), POST /v1/images:tag {"source","target"}, GET /v1/images:save?ref=
 //	GET    /v1/boxes/{id}/attach?cmd=a&cmd=b&workdir=/x      program and working directory
+//	GET    /v1/boxes/{id}/lifetime                          ttl / idle timeout state; POST /v1/boxes takes ttl_ms, idle_timeout_ms, on_expire
 //	GET    /v1/boxes/{id}/stats[?stream=1&interval=1s]      resource sample (JSON) or SSE "stats" stream
 //
 // Paths are split on the escaped path, so "%3A" works like ":" and "%2F"
@@ -281,6 +282,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleListExecs}, p
 	case n == 4 && segs[3] == "attach":
 		return routes{http.MethodGet: s.handleAttach}, p
+	case n == 4 && segs[3] == "lifetime":
+		return routes{http.MethodGet: s.handleLifetime}, p
 	case n == 4 && segs[3] == "stats":
 		return routes{http.MethodGet: s.handleStats}, p
 	case n == 4 && segs[3] == "network":

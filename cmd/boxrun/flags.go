@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/boxrun/boxrun"
 )
@@ -55,6 +56,9 @@ type boxFlags struct {
 	pull    string
 	publish stringList
 	egress  egressFlags
+
+	ttl, idle time.Duration
+	onExpire  string
 }
 
 // register adds the flags; withName and withWorkdir select the optional ones.
@@ -78,6 +82,9 @@ func (b *boxFlags) register(fs *flag.FlagSet, withName, withWorkdir bool) {
 	fs.Var(&b.publish, "publish", "publish a box TCP port on the host: [HOSTIP:][HOSTPORT:]BOXPORT (repeatable; host loopback by default, a free host port without HOSTPORT; needs --network)")
 	fs.Var(&b.publish, "p", "shorthand for --publish")
 	b.egress.register(fs)
+	fs.DurationVar(&b.ttl, "ttl", 0, "stop the box this long after it starts, e.g. 30m (default: the server's, none)")
+	fs.DurationVar(&b.idle, "idle-timeout", 0, "stop the box after this long without exec, attach or copy (default: the server's, none)")
+	fs.StringVar(&b.onExpire, "on-expire", "", "what ttl and idle timeout do: stop (default) or remove")
 	if withWorkdir {
 		fs.StringVar(&b.workdir, "workdir", "", "default working directory (default /root)")
 		fs.StringVar(&b.workdir, "w", "", "shorthand for --workdir")
@@ -109,6 +116,7 @@ func (b *boxFlags) spec(image string) (boxrun.BoxSpec, error) {
 		DiskSizeGB: b.disk, Network: b.network, Workdir: b.workdir, Env: env, Volumes: vols,
 		Pull:  pull,
 		Ports: ports, Egress: b.egress.policy(),
+		TTL: b.ttl, IdleTimeout: b.idle, OnExpire: boxrun.ExpireAction(b.onExpire),
 	}, nil
 }
 

@@ -11,6 +11,7 @@ func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 	fs := cfg.newFlagSet("inspect")
 	execs := fs.Bool("execs", false, "print the execs of the box instead (newest first)")
 	network := fs.Bool("net", false, "print the network of each box instead: address, published ports, egress policy")
+	lifetime := fs.Bool("lifetime", false, "print the lifetime of each box instead (ttl, idle timeout, when they fire)")
 	return &ffcli.Command{
 		Name:       "inspect",
 		ShortUsage: "boxrun inspect [flags] BOX...",
@@ -21,6 +22,17 @@ func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 			pos, svc, err := cfg.argsAndService(ctx, fs, args, "inspect needs at least one BOX")
 			if err != nil {
 				return err
+			}
+			if *lifetime {
+				all := make([]*boxrun.Lifetime, 0, len(pos))
+				for _, b := range pos {
+					lt, err := svc.Lifetime(ctx, b)
+					if err != nil {
+						return err
+					}
+					all = append(all, lt)
+				}
+				return writeJSON(cfg, all)
 			}
 			if *network {
 				all := []*boxrun.NetInfo{}

@@ -1,0 +1,226 @@
+package boxrun_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxruntest"
+)
+
+// waitEvent waits (bounded) for the next event of sub with type typ.
+func waitEvent(t *testing.T, sub boxrun.Subscription, typ boxrun.EventType, limit time.Duration) boxrun.Event {
+	t.Helper()
+	deadline := time.After(limit)
+	for {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				t.Fatalf("subscription ended waiting for %s: %v", typ, sub.Err())
+			}
+			if ev.Type == typ {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no %s event within %s", typ, limit)
+		}
+	}
+}
+
+func TestLifetime_TTLStops(t *testing.T) {
+	m := boxruntest.NewManager(t)
+	ctx := ctxT(t)
+	sub, err := m.Subscribe(ctx, boxrun.EventFilter{Types: []boxrun.EventType{boxrun.EventBoxExpired}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	b, err := m.Create(ctx, boxrun.BoxSpec{TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := m.Lifetime(ctx, b.ID)
+	if err != nil || lt.TTLMS != 1000 || lt.ExpiresAt == nil || !lt.ExpiresAt.Equal(b.StartedAt.Add(time.Second)) || lt.OnExpire != boxrun.ExpireStop {
+		t.Fatalf("Lifetime = %+v, %v", lt, err)
+	}
+	ev := waitEvent(t, sub, boxrun.EventBoxExpired, 10*time.Second)
+	if ev.BoxID != b.ID || ev.Box == nil || ev.Box.Status != boxrun.StatusStopped || ev.Seq == 0 {
+		t.Fatalf("expired event = %+v", ev)
+	}
+	got, err := m.Get(ctx, b.ID)
+	if err != nil || got.Status != boxrun.StatusStopped {
+		t.Fatalf("box after ttl = %+v, %v", got, err)
+	}
+	if d := got.StoppedAt.Sub(got.StartedAt); d < time.Second {
+		t.Errorf("stopped %s after start, before the ttl", d)
+	}
+	if lt, _ := m.Lifetime(ctx, b.ID); lt.ExpiredBy != "ttl" || lt.ExpiresAt != nil {
+		t.Errorf("Lifetime after expiry = %+v", lt)
+	}
+	// A new start gets a new ttl.
+	if _, err := m.Start(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, sub, boxrun.EventBoxExpired, 10*time.Second)
+}
+
+func TestLifetime_IdleResetByActivity(t *testing.T) {
+	m := boxruntest.NewManager(t)
+	ctx := ctxT(t)
+	sub, err := m.Subscribe(ctx, boxrun.EventFilter{Types: []boxrun.EventType{boxrun.EventBoxExpired}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const idle = 1500 * time.Millisecond
+	b, err := m.Create(ctx, boxrun.BoxSpec{IdleTimeout: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Execs every 600 ms for well over the idle timeout keep it running.
+	start := time.Now()
+	for time.Since(start) < 2*idle {
+		time.Sleep(600 * time.Millisecond)
+		if _, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"true"}}, nil, nil); err != nil {
+			t.Fatalf("exec %s after start: %v", time.Since(start), err)
+		}
+	}
+	// A running exec keeps it busy however long it runs.
+	if _, err := m.Exec(ctx, b.ID, boxrun.ExecRequest{Cmd: []string{"sleep", "2"}}, nil, nil); err != nil {
+		t.Fatalf("long exec: %v", err)
+	}
+	// So does a copy.
+	if err := m.UploadFile(ctx, b.ID, "/tmp/x", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	lastActivity := time.Now()
+	ev := waitEvent(t, sub, boxrun.EventBoxExpired, 10*time.Second)
+	if since := time.Since(lastActivity); since < idle-100*time.Millisecond {
+		t.Errorf("expired %s after the last activity, before the idle timeout", since)
+	}
+	if ev.BoxID != b.ID {
+		t.Fatalf("expired %s", ev.BoxID)
+	}
+	if lt, _ := m.Lifetime(ctx, b.ID); lt.ExpiredBy != "idle" {
+		t.Errorf("ExpiredBy = %q, want idle", lt.ExpiredBy)
+	}
+}
+
+func TestLifetime_RemoveAndDefaults(t *testing.T) {
+	m := boxruntest.NewManager(t, boxrun.WithDefaultLifetime(700*time.Millisecond, 0))
+	ctx := ctxT(t)
+	sub, err := m.Subscribe(ctx, boxrun.EventFilter{Types: []boxrun.EventType{boxrun.EventBoxExpired, boxrun.EventBoxRemoved}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	b, err := m.Create(ctx, boxrun.BoxSpec{OnExpire: boxrun.ExpireRemove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lt, err := m.Lifetime(ctx, b.ID); err != nil || lt.TTLMS != 700 || lt.OnExpire != boxrun.ExpireRemove {
+		t.Fatalf("Lifetime with the default = %+v, %v", lt, err)
+	}
+	ev := waitEvent(t, sub, boxrun.EventBoxExpired, 10*time.Second)
+	if ev.BoxID != b.ID {
+		t.Fatalf("expired %s", ev.BoxID)
+	}
+	if ev := waitEvent(t, sub, boxrun.EventBoxRemoved, 10*time.Second); ev.BoxID != b.ID {
+		t.Fatalf("removed %s", ev.BoxID)
+	}
+	if _, err := m.Get(ctx, b.ID); boxrun.ErrorCode(err) != boxrun.CodeBoxNotFound {
+		t.Fatalf("Get after expiry: %v", err)
+	}
+
+	// Bad input creates nothing.
+	for _, spec := range []boxrun.BoxSpec{{TTL: -time.Second}, {IdleTimeout: -1}, {OnExpire: "explode"}} {
+		if _, err := m.Create(ctx, spec); boxrun.ErrorCode(err) != boxrun.CodeValidationError {
+			t.Errorf("Create(%+v) = %v, want VALIDATION_ERROR", spec, err)
+		}
+	}
+	if boxes, _ := m.List(ctx, boxrun.BoxFilter{}); len(boxes) != 0 {
+		t.Errorf("%d boxes left after bad creates", len(boxes))
+	}
+}
+
+// TestLifetimeCrashChild is the child half of TestLifetime_SurvivesCrash.
+func TestLifetimeCrashChild(t *testing.T) {
+	dir := os.Getenv("BOXRUN_LIFETIME_CRASH_DIR")
+	if dir == "" {
+		t.Skip("child process of TestLifetime_SurvivesCrash")
+	}
+	m := boxruntest.OpenManager(t, dir)
+	b, err := m.Create(context.Background(), boxrun.BoxSpec{TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("READY %s\n", b.ID)
+	select {} // wait to be killed
+}
+
+// TestLifetime_SurvivesCrash kills the server with SIGKILL right after it
+// created a box with a 3 s ttl, reopens 1.5 s later, and checks that the
+// box expires 3 s after its start: the restart did not extend it.
+func TestLifetime_SurvivesCrash(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLifetimeCrashChild$")
+	cmd.Env = append(os.Environ(), "BOXRUN_LIFETIME_CRASH_DIR="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
+				ready <- f[1]
+			}
+		}
+		close(ready)
+	}()
+	var boxID string
+	select {
+	case boxID = <-ready:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("child never got ready")
+	}
+	if boxID == "" {
+		t.Fatal("child exited before ready")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	time.Sleep(1500 * time.Millisecond)
+
+	m := boxruntest.OpenManager(t, dir)
+	defer m.Close()
+	ctx := ctxT(t)
+	sub, err := m.Subscribe(ctx, boxrun.EventFilter{BoxID: boxID, Types: []boxrun.EventType{boxrun.EventBoxExpired}, Replay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitEvent(t, sub, boxrun.EventBoxExpired, 10*time.Second)
+	b, err := m.Get(ctx, boxID)
+	if err != nil || b.Status != boxrun.StatusStopped {
+		t.Fatalf("box after restart = %+v, %v", b, err)
+	}
+	// Extended by the restart, it would have run for 1.5 s + 3 s at least.
+	if d := b.StoppedAt.Sub(b.StartedAt); d < 3*time.Second || d > 4*time.Second {
+		t.Errorf("box ran %s; want its 3 s ttl, not extended by the restart", d)
+	}
+}
