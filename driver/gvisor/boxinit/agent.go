@@ -14,6 +14,9 @@ import (
 // the one it listens on (box root may remove or replace it).
 const relistenEvery = 500 * time.Millisecond
 
+// holdPoll is how often the agent looks for AgentHold.
+const holdPoll = 100 * time.Millisecond
+
 // serveAgent listens on AgentSocket and serves every connection. When the socket file goes away or is replaced, the agent
 // listens again on a fresh one.
 func serveAgent(a *boxagent.Agent) {
@@ -33,10 +36,25 @@ func serveAgent(a *boxagent.Agent) {
 				go a.Accept(c)
 			}
 		}()
-		for sameSocket(ino) {
-			time.Sleep(relistenEvery)
+		for n := 0; !held(); n++ {
+			if n%int(relistenEvery/holdPoll) == 0 && !sameSocket(ino) {
+				break
+			}
+			time.Sleep(holdPoll)
 		}
 		l.Close()
+		if held() {
+			// The driver is about to checkpoint the box: gVisor cannot
+			// save a socket bound on the host, so none may exist until
+			// the hold goes (on the host after the checkpoint, or at
+			// once in a box restored with a fresh agent directory).
+			if sameSocket(ino) {
+				_ = os.Remove(AgentSocket)
+			}
+			for held() {
+				time.Sleep(holdPoll)
+			}
+		}
 	}
 }
 
@@ -57,6 +75,13 @@ func listen() (net.Listener, uint64, error) {
 		return nil, 0, err
 	}
 	return l, st.Ino, nil
+}
+
+// held reports whether the driver asks the agent not to listen (AgentHold
+// exists).
+func held() bool {
+	_, err := os.Lstat(AgentHold)
+	return err == nil
 }
 
 // sameSocket reports whether AgentSocket is still the socket of inode ino.

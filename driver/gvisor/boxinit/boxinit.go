@@ -106,6 +106,9 @@ const InitMount = "/.boxrun/init"
 const (
 	AgentDir    = "/.boxrun/agent"
 	AgentSocket = AgentDir + "/agent.sock"
+	// AgentHold, while it exists, makes the agent close its listener and
+	// remove AgentSocket (the driver creates it before a checkpoint).
+	AgentHold = AgentDir + "/hold"
 )
 
 // RoleMarker is a string every binary that links this package contains
