@@ -323,6 +323,7 @@ func (m *Manager) Start(ctx context.Context, box string) (*Box, error) {
 	b.Status = StatusRunning
 	b.StartedAt = m.now()
 	b.StoppedAt = time.Time{}
+	b.ErrorCode, b.ErrorMessage = "", "" // why it died last time (see sandboxDied)
 	ev, err := m.store.updateBox(context.WithoutCancel(ctx), b, EventBoxStarted, FormatTime(b.StartedAt))
 	if err != nil {
 		return nil, err

@@ -151,10 +151,14 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	if err := m.loadLifetimes(ctx); err != nil {
 		cancel()
 		st.close()
+		lock.unlock()
+		closeParts(cfg)
 		return nil, fmt.Errorf("boxrun: lifetimes: %w", err)
 	}
 	m.wg.Add(1)
 	go m.reaper()
+	m.wg.Add(1)
+	go m.watchSandboxes()
 	return m, nil
 }
 

@@ -1,0 +1,107 @@
+package gvisor_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/image"
+)
+
+// TestManager_SandboxDeath: the sandbox process of a running box is
+// SIGKILLed on the host (what a runsc crash or the host's OOM killer does);
+// the Manager notices within 2 s, fails the box's running exec, marks the
+// box stopped with a reason, publishes box.stopped, and Start brings the box
+// back with its files.
+func TestManager_SandboxDeath(t *testing.T) {
+	d, _ := newDriver(t)
+	dir := t.TempDir()
+	images, err := image.Open(filepath.Join(dir, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "dir:" + busyboxRootfs(t), MemoryMB: 256, Workdir: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Remove(context.Background(), box.ID, true) })
+	if _, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"sh", "-c", "echo kept > /kept; sync"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := m.Subscribe(ctx, boxapi.EventFilter{BoxID: box.ID, Types: []boxapi.EventType{boxapi.EventBoxStopped}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	sleeper, err := m.StartExec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"sleep", "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := sandboxPID(t, box.Handle)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	select {
+	case ev := <-sub.C():
+		if d := time.Since(killed); d > 2*time.Second {
+			t.Errorf("noticed after %v, want within 2s", d)
+		}
+		if ev.Box == nil || !strings.HasPrefix(ev.Box.ErrorMessage, "Sandbox died: ") {
+			t.Errorf("box.stopped event: %+v", ev.Box)
+		}
+	case <-time.After(10 * time.Second):
+		b, _ := m.Get(ctx, box.ID)
+		t.Fatalf("no box.stopped event within 10s; box %s", b.Status)
+	}
+	b, err := m.Get(ctx, box.ID)
+	if err != nil || b.Status != boxapi.StatusStopped {
+		t.Fatalf("box after the kill: %+v %v", b, err)
+	}
+	if e, _ := m.GetExec(ctx, sleeper.ID); e.Status == boxapi.ExecRunning {
+		t.Errorf("exec of the dead sandbox still running")
+	}
+	if _, err := m.Start(ctx, box.ID); err != nil {
+		t.Fatalf("start after the death: %v", err)
+	}
+	var out strings.Builder
+	e, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"cat", "/kept"}}, &out, nil)
+	if err != nil || e.ExitCode == nil || *e.ExitCode != 0 || out.String() != "kept\n" {
+		t.Fatalf("exec after start: %v %+v %q", err, e, out.String())
+	}
+	if b, _ := m.Get(ctx, box.ID); b.ErrorMessage != "" {
+		t.Errorf("error_message kept after start: %q", b.ErrorMessage)
+	}
+}
+
+// sandboxPID finds the runsc-sandbox process of handle on the host.
+func sandboxPID(t *testing.T, handle string) int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(string(b), "runsc-sandbox\x00") && strings.Contains(string(b), "/boxes/"+handle+"\x00") {
+			return pid
+		}
+	}
+	t.Fatalf("no runsc-sandbox process for %s", handle)
+	return 0
+}
