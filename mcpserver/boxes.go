@@ -46,7 +46,32 @@ type createBoxArgs struct {
 	Network  bool              `json:"network,omitempty" jsonschema:"give the box outbound network access (default false: loopback only)"`
 	Env      map[string]string `json:"env,omitempty" jsonschema:"environment variables of every command run in the box"`
 	Workdir  string            `json:"workdir,omitempty" jsonschema:"default working directory of commands (absolute; default /root)"`
+	Egress   *egressArgs       `json:"egress,omitempty" jsonschema:"egress policy of a box with network: what it may reach (default: the internet, never the host, link-local/cloud metadata or other boxes)"`
 	Keep     bool              `json:"keep,omitempty" jsonschema:"keep the box when this MCP session ends (default false: it is removed)"`
+}
+
+// egressArgs is the egress policy argument of create_box (boxapi.EgressPolicy).
+type egressArgs struct {
+	Default string          `json:"default,omitempty" jsonschema:"allow (the default) or deny: the decision when no rule matches"`
+	Rules   []egressRuleArg `json:"rules,omitempty" jsonschema:"rules tried in order, first match wins"`
+}
+
+type egressRuleArg struct {
+	Action string `json:"action" jsonschema:"allow or deny"`
+	CIDR   string `json:"cidr,omitempty" jsonschema:"an IPv4 CIDR or address, e.g. 10.0.0.0/8; give cidr or domain"`
+	Domain string `json:"domain,omitempty" jsonschema:"a domain with its subdomains, e.g. pypi.org; give cidr or domain"`
+}
+
+// policy converts the argument; the Service validates it.
+func (e *egressArgs) policy() *boxapi.EgressPolicy {
+	if e == nil {
+		return nil
+	}
+	p := &boxapi.EgressPolicy{Default: e.Default, Rules: []boxapi.EgressRule{}}
+	for _, r := range e.Rules {
+		p.Rules = append(p.Rules, boxapi.EgressRule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
+	}
+	return p
 }
 
 type boxArgs struct {
@@ -68,6 +93,12 @@ func (s *session) addBoxTools(srv *mcp.Server) {
 		sc.Properties["image"].MinLength = ptr(1)
 		setMin(sc, "cpu", 0)
 		setMin(sc, "memory_mb", 0)
+		if eg := objectSchema(sc.Properties["egress"]); eg != nil {
+			setEnum(eg, "default", "allow", "deny")
+			if rules := eg.Properties["rules"]; rules != nil && rules.Items != nil {
+				setEnum(rules.Items, "action", "allow", "deny")
+			}
+		}
 	}, s.createBox)
 
 	addTool(s, srv, &mcp.Tool{
@@ -136,6 +167,9 @@ func (s *session) createBox(ctx context.Context, req *mcp.CallToolRequest, in cr
 			return nil, err
 		}
 	}
+	if in.Egress != nil && !in.Network {
+		return nil, invalidf("egress rules need network: true")
+	}
 	if in.Keep && s.srv.cfg.MaxLifetime > 0 {
 		return nil, invalidf("keep is not allowed: this server limits box lifetime to %v", s.srv.cfg.MaxLifetime)
 	}
@@ -144,7 +178,7 @@ func (s *session) createBox(ctx context.Context, req *mcp.CallToolRequest, in cr
 	}
 	s.watch(req.Session)
 	b, err := s.srv.svc.Create(ctx, boxapi.BoxSpec{Image: in.Image, Name: in.Name, CPU: in.CPU,
-		MemoryMB: in.MemoryMB, Network: in.Network, Env: in.Env, Workdir: in.Workdir})
+		MemoryMB: in.MemoryMB, Network: in.Network, Env: in.Env, Workdir: in.Workdir, Egress: in.Egress.policy()})
 	if err != nil {
 		s.release()
 		return nil, err

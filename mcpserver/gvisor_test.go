@@ -212,3 +212,21 @@ func TestHTTP_MountAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestGVisor_Egress creates a networked box with an egress policy through
+// create_box and checks that the box got it.
+func TestGVisor_Egress(t *testing.T) {
+	m := gvisorManager(t)
+	srv := mcpserver.New(m, mcpserver.Config{})
+	defer srv.Close()
+	cs, _ := connect(t, srv, nil)
+	box := ok[boxView](t, cs, "create_box", map[string]any{"image": "busybox", "network": true,
+		"egress": map[string]any{"default": "deny", "rules": []any{map[string]any{"action": "allow", "cidr": "192.0.2.0/24"}}}})
+	ni, err := m.BoxNetwork(context.Background(), box.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ni.Egress.Default != "deny" || len(ni.Egress.Rules) != 1 || ni.Egress.Rules[0].CIDR != "192.0.2.0/24" {
+		t.Errorf("egress policy %+v", ni.Egress)
+	}
+}

@@ -171,3 +171,12 @@ func setEnum(schema *jsonschema.Schema, prop string, values ...any) {
 		p.Enum = values
 	}
 }
+
+// objectSchema returns sc when it describes an object (a pointer field's
+// schema may allow null too), or nil.
+func objectSchema(sc *jsonschema.Schema) *jsonschema.Schema {
+	if sc == nil || sc.Properties == nil {
+		return nil
+	}
+	return sc
+}
