@@ -29,7 +29,18 @@ func addTool[In any](s *session, srv *mcp.Server, t *mcp.Tool, tweak func(*jsons
 	if tweak != nil {
 		tweak(schema)
 	}
-	resolved, err := schema.Resolve(nil)
+	// Arguments are validated against the advertised schema without its
+	// numeric and length bounds: the handlers check those themselves with
+	// clearer messages ("timeout_seconds must be between 0 and 86400").
+	check, err := jsonschema.For[In](nil)
+	if err != nil {
+		panic(fmt.Sprintf("mcpserver: schema of %s: %v", t.Name, err))
+	}
+	if tweak != nil {
+		tweak(check)
+	}
+	stripBounds(check)
+	resolved, err := check.Resolve(nil)
 	if err != nil {
 		panic(fmt.Sprintf("mcpserver: resolve schema of %s: %v", t.Name, err))
 	}
@@ -74,14 +85,27 @@ func decodeArgs[In any](raw json.RawMessage, resolved *jsonschema.Resolved) (In,
 	return in, nil
 }
 
-// schemaMessage shortens a schema validation error to its last, most
-// specific line.
+// stripBounds removes numeric and length bounds from sc and its
+// sub-schemas.
+func stripBounds(sc *jsonschema.Schema) {
+	if sc == nil {
+		return
+	}
+	sc.Minimum, sc.Maximum, sc.MinLength, sc.MinItems = nil, nil, nil, nil
+	for _, p := range sc.Properties {
+		stripBounds(p)
+	}
+	stripBounds(sc.Items)
+	stripBounds(sc.AdditionalProperties)
+}
+
+// schemaMessage makes a schema validation error readable: "validating
+// /properties/cpu: type: ..." becomes "cpu: type: ...".
 func schemaMessage(err error) string {
 	msg := strings.TrimSpace(err.Error())
-	if i := strings.LastIndex(msg, ": validating"); i > 0 && strings.Count(msg, "validating") > 2 {
-		msg = msg[i+2:]
-	}
-	return strings.TrimPrefix(msg, "validating root: ")
+	msg = strings.TrimPrefix(msg, "validating root: ")
+	msg = strings.ReplaceAll(msg, "validating /properties/", "")
+	return strings.ReplaceAll(msg, "/properties/", ".")
 }
 
 // invalidf returns a VALIDATION_ERROR.
