@@ -81,13 +81,21 @@ func TestDriver_Network(t *testing.T) {
 	if out, _, code := run(t, d, off, nil, "sh", "-c", "nc -l -p 7001 -e echo pong & sleep 0.3; echo | nc 127.0.0.1 7001"); code != 0 || !strings.Contains(out, "pong") {
 		t.Fatalf("loopback: %q %d", out, code)
 	}
-	on := create(t, d, sandbox.Spec{BoxID: "on", Image: img, Network: true})
-	if got := ifaces(on); len(got) < 2 {
-		t.Fatalf("network on: interfaces %v, want the host's", got)
-	}
-	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-		if out, _, _ := run(t, d, on, nil, "cat", "/etc/resolv.conf"); out != string(host) {
-			t.Fatalf("resolv.conf in a box with network: %q, want the host's", out)
+	// A networked box has its own namespace (never the host's network):
+	// loopback plus its own interface, and a resolv.conf naming its
+	// gateway's policy resolver. Rootless mode refuses network (no per-box
+	// namespace without root).
+	if os.Geteuid() != 0 {
+		if _, err := d.Create(context.Background(), sandbox.Spec{BoxID: "on", Image: img, Network: true}); !errors.Is(err, boxapi.ErrInvalid) {
+			t.Fatalf("rootless networked create: %v, want ErrInvalid", err)
 		}
+		return
+	}
+	on := create(t, d, sandbox.Spec{BoxID: "on", Image: img, Network: true})
+	if got := ifaces(on); len(got) != 2 {
+		t.Fatalf("network on: interfaces %v, want lo and the box's own", got)
+	}
+	if out, _, _ := run(t, d, on, nil, "cat", "/etc/resolv.conf"); !strings.HasPrefix(out, "nameserver 10.") {
+		t.Fatalf("resolv.conf in a box with network: %q, want its gateway's resolver", out)
 	}
 }

@@ -381,9 +381,14 @@ func (h *Host) Down(ctx context.Context, id string) error {
 	}
 	// A veth whose namespace is gone went with it; one left by a crash
 	// between the two steps of plumb goes here.
+	// The kernel removes the host end of a veth asynchronously after its
+	// peer's namespace went, so a link that vanished under `ip link del`
+	// is gone, not an error.
 	if _, err := net.InterfaceByName(hostIf(id)); err == nil {
 		if _, err := h.run(ctx, "", h.ipPath, "link", "del", hostIf(id)); err != nil {
-			errs = append(errs, err)
+			if _, still := net.InterfaceByName(hostIf(id)); still == nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
