@@ -201,7 +201,12 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 		return nil, err
 	}
 	res, err := readResult(st, OpExec)
-	release()
+	if !release() && err == nil {
+		// ctx ended just as the start result arrived: the stream is being
+		// closed under us (the agent kills an exec whose stream closes), so
+		// the exec did not start for the caller.
+		err = fmt.Errorf("agent exec start: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		st.Close()
 		return nil, ctxErr(ctx, err)
