@@ -76,6 +76,12 @@ func BusyboxImageWithUser(t testing.TB, user string) *sandbox.Image {
 	return img
 }
 
+// BusyboxRootfs returns the rootfs directory of BusyboxImage, building it
+// under cache (BusyboxImage uses os.TempDir()) if needed. It is for tools
+// that package that rootfs, such as the image builder of the Kubernetes test
+// cluster (scripts/k8s-up.sh); tests use BusyboxImage.
+func BusyboxRootfs(cache string) (string, error) { return busyboxRootfs(cache) }
+
 // busyboxRootfs returns the cached rootfs directory under cache, building it
 // if needed.
 func busyboxRootfs(cache string) (string, error) {
