@@ -56,9 +56,22 @@ func (c *Client) StartExec(ctx context.Context, box string, req boxapi.ExecReque
 // returns the finished record. Canceling ctx cancels the exec on the server
 // and returns the canceled record with ctx's error.
 func (c *Client) Exec(ctx context.Context, box string, req boxapi.ExecRequest, stdout, stderr io.Writer) (*boxapi.Exec, error) {
-	e, err := c.StartExec(ctx, box, req)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The start request does not end with ctx: once the server has started
+	// the command, only the reply's ID lets us cancel it, so abandoning the
+	// request when ctx ends would leave the command running unseen. The start
+	// is bounded by startExecTimeout instead, and a ctx that ended meanwhile
+	// cancels the exec right after.
+	sctx, stop := context.WithTimeout(context.WithoutCancel(ctx), startExecTimeout)
+	e, err := c.StartExec(sctx, box, req)
+	stop()
 	if err != nil {
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		return c.cancelAfter(ctx, e.ID)
 	}
 	err = c.ExecEvents(ctx, e.ID, -1, func(ev boxapi.ExecEvent) error {
 		if ev.Kind != boxapi.KindLog {
@@ -102,6 +115,10 @@ func (c *Client) Exec(ctx context.Context, box string, req boxapi.ExecRequest, s
 		}
 	}
 }
+
+// startExecTimeout bounds the start request of Exec, which is not canceled
+// with the caller's context (see Exec).
+const startExecTimeout = time.Minute
 
 // cancelAfter cancels execID on the server after ctx ended, and returns the
 // record (when it could be read) with ctx's error.
