@@ -376,6 +376,7 @@ func (m *Manager) removeLocked(ctx context.Context, b *boxRow, force bool) error
 		}
 	}
 	m.bus.publish(ev)
+	m.nudgeMaintenance() // give the box's pages back
 	return nil
 }
 

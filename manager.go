@@ -54,6 +54,8 @@ type Manager struct {
 	life     map[string]*lifeState // running boxes with a ttl or idle timeout
 	lifeWake chan struct{}         // nudges the reaper
 
+	maintainWake chan struct{} // nudges the maintainer (retention.go)
+
 	statsMu    sync.Mutex
 	cpuSamples map[string]cpuSample // box ID → last CPU reading
 	lastStats  map[string]Stats     // box ID → last sample (for metrics)
@@ -86,6 +88,9 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		now:         time.Now,
 		eventBuffer: 256,
 		outputLimit: DefaultOutputLimit,
+
+		journalMaxAge:     DefaultJournalMaxAge,
+		journalMaxEntries: DefaultJournalMaxEntries,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -133,6 +138,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
 		cpuSamples: map[string]cpuSample{}, lastStats: map[string]Stats{},
 		life: map[string]*lifeState{}, lifeWake: make(chan struct{}, 1),
+		maintainWake: make(chan struct{}, 1),
 	}
 	di := m.DriverInfo()
 	attrs := []any{"driver", di.Name}
@@ -159,6 +165,8 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	go m.reaper()
 	m.wg.Add(1)
 	go m.watchSandboxes()
+	m.wg.Add(1)
+	go m.maintainer()
 	return m, nil
 }
 

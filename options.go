@@ -23,6 +23,9 @@ type config struct {
 	now         func() time.Time
 	eventBuffer int
 	outputLimit int64
+
+	journalMaxAge     time.Duration // <= 0: no age bound
+	journalMaxEntries int64         // <= 0: no count bound
 }
 
 // DefaultOutputLimit is how many bytes of output one exec may store unless

@@ -35,7 +35,8 @@ func openStore(ctx context.Context, file string) (*store, error) {
 	pool, err := sqlitex.NewPool(file, sqlitex.PoolOptions{
 		PoolSize: 8,
 		PrepareConn: func(conn *sqlite.Conn) error {
-			for _, q := range []string{"PRAGMA foreign_keys = ON;", "PRAGMA synchronous = NORMAL;"} {
+			for _, q := range []string{"PRAGMA foreign_keys = ON;", "PRAGMA synchronous = NORMAL;",
+				"PRAGMA journal_size_limit = 67108864;"} {
 				if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
 					return err
 				}
@@ -100,7 +101,7 @@ func (s *store) migrate(ctx context.Context) error {
 	if err := sqlitemigration.Migrate(ctx, conn, schema); err != nil {
 		return fmt.Errorf("migrate %s: %w", path.Base(names[len(names)-1]), err)
 	}
-	return nil
+	return enableAutoVacuum(conn)
 }
 
 // addMissingColumns adds columns to an existing boxes table.

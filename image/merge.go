@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
 	"io"
@@ -179,6 +180,9 @@ func copyXattrs(src, dst string) {
 		return
 	}
 	for _, key := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
+		if !xattrAllowed(key, tar.TypeDir) {
+			continue // a layer unpacked by an older version may hold others
+		}
 		vsz, err := unix.Lgetxattr(src, key, nil)
 		if err != nil {
 			continue

@@ -126,6 +126,9 @@ func cleanName(name string) (string, error) {
 func (u *unpacker) path(rel string) string { return filepath.Join(u.root, filepath.FromSlash(rel)) }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader, implicit map[string]bool) error {
+	if err := checkHeader(hdr); err != nil {
+		return err
+	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -156,7 +159,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, implicit map[string]bool)
 		delete(implicit, name)
 		u.attrs = append(u.attrs, dirAttr{name, hdr})
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse: // sparse: the reader expands it
 		if err := u.remove(name); err != nil {
 			return err
 		}
@@ -181,23 +184,15 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, implicit map[string]bool)
 		}
 	case tar.TypeLink:
 		return u.link(name, hdr.Linkname)
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		if hdr.Typeflag != tar.TypeFifo && !u.isRoot {
-			return nil // devices need root; boxes get their /dev from the runtime
-		}
+	case tar.TypeChar, tar.TypeBlock:
+		// Never created: see deviceNodes.
+		return nil
+	case tar.TypeFifo:
 		if err := u.remove(name); err != nil {
 			return err
 		}
-		mode := uint32(unix.S_IFIFO)
-		switch hdr.Typeflag {
-		case tar.TypeChar:
-			mode = unix.S_IFCHR
-		case tar.TypeBlock:
-			mode = unix.S_IFBLK
-		}
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(p, mode|0o600, int(dev)); err != nil {
-			return fmt.Errorf("mknod %s: %w", name, err)
+		if err := unix.Mknod(p, unix.S_IFIFO|0o600, 0); err != nil {
+			return fmt.Errorf("mkfifo %s: %w", name, err)
 		}
 	default:
 		return nil // global headers, GNU extensions: nothing to create
@@ -342,7 +337,7 @@ func (u *unpacker) setAttrs(name string, hdr *tar.Header, dir bool) error {
 		}
 	}
 	for k, v := range hdr.PAXRecords {
-		if key, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+		if key, ok := strings.CutPrefix(k, paxXattr); ok && xattrAllowed(key, hdr.Typeflag) {
 			// Best effort: some attributes need privileges or support the
 			// filesystem lacks; the file itself is still right.
 			unix.Lsetxattr(p, key, []byte(v), 0)
@@ -359,6 +354,65 @@ func (u *unpacker) setAttrs(name string, hdr *tar.Header, dir bool) error {
 	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chtimes %s: %w", name, err)
+	}
+	return nil
+}
+
+// Layer entries from a registry or an archive are hostile input: the
+// unpacker runs as root on the host and writes into the state directory.
+//
+// Extended attributes: only an allow-list is applied. user.* (application
+// data) and security.capability (file capabilities, which images such as
+// ping rely on; on regular files only) are kept; everything else is
+// dropped, notably trusted.* (trusted.overlay.* would steer the overlay
+// mounts built over the layers), security.selinux/smack labels of another
+// system, and system.* ACLs that could open the host copy to other users.
+//
+// Device nodes: character and block devices are never created. Neither
+// driver can use one from the rootfs (gVisor serves /dev itself and does
+// not open host device files through the gofer; the QEMU guest mounts
+// devtmpfs on /dev), no OCI format needs one (whiteouts are .wh. files), and
+// a device node made as root in the image store would be a host device
+// reachable by whoever can reach the file. FIFOs are created (no privilege).
+const paxXattr = "SCHILY.xattr."
+
+// maxXattrValue is the largest attribute value Linux accepts.
+const maxXattrValue = 64 << 10
+
+// xattrAllowed reports whether the attribute key may be applied to an
+// entry of type typ (see above).
+func xattrAllowed(key string, typ byte) bool {
+	switch {
+	case key == "security.capability":
+		return typ == tar.TypeReg || typ == tar.TypeRegA || typ == tar.TypeCont || typ == tar.TypeGNUSparse
+	case strings.HasPrefix(key, "user.") && len(key) > len("user."):
+		return true
+	}
+	return false
+}
+
+// checkHeader validates the fields of hdr that the unpacker uses, before
+// anything of the entry is created: a known type, owner IDs a file can
+// have, attribute records of sane size. An invalid header rejects the
+// layer (errUnsafe), and the layer's work directory is removed.
+func checkHeader(hdr *tar.Header) error {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeXGlobalHeader:
+	default:
+		return fmt.Errorf("%w: %q has unsupported type %q", errUnsafe, hdr.Name, hdr.Typeflag)
+	}
+	// -1 means "unchanged" to chown; IDs past 2^32-2 do not exist.
+	if hdr.Uid < 0 || hdr.Gid < 0 || int64(hdr.Uid) > 1<<32-2 || int64(hdr.Gid) > 1<<32-2 {
+		return fmt.Errorf("%w: %q has owner %d:%d", errUnsafe, hdr.Name, hdr.Uid, hdr.Gid)
+	}
+	if hdr.Typeflag == tar.TypeSymlink && (hdr.Linkname == "" || strings.IndexByte(hdr.Linkname, 0) >= 0) {
+		return fmt.Errorf("%w: symlink %q has an invalid target", errUnsafe, hdr.Name)
+	}
+	for k, v := range hdr.PAXRecords {
+		if key, ok := strings.CutPrefix(k, paxXattr); ok && (key == "" || len(v) > maxXattrValue) {
+			return fmt.Errorf("%w: %q has an invalid extended attribute %q", errUnsafe, hdr.Name, key)
+		}
 	}
 	return nil
 }

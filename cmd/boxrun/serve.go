@@ -34,6 +34,9 @@ type serveConfig struct {
 	mcpFlags     mcpFlags
 	registries   registryFlags
 	imageOpts    []image.Option // from registries, checked by serve
+
+	journalMaxAge     time.Duration
+	journalMaxEntries int64
 }
 
 func newServeCmd(cfg *rootConfig) *ffcli.Command {
@@ -48,6 +51,8 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.StringVar(&sc.maxMemoryMB, "max-memory-mb", cfg.getenv("BOXRUN_MAX_MEMORY_MB"), "total MiB running boxes may reserve (env BOXRUN_MAX_MEMORY_MB; default: host RAM)")
 	fs.BoolVar(&sc.verbose, "verbose", false, "debug logging")
 	fs.BoolVar(&sc.mcp, "mcp", true, "serve the Model Context Protocol (streamable HTTP) at /mcp")
+	fs.DurationVar(&sc.journalMaxAge, "journal-max-age", 0, "delete event-journal entries older than this (0: 7 days; negative: keep regardless of age)")
+	fs.Int64Var(&sc.journalMaxEntries, "journal-max-entries", 0, "keep at most this many event-journal entries (0: 100000; negative: no limit)")
 	sc.mcpFlags.register(fs, "mcp-")
 	sc.registries.register(fs, cfg.getenv)
 	return &ffcli.Command{
@@ -118,6 +123,7 @@ func openManager(cfg *rootConfig, sc *serveConfig, log *slog.Logger) (*boxrun.Ma
 	}
 	m, err := boxrun.Open(cfg.stateDir,
 		boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLogger(log),
+		boxrun.WithJournalRetention(sc.journalMaxAge, sc.journalMaxEntries),
 		boxrun.WithLimits(limit(cfg, "BOXRUN_MAX_CPU", sc.maxCPU), limit(cfg, "BOXRUN_MAX_MEMORY_MB", sc.maxMemoryMB)))
 	if err != nil {
 		images.Close()

@@ -71,6 +71,10 @@ type Entry struct {
 	Body     string // regular files
 	Linkname string // symlinks and hard links
 	UID, GID int
+	// Xattrs become SCHILY.xattr. PAX records (key without the prefix).
+	Xattrs map[string]string
+	// Devmajor, Devminor: character and block devices.
+	Devmajor, Devminor int64
 }
 
 // File is a regular file entry.
@@ -113,7 +117,14 @@ func Tar(tb testing.TB, entries ...Entry) []byte {
 	mtime := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, e := range entries {
 		hdr := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Linkname: e.Linkname,
-			Uid: e.UID, Gid: e.GID, ModTime: mtime, Format: tar.FormatPAX}
+			Uid: e.UID, Gid: e.GID, ModTime: mtime, Format: tar.FormatPAX,
+			Devmajor: e.Devmajor, Devminor: e.Devminor}
+		for k, v := range e.Xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
+		}
 		if e.Type == tar.TypeReg {
 			hdr.Size = int64(len(e.Body))
 		}
