@@ -68,37 +68,32 @@ func (d *Driver) netSpec(spec sandbox.Spec, m *boxMeta) error {
 	if err != nil {
 		return err
 	}
-	var ports []boxnet.Port
-	for _, pm := range spec.Ports {
-		ports = append(ports, boxnet.Port{HostIP: pm.HostIP, HostPort: pm.HostPort, BoxPort: pm.BoxPort})
-	}
-	if ports, err = boxnet.ValidatePorts(ports); err != nil {
-		return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrInvalid)
+	ports, err := boxapi.ValidatePorts(spec.Ports)
+	if err != nil {
+		return fmt.Errorf("gvisor: %w", err)
 	}
 	m.Egress, m.Ports = p, ports
 	return nil
 }
 
+// toPolicy validates an egress policy (nil: the default) with the boxapi
+// checks.
 func toPolicy(e *boxapi.EgressPolicy) (boxnet.Policy, error) {
-	var p boxnet.Policy
+	var p boxapi.EgressPolicy
 	if e != nil {
-		p.Default = e.Default
-		for _, r := range e.Rules {
-			p.Rules = append(p.Rules, boxnet.Rule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
-		}
+		p = *e
 	}
 	p, err := p.Validate()
 	if err != nil {
-		return p, fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrInvalid)
+		return p, fmt.Errorf("gvisor: %w", err)
 	}
 	return p, nil
 }
 
+// fromPolicy is p as reported (Rules never nil).
 func fromPolicy(p boxnet.Policy) boxapi.EgressPolicy {
 	out := boxapi.EgressPolicy{Default: p.Default, Rules: []boxapi.EgressRule{}}
-	for _, r := range p.Rules {
-		out.Rules = append(out.Rules, boxapi.EgressRule{Action: r.Action, CIDR: r.CIDR, Domain: r.Domain})
-	}
+	out.Rules = append(out.Rules, p.Rules...)
 	return out
 }
 
@@ -219,8 +214,6 @@ func (d *Driver) NetInfo(ctx context.Context, handle string) (boxapi.NetInfo, er
 		info.Address, info.Gateway = m.Net.Addr.String(), m.Net.Gateway.String()
 		ports = m.Net.Ports
 	}
-	for _, p := range ports {
-		info.Ports = append(info.Ports, boxapi.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, BoxPort: p.BoxPort})
-	}
+	info.Ports = append(info.Ports, ports...)
 	return info, nil
 }

@@ -68,7 +68,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 
 // bareBoot starts QEMU directly (as a child, not daemonized) and waits for
 // the agent to be set up.
-func (e *benchEnv) bareBoot(b *testing.B) (*exec.Cmd, *agentConn) {
+func (e *benchEnv) bareBoot(b *testing.B) (*exec.Cmd, *agentproto.Conn) {
 	b.Helper()
 	d := e.d
 	args := []string{"-M", "microvm", "-accel", d.accel, "-m", "256", "-smp", "1",
@@ -89,7 +89,7 @@ func (e *benchEnv) bareBoot(b *testing.B) (*exec.Cmd, *agentConn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
-	var conn *agentConn
+	var conn *agentproto.Conn
 	for {
 		var err error
 		if conn, err = dialAgent(ctx, e.bare); err == nil {
@@ -100,7 +100,7 @@ func (e *benchEnv) bareBoot(b *testing.B) (*exec.Cmd, *agentConn) {
 		}
 		time.Sleep(5 * time.Millisecond) // QEMU has not made the socket yet
 	}
-	_, err := conn.call(ctx, &agentproto.Request{Op: agentproto.OpSetup, Setup: &agentproto.Setup{
+	_, err := call(ctx, conn, &agentproto.Request{Op: agentproto.OpSetup, Setup: &agentproto.Setup{
 		TimeUnixNano: time.Now().UnixNano(), RootDevice: "/dev/vda", Workdir: "/root"}})
 	if err != nil {
 		b.Fatalf("bare setup: %v", err)
@@ -108,7 +108,7 @@ func (e *benchEnv) bareBoot(b *testing.B) (*exec.Cmd, *agentConn) {
 	return cmd, conn
 }
 
-func (e *benchEnv) bareStop(cmd *exec.Cmd, conn *agentConn) {
+func (e *benchEnv) bareStop(cmd *exec.Cmd, conn *agentproto.Conn) {
 	conn.Close()
 	cmd.Process.Kill()
 	cmd.Wait()
@@ -130,9 +130,9 @@ func (e *benchEnv) createWith(b *testing.B, d *Driver) string {
 
 // rawExec runs cmd over conn with the bare protocol and returns the stdout
 // byte count.
-func rawExec(b *testing.B, conn *agentConn, cmd ...string) int64 {
+func rawExec(b *testing.B, conn *agentproto.Conn, cmd ...string) int64 {
 	b.Helper()
-	st, release, err := conn.open(b.Context(), &agentproto.Request{Op: agentproto.OpExec, ID: fmt.Sprint(time.Now().UnixNano()),
+	st, release, err := conn.Open(b.Context(), &agentproto.Request{Op: agentproto.OpExec, ID: fmt.Sprint(time.Now().UnixNano()),
 		Cmd: cmd, Env: []string{"PATH=/bin"}, Dir: "/root"})
 	if err != nil {
 		b.Fatal(err)

@@ -62,7 +62,7 @@ type box struct {
 
 	mu    sync.Mutex
 	state boxState
-	conn  *agentConn // nil until dialed; replaced when dead
+	conn  *agentproto.Conn // nil until dialed; replaced when dead
 }
 
 // boxState is persisted as <box dir>/box.json.
@@ -441,7 +441,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 	for i, v := range b.state.Volumes {
 		setup.Volumes = append(setup.Volumes, agentproto.Mount{Tag: vfsTag(i), Path: v.GuestPath, Readonly: v.Readonly})
 	}
-	res, err := conn.call(bctx, &agentproto.Request{Op: agentproto.OpSetup, Setup: setup})
+	res, err := call(bctx, conn, &agentproto.Request{Op: agentproto.OpSetup, Setup: setup})
 	if err == nil && res.Info != agentproto.AgentInfo {
 		// A stale agent would ignore what it does not know (the exec
 		// user, for one) instead of failing.
@@ -477,14 +477,14 @@ func hostname(b *box) string {
 
 // agent returns a live session with a running box's agent, reconnecting
 // after a restart of the host process or a lost connection.
-func (d *Driver) agent(ctx context.Context, handle string) (*agentConn, error) {
+func (d *Driver) agent(ctx context.Context, handle string) (*agentproto.Conn, error) {
 	b, err := d.get(handle)
 	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.conn != nil && !b.conn.dead() {
+	if b.conn != nil && !b.conn.Closed() {
 		return b.conn, nil
 	}
 	if !b.running() {

@@ -42,14 +42,14 @@ func (d *Driver) Stop(ctx context.Context, handle string) error {
 	}
 	pid := b.state.PID
 	conn := b.conn
-	if conn == nil || conn.dead() {
+	if conn == nil || conn.Closed() {
 		if err := d.connect(ctx, b); err == nil {
 			conn = b.conn
 		}
 	}
-	if conn != nil && !conn.dead() {
+	if conn != nil && !conn.Closed() {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := conn.call(sctx, &agentproto.Request{Op: agentproto.OpShutdown})
+		_, err := call(sctx, conn, &agentproto.Request{Op: agentproto.OpShutdown})
 		cancel()
 		if err == nil {
 			if waitGone(ctx, b.handle, []int{pid}, shutdownTimeout) == nil {

@@ -2,20 +2,14 @@ package qemu
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"syscall"
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/internal/userdb"
 	"github.com/boxrun/boxrun/sandbox"
-	"github.com/hashicorp/yamux"
 )
 
 // Exec starts spec in the box. The environment is the box's env with
@@ -43,11 +37,7 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec sandbox.ProcessSp
 		dir = b.state.Workdir
 	}
 	b.mu.Unlock()
-	var rnd [8]byte
-	rand.Read(rnd[:])
 	req := &agentproto.Request{
-		Op:   agentproto.OpExec,
-		ID:   hex.EncodeToString(rnd[:]),
 		Cmd:  spec.Cmd,
 		Env:  env,
 		Dir:  dir,
@@ -57,25 +47,11 @@ func (d *Driver) Exec(ctx context.Context, handle string, spec sandbox.ProcessSp
 	if spec.TTY {
 		req.Rows, req.Cols = spec.Size.Rows, spec.Size.Cols
 	}
-	st, release, err := conn.open(ctx, req)
+	ap, err := conn.Exec(ctx, req, spec.Stdin, spec.Stdout, spec.Stderr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("qemu: %w", agentErr(ctx, "exec", err))
 	}
-	var res agentproto.Result
-	err = agentproto.ReadJSON(st, agentproto.FrameResult, &res)
-	release()
-	if err != nil {
-		st.Close()
-		return nil, ctxErr(ctx, fmt.Errorf("qemu: exec: %w", err))
-	}
-	if err := resultErr("exec", res); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("qemu: %w", err)
-	}
-	p := &process{conn: conn, id: req.ID, st: st, done: make(chan struct{})}
-	go p.pumpStdin(spec.Stdin)
-	go p.readOutput(spec.Stdout, spec.Stderr)
-	return p, nil
+	return &process{p: ap}, nil
 }
 
 // mergeEnv returns base with over applied, keeping the first position of
@@ -104,88 +80,32 @@ func cutEnv(kv string) (string, string, bool) {
 	return kv, "", false
 }
 
-// process is a running exec: one yamux stream.
-type process struct {
-	conn *agentConn
-	id   string
-	st   *yamux.Stream
+// process is a running exec: one agentproto stream.
+type process struct{ p *agentproto.Process }
 
-	done chan struct{} // closed when the output is written and the exit known
-	code int
-	err  error
-
-	closeOnce sync.Once
-}
-
-func (p *process) pumpStdin(r io.Reader) {
-	if r != nil {
-		if _, err := io.Copy(agentproto.DataWriter{W: p.st, Typ: agentproto.FrameData}, r); err != nil {
-			return
-		}
-	}
-	agentproto.WriteFrame(p.st, agentproto.FrameEOF, nil)
-}
-
-func (p *process) readOutput(stdout, stderr io.Writer) {
-	defer close(p.done)
-	defer p.closeOnce.Do(func() { p.st.Close() })
-	for {
-		typ, payload, err := agentproto.ReadFrame(p.st)
-		if err != nil {
-			p.err = fmt.Errorf("qemu: exec %s: lost the sandbox connection: %w", p.id, err)
-			return
-		}
-		switch typ {
-		case agentproto.FrameStdout:
-			if stdout != nil {
-				stdout.Write(payload)
-			}
-		case agentproto.FrameStderr:
-			if stderr != nil {
-				stderr.Write(payload)
-			}
-		case agentproto.FrameExit:
-			var ex agentproto.Exit
-			if err := json.Unmarshal(payload, &ex); err != nil {
-				p.err = fmt.Errorf("qemu: exec %s: bad exit frame: %w", p.id, err)
-				return
-			}
-			p.code = ex.Code
-			if ex.Error != "" {
-				p.err = errors.New(ex.Error)
-			}
-			return
-		}
-	}
-}
-
-// Wait returns the exit code once the output is written.
+// Wait returns the exit code once the output is written. A lost agent or
+// a broken stream is ErrRuntime.
 func (p *process) Wait() (int, error) {
-	<-p.done
-	return p.code, p.err
+	code, err := p.p.Wait()
+	if err != nil {
+		return -1, fmt.Errorf("qemu: %w: %w", err, boxapi.ErrRuntime)
+	}
+	return code, nil
 }
 
-// Signal sends sig to the process group.
+// Signal sends sig to the process group; an exec that has ended is not an
+// error.
 func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
-	_, err := p.conn.call(ctx, &agentproto.Request{Op: agentproto.OpSignal, ID: p.id, Signal: int(sig)})
-	if err != nil && errors.Is(err, boxapi.ErrNotFound) {
-		select {
-		case <-p.done:
-			return nil // already exited
-		default:
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("qemu: %w", err)
+	if err := p.p.Signal(ctx, sig, false); err != nil {
+		return fmt.Errorf("qemu: %w", agentErr(ctx, "signal", err))
 	}
 	return nil
 }
 
 // Resize sets the terminal size.
 func (p *process) Resize(ctx context.Context, size boxapi.TermSize) error {
-	_, err := p.conn.call(ctx, &agentproto.Request{Op: agentproto.OpResize, ID: p.id, Rows: size.Rows, Cols: size.Cols})
-	if err != nil {
-		return fmt.Errorf("qemu: %w", err)
+	if err := p.p.Resize(ctx, size.Rows, size.Cols); err != nil {
+		return fmt.Errorf("qemu: %w", agentErr(ctx, "resize", err))
 	}
 	return nil
 }
@@ -196,36 +116,8 @@ func (d *Driver) CopyIn(ctx context.Context, handle, dst string, r io.Reader) er
 	if err != nil {
 		return err
 	}
-	st, release, err := conn.open(ctx, &agentproto.Request{Op: agentproto.OpCopyIn, Path: dst})
-	if err != nil {
-		return err
-	}
-	defer release()
-	defer st.Close()
-	sent := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(agentproto.DataWriter{W: st, Typ: agentproto.FrameData}, r)
-		if err == nil {
-			err = agentproto.WriteFrame(st, agentproto.FrameEOF, nil)
-		}
-		sent <- err
-	}()
-	var res agentproto.Result
-	if err := agentproto.ReadJSON(st, agentproto.FrameResult, &res); err != nil {
-		select {
-		case serr := <-sent:
-			if serr != nil {
-				return ctxErr(ctx, fmt.Errorf("qemu: copy in: %w", serr))
-			}
-		default:
-		}
-		return ctxErr(ctx, fmt.Errorf("qemu: copy in: %w", err))
-	}
-	if err := resultErr("copy in", res); err != nil {
-		return fmt.Errorf("qemu: %w", err)
-	}
-	if err := <-sent; err != nil {
-		return fmt.Errorf("qemu: copy in: %w", err)
+	if err := conn.CopyIn(ctx, dst, r); err != nil {
+		return fmt.Errorf("qemu: %w", agentErr(ctx, "copy in", err))
 	}
 	return nil
 }
@@ -236,21 +128,8 @@ func (d *Driver) CopyOut(ctx context.Context, handle, src string, w io.Writer) e
 	if err != nil {
 		return err
 	}
-	st, release, err := conn.open(ctx, &agentproto.Request{Op: agentproto.OpCopyOut, Path: src})
-	if err != nil {
-		return err
-	}
-	defer release()
-	defer st.Close()
-	if _, err := io.Copy(w, &agentproto.DataReader{R: st}); err != nil {
-		return ctxErr(ctx, fmt.Errorf("qemu: copy out: %w", err))
-	}
-	var res agentproto.Result
-	if err := agentproto.ReadJSON(st, agentproto.FrameResult, &res); err != nil {
-		return ctxErr(ctx, fmt.Errorf("qemu: copy out: %w", err))
-	}
-	if err := resultErr("copy out", res); err != nil {
-		return fmt.Errorf("qemu: %w", err)
+	if err := conn.CopyOut(ctx, src, w); err != nil {
+		return fmt.Errorf("qemu: %w", agentErr(ctx, "copy out", err))
 	}
 	return nil
 }

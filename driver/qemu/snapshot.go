@@ -96,7 +96,7 @@ func (d *Driver) buildTemplate(ctx context.Context, b *box, diskBytes int64, key
 	}
 	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
-	var conn *agentConn
+	var conn *agentproto.Conn
 	for { // QEMU may not have made its socket yet
 		if conn, err = dialAgent(bctx, t.dir); err == nil || bctx.Err() != nil {
 			break
@@ -106,7 +106,7 @@ func (d *Driver) buildTemplate(ctx context.Context, b *box, diskBytes int64, key
 	if err != nil {
 		return fmt.Errorf("template: %w; console: %s", err, consoleTail(t.dir))
 	}
-	_, err = conn.call(bctx, &agentproto.Request{Op: agentproto.OpPing})
+	_, err = call(bctx, conn, &agentproto.Request{Op: agentproto.OpPing})
 	conn.Close()
 	if err != nil {
 		return fmt.Errorf("template: %w", err)

@@ -276,7 +276,7 @@ func (d *Driver) probeBoot(ctx context.Context, accel string, timeout time.Durat
 	for {
 		conn, err := dialAgent(ctx, p.dir)
 		if err == nil {
-			_, err = conn.call(ctx, &agentproto.Request{Op: agentproto.OpPing})
+			_, err = call(ctx, conn, &agentproto.Request{Op: agentproto.OpPing})
 			conn.Close()
 			return err
 		}

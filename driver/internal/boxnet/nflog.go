@@ -239,7 +239,7 @@ func (h *Host) onPacket(prefix string, pkt []byte) {
 		var i int
 		if _, err := fmt.Sscanf(tag, "r%d", &i); err == nil && l != nil {
 			if p := l.policy.get(); i >= 0 && i < len(p.Rules) {
-				rule = p.Rules[i].String()
+				rule = ruleName(p.Rules[i])
 			}
 		}
 	}

@@ -81,16 +81,16 @@ func (r *resolver) answer(req *dns.Msg, network string) *dns.Msg {
 	q := req.Question[0]
 	name := strings.TrimSuffix(strings.ToLower(q.Name), ".")
 	p := r.l.policy.get()
-	rule := p.matchDomain(name)
+	rule := matchDomain(p, name)
 	allowed := p.Default == Allow
-	ruleName := "default " + p.Default
+	decided := "default " + p.Default
 	if rule >= 0 {
 		allowed = p.Rules[rule].Action == Allow
-		ruleName = p.Rules[rule].String()
+		decided = ruleName(p.Rules[rule])
 	}
 	if !allowed {
 		if now := time.Now(); !r.h.repeated(r.l.box.ID+" dns "+name, now, dnsDedupWindow) {
-			r.h.deny(Denial{ID: r.l.box.ID, Destination: name, Rule: ruleName, Time: now})
+			r.h.deny(Denial{ID: r.l.box.ID, Destination: name, Rule: decided, Time: now})
 		}
 		resp.SetRcode(req, dns.RcodeRefused)
 		return resp
