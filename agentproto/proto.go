@@ -56,13 +56,14 @@ const (
 	OpCopyIn   = "copyin"   // host sends a tar as FrameData+FrameEOF, then Result
 	OpCopyOut  = "copyout"  // agent sends a tar as FrameData+FrameEOF, then Result
 	OpShutdown = "shutdown" // kill everything, sync, power off; Result first
+	OpStats    = "stats"    // Result with Stats: the box's own view of its use
 )
 
 // AgentInfo is Result.Info of ping and setup: the agent's protocol
 // version. Bump it when the agent learns something the host relies on (2:
-// Request.User, TTY stdin EOF; 3: Request.Session); the host refuses an
-// agent that differs.
-const AgentInfo = "boxrun-agent/3"
+// Request.User, TTY stdin EOF; 3: Request.Session; 4: Setup.Net, OpStats);
+// the host refuses an agent that differs.
+const AgentInfo = "boxrun-agent/4"
 
 // Error kinds (Result.Kind), mapped to boxrun error kinds by the driver.
 const (
@@ -108,6 +109,26 @@ type Setup struct {
 	RootDevice   string  `json:"root_device"` // e.g. /dev/vda (ext4)
 	Workdir      string  `json:"workdir"`     // created if missing
 	Volumes      []Mount `json:"volumes,omitempty"`
+	// Net configures the box's network interface (the first one besides
+	// lo) and its /etc/resolv.conf; nil leaves it down.
+	Net *NetSetup `json:"net,omitempty"`
+}
+
+// NetSetup is the network of a VM box: a point-to-point IPv4 link to the
+// host, whose end (Gateway) is its router and DNS resolver.
+type NetSetup struct {
+	Address string `json:"address"` // the box's address with its prefix, "10.223.4.6/30"
+	Gateway string `json:"gateway"` // default route and nameserver, "10.223.4.5"
+}
+
+// Stats is what the agent reports for OpStats: the box's own view, from
+// its kernel. A box can lie about it (the agent runs inside the box), so
+// hosts use it for display only, never to enforce anything. Unknown values
+// are -1.
+type Stats struct {
+	MemoryBytes      int64 `json:"memory_bytes"`       // in use: total minus available
+	MemoryTotalBytes int64 `json:"memory_total_bytes"` // what the kernel manages
+	Processes        int64 `json:"processes"`
 }
 
 // Mount is a virtiofs volume: Tag mounted at Path inside the rootfs.
@@ -124,6 +145,7 @@ type Result struct {
 	PID    int    `json:"pid,omitempty"`    // exec: guest PID
 	Info   string `json:"info,omitempty"`   // ping/setup: agent description
 	Uptime int64  `json:"uptime,omitempty"` // ping/setup: guest uptime in ms
+	Stats  *Stats `json:"stats,omitempty"`  // stats
 }
 
 // Exit ends an exec stream.

@@ -40,6 +40,13 @@ type DriverHarness struct {
 	// yet: the lifecycle sandbox is then created without them and the
 	// volume checks are skipped. Every finished driver must support them.
 	NoVolumes bool
+
+	// NewNetworked returns a second driver of the kind under test whose
+	// networked boxes forward allowed DNS lookups to dns (the test
+	// internet's server): the Network subtest creates a test internet
+	// (internal/testinet) and runs on it. nil skips that subtest (an
+	// environment skip: BOXRUN_REQUIRE_ALL=1 fails it).
+	NewNetworked func(t *testing.T, dns []string) sandbox.Driver
 }
 
 // waitLimit bounds every wait on a process in the suite, so a driver that
@@ -86,6 +93,7 @@ func TestDriver(t *testing.T, h DriverHarness) {
 	t.Run("User", s.testUser)
 	t.Run("Copy", s.testCopy)
 	t.Run("Stats", s.testStats)
+	t.Run("Network", s.testNetwork)
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("Remove", s.testRemove)
 	t.Run("Close", func(t *testing.T) {

@@ -77,6 +77,16 @@ type Config struct {
 	// later boots of that shape restore it (see the package doc).
 	ColdBoot bool
 
+	// NetPool is the IPv4 range the links of networked boxes are allocated
+	// from (one /30 per running box; shared with the gVisor driver and every
+	// other BoxRun process on the host). Default 10.223.0.0/16.
+	NetPool string
+
+	// DNS lists the upstream resolvers ("ip" or "ip:port") that the
+	// resolver of networked boxes forwards allowed lookups to. Default: the
+	// nameservers of the host's /etc/resolv.conf.
+	DNS []string
+
 	// Logger receives the driver's logs (boots, the accelerator chosen,
 	// cleanups). Default: discard.
 	Logger *slog.Logger

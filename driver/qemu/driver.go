@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/driver/internal/boxnet"
 	"github.com/boxrun/boxrun/internal/userdb"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -44,6 +46,10 @@ type Driver struct {
 
 	virtiofsd string // "" when not installed: volumes are unsupported
 	coldBoot  bool   // Config.ColdBoot
+
+	net      *boxnet.Host // nil: networked boxes are refused (netErr says why)
+	netErr   error
+	onDenied atomic.Pointer[func(sandbox.NetDenial)]
 
 	tmplMu      sync.Mutex       // serializes template builds; guards the maps below
 	tmplFailed  map[string]error // template key → why snapshot boots of it are off
@@ -79,6 +85,7 @@ type boxState struct {
 	// of execs (zero, with an empty Home, in boxes made before it
 	// existed: root).
 	User userdb.User `json:"user"`
+	netFields
 }
 
 // New returns a Driver keeping its state in cfg.Dir. It finds QEMU, the
@@ -155,6 +162,8 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("qemu: unknown accelerator %q: %w", cfg.Accel, boxapi.ErrInvalid)
 	}
 	d.virtiofsd = findVirtiofsd()
+	d.newNet(cfg)
+	d.restoreNet(context.Background())
 	return d, nil
 }
 
@@ -199,6 +208,9 @@ func (d *Driver) Close() error {
 	boxes := d.boxes
 	d.boxes = map[string]*box{}
 	d.mu.Unlock()
+	if d.net != nil {
+		d.net.Close()
+	}
 	for _, b := range boxes {
 		b.mu.Lock()
 		if b.conn != nil {
@@ -262,8 +274,9 @@ func (b *box) running() bool { return isBoxProcess(b.state.PID, b.handle) }
 
 // Create makes the box's disk from the image and boots it.
 func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) {
-	if spec.Network {
-		d.log.Warn("qemu: boxes have no network; ignoring Network", "box", spec.BoxID)
+	var nf boxState
+	if err := d.netSpec(spec, &nf); err != nil {
+		return "", err
 	}
 	if spec.Image == nil || spec.Image.Rootfs == "" {
 		return "", fmt.Errorf("qemu: a box needs an image rootfs: %w", boxapi.ErrInvalid)
@@ -296,6 +309,7 @@ func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) 
 		Volumes:  slices.Clone(spec.Volumes),
 		User:     user,
 	}
+	b.state.netFields = nf.netFields
 	if b.state.Workdir == "" {
 		b.state.Workdir = boxapi.DefaultWorkdir
 	}
@@ -367,10 +381,16 @@ func (d *Driver) boot(ctx context.Context, b *box) (err error) {
 			}
 			killBox(context.WithoutCancel(ctx), b.handle)
 			d.cleanVolumes(b)
+			if nerr := d.netDown(ctx, b); nerr != nil {
+				d.log.Warn("qemu: network cleanup after failed boot", "handle", b.handle, "err", nerr)
+			}
 			b.state.PID = 0
 			b.save()
 		}
 	}()
+	if err := d.netUp(ctx, b); err != nil {
+		return err
+	}
 	if !d.coldBoot && len(b.state.Volumes) == 0 {
 		err := d.bootSnapshot(ctx, b)
 		if err == nil {
@@ -437,6 +457,7 @@ func (d *Driver) connect(ctx context.Context, b *box) error {
 		Hostname:     hostname(b),
 		RootDevice:   "/dev/vda",
 		Workdir:      b.state.Workdir,
+		Net:          netSetup(b),
 	}
 	for i, v := range b.state.Volumes {
 		setup.Volumes = append(setup.Volumes, agentproto.Mount{Tag: vfsTag(i), Path: v.GuestPath, Readonly: v.Readonly})

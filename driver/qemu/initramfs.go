@@ -16,7 +16,7 @@ import (
 // Required ones must exist (as modules or built in); optional ones are
 // loaded when present.
 func guestModules() (required, optional []string) {
-	return []string{"virtio_mmio", "virtio_console", "virtio_blk", "ext4"}, []string{"virtiofs"}
+	return []string{"virtio_mmio", "virtio_console", "virtio_blk", "ext4"}, []string{"virtiofs", "virtio_net"}
 }
 
 // resolveModules returns the module files (relative to modDir) to load, in

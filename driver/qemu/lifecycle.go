@@ -80,6 +80,9 @@ func (d *Driver) stopped(ctx context.Context, b *box) error {
 		os.Remove(filepath.Join(b.dir, s))
 	}
 	d.cleanVolumes(b)
+	if err := d.netDown(ctx, b); err != nil {
+		return err
+	}
 	if b.state.PID != 0 {
 		b.state.PID = 0
 		return b.save()
@@ -92,7 +95,11 @@ func (d *Driver) Remove(ctx context.Context, handle string) error {
 	b, err := d.get(handle)
 	if errors.Is(err, boxapi.ErrNotFound) {
 		if validHandle(handle) {
-			return d.removeDir(ctx, handle, d.boxDir(handle))
+			err := d.removeDir(ctx, handle, d.boxDir(handle))
+			if d.net != nil {
+				err = errors.Join(err, d.net.Down(context.WithoutCancel(ctx), handle))
+			}
+			return err
 		}
 		return nil
 	}
@@ -104,6 +111,12 @@ func (d *Driver) Remove(ctx context.Context, handle string) error {
 	if b.conn != nil {
 		b.conn.Close()
 		b.conn = nil
+	}
+	if err := killBox(context.WithoutCancel(ctx), b.handle); err != nil {
+		return err
+	}
+	if err := d.netDown(ctx, b); err != nil {
+		return err
 	}
 	if err := d.removeDir(ctx, b.handle, b.dir); err != nil {
 		return err
@@ -172,6 +185,19 @@ func (d *Driver) Prune(ctx context.Context, keep []string) error {
 			continue
 		}
 		errs = append(errs, os.RemoveAll(stray))
+	}
+	if d.net != nil {
+		// Networks of boxes that are gone, or stopped (a crash between
+		// QEMU's end and the network's), are removed.
+		running := map[string]bool{}
+		for _, h := range keep {
+			if b, err := d.get(h); err == nil {
+				b.mu.Lock()
+				running[h] = b.running()
+				b.mu.Unlock()
+			}
+		}
+		errs = append(errs, d.net.Prune(ctx, running))
 	}
 	return errors.Join(errs...)
 }

@@ -31,6 +31,9 @@ func (d *Driver) templateKey(b *box, diskBytes int64) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v1\n%s\n%s\n%s\n%s\n%d\n%d\n%d\n%d\n", d.qemu, d.accel, d.kernel, d.initrd,
 		b.state.CPU, b.state.MemoryMB, diskBytes, d.tscKHz)
+	if b.state.Network {
+		h.Write([]byte("net\n")) // a NIC is one more device
+	}
 	for _, f := range []string{d.qemu, d.kernel} {
 		if st, err := os.Stat(f); err == nil {
 			fmt.Fprintf(h, "%d %d\n", st.Size(), st.ModTime().UnixNano())
@@ -70,6 +73,7 @@ func (d *Driver) ensureTemplate(ctx context.Context, b *box, diskBytes int64) (s
 func (d *Driver) buildTemplate(ctx context.Context, b *box, diskBytes int64, key, snap string) (err error) {
 	t := &box{handle: "tmpl-" + key, dir: filepath.Join(d.dir, "templates", key)}
 	t.state = boxState{CPU: b.state.CPU, MemoryMB: b.state.MemoryMB}
+	t.state.Network = b.state.Network // a NIC on a hub port that goes nowhere
 	killBox(ctx, t.handle)
 	os.RemoveAll(t.dir)
 	if err := os.MkdirAll(t.dir, 0o700); err != nil {

@@ -74,6 +74,7 @@ func (d *Driver) qemuArgs(b *box) []string {
 		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
 		"-pidfile", pidFile,
 	)
+	args = append(args, netArgs(st)...)
 	return append(args, extra...)
 }
 

@@ -208,6 +208,9 @@ func (a *Agent) handle(st *yamux.Stream, mine *sync.Map) {
 		res := copyOut(st, req.Path)
 		agentproto.WriteFrame(st, agentproto.FrameEOF, nil)
 		agentproto.WriteJSON(st, agentproto.FrameResult, res)
+	case agentproto.OpStats:
+		st2 := Stats()
+		agentproto.WriteJSON(st, agentproto.FrameResult, agentproto.Result{Stats: &st2})
 	case agentproto.OpShutdown:
 		if a.hooks.Shutdown == nil {
 			agentproto.WriteJSON(st, agentproto.FrameResult, fail(agentproto.KindInvalid, errors.New("shutdown is not supported by this agent")))

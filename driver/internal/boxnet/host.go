@@ -77,6 +77,10 @@ type Box struct {
 	Addr    netip.Addr `json:"addr"`    // the box's address
 	Policy  Policy     `json:"policy"`
 	Ports   []Port     `json:"ports"` // host ports filled in
+	// Tap says that HostIf is a persistent tap device for a VM's NIC
+	// (UpTap) and NetNS is empty: the VM's kernel is the box's network
+	// stack.
+	Tap bool `json:"tap,omitempty"`
 }
 
 // Host sets up and tears down box networks. It is safe for concurrent use
@@ -205,7 +209,27 @@ func hostIf(id string) string {
 // validated. A port whose HostPort is 0 gets a free one. On failure nothing
 // is left.
 func (h *Host) Up(ctx context.Context, id string, policy Policy, ports []Port) (b *Box, err error) {
-	b = &Box{ID: id, NetNS: filepath.Join(netnsDir, h.NetNSName(id)), HostIf: hostIf(id), Policy: policy}
+	return h.up(ctx, id, policy, ports, false)
+}
+
+// UpTap is Up for a virtual machine: instead of a namespace and a veth
+// pair, the box's host link is a persistent tap device named as the veth's
+// host end would be (Box.HostIf), with the gateway address; the VM's NIC
+// attaches to it (QEMU: -netdev tap,ifname=…,script=no) and the guest
+// kernel configures Box.Addr/30 with the gateway as its route and
+// resolver. Policy, resolver, ports, NFLOG denials, Restore, SetPolicy,
+// Down and Prune are those of Up: the table matches the host link, not
+// the namespace. The table is made before the tap, so Prune finds a tap
+// that a crash left behind by its table.
+func (h *Host) UpTap(ctx context.Context, id string, policy Policy, ports []Port) (b *Box, err error) {
+	return h.up(ctx, id, policy, ports, true)
+}
+
+func (h *Host) up(ctx context.Context, id string, policy Policy, ports []Port, tap bool) (b *Box, err error) {
+	b = &Box{ID: id, HostIf: hostIf(id), Policy: policy, Tap: tap}
+	if !tap {
+		b.NetNS = filepath.Join(netnsDir, h.NetNSName(id))
+	}
 	defer func() {
 		if err != nil {
 			if derr := h.Down(context.WithoutCancel(ctx), id); derr != nil {
@@ -224,8 +248,10 @@ func (h *Host) Up(ctx context.Context, id string, policy Policy, ports []Port) (
 	if err := h.plumb(ctx, b); err != nil {
 		return nil, err
 	}
-	if err := h.nft(ctx, h.ruleset(b, policy, true)); err != nil {
-		return nil, err
+	if !tap {
+		if err := h.nft(ctx, h.ruleset(b, policy, true)); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.startResolver(l); err != nil {
 		return nil, err
@@ -236,7 +262,8 @@ func (h *Host) Up(ctx context.Context, id string, policy Policy, ports []Port) (
 }
 
 // plumb allocates the box's /30, creates the namespace and the veth pair and
-// configures both ends.
+// configures both ends; for a tap box, it installs the box's table and
+// creates the tap with the gateway address.
 func (h *Host) plumb(ctx context.Context, b *Box) error {
 	if err := enableForwarding(); err != nil {
 		return err
@@ -251,6 +278,18 @@ func (h *Host) plumb(ctx context.Context, b *Box) error {
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 	if b.Gateway, b.Addr, err = h.allocate(); err != nil {
+		return err
+	}
+	if b.Tap {
+		if err := h.nft(ctx, h.ruleset(b, b.Policy, true)); err != nil {
+			return err
+		}
+		script := fmt.Sprintf("tuntap add dev %s mode tap\naddr add %s/30 dev %s\n", b.HostIf, b.Gateway, b.HostIf)
+		if _, err := h.run(ctx, script, h.ipPath, "-batch", "-"); err != nil {
+			return err
+		}
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+b.HostIf+"/disable_ipv6", []byte("1"), 0o644)
+		_, err = h.run(ctx, "", h.ipPath, "link", "set", b.HostIf, "up")
 		return err
 	}
 	name := h.NetNSName(b.ID)

@@ -34,7 +34,9 @@ func (h *Host) ruleset(b *Box, p Policy, replace bool) string {
 	fmt.Fprintf(&s, "\t\toifname %q ct state established,related accept\n", b.HostIf)
 	fmt.Fprintf(&s, "\t\toifname %q drop\n\t}\n", b.HostIf)
 
-	s.WriteString("\tchain box_egress {\n\t\tct state established,related accept\n\t\tmeta nfproto ipv6 drop\n")
+	// A box may only send from its own address: a VM's kernel (or a raw
+	// socket) could forge any source.
+	fmt.Fprintf(&s, "\tchain box_egress {\n\t\tct state established,related accept\n\t\tmeta nfproto ipv6 drop\n\t\tip saddr != %s drop\n", b.Addr)
 	for i, r := range p.Rules {
 		if r.CIDR == "" {
 			continue
@@ -53,7 +55,7 @@ func (h *Host) ruleset(b *Box, p Policy, replace bool) string {
 	s.WriteString("\t}\n")
 
 	fmt.Fprintf(&s, "\tchain box_input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiifname %q jump box_hostin\n\t}\n", b.HostIf)
-	s.WriteString("\tchain box_hostin {\n\t\tct state established,related accept\n\t\tmeta nfproto ipv6 drop\n")
+	fmt.Fprintf(&s, "\tchain box_hostin {\n\t\tct state established,related accept\n\t\tmeta nfproto ipv6 drop\n\t\tip saddr != %s drop\n", b.Addr)
 	fmt.Fprintf(&s, "\t\tip daddr %s udp dport 53 accept\n\t\tip daddr %s tcp dport 53 accept\n", b.Gateway, b.Gateway)
 	for i, r := range p.Rules {
 		// An explicit allow of a host address opens it; a /0 never opens

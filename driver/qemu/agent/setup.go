@@ -116,6 +116,11 @@ func (a *agent) doSetup(s *agentproto.Setup) error {
 			return fmt.Errorf("workdir: %w", err)
 		}
 	}
+	if s.Net != nil {
+		if err := netUp(s.Net); err != nil {
+			return err
+		}
+	}
 	a.mu.Lock()
 	a.setup = s
 	a.mu.Unlock()
@@ -159,7 +164,7 @@ func addEntropy(b []byte) {
 }
 
 // loopbackUp brings lo up; the kernel then gives it 127.0.0.1 and ::1.
-// Boxes have no other network interface.
+// Networked boxes get their other interface from netUp.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
