@@ -109,6 +109,23 @@ func isLoopbackListener(ln net.Listener) bool {
 // new socket gets mode 0600 (owner only) and is removed when the listener
 // closes.
 func Listen(network, addr string) (net.Listener, error) {
+	return listen(network, addr, -1)
+}
+
+// ListenUnixGroup is Listen("unix", addr) for a socket that a group shares:
+// the socket gets mode 0660 and group gid, so the members of that group can
+// connect and every other user cannot (connecting to a Unix socket needs
+// write permission on it). The directory of addr must let the members
+// reach it. gid must be >= 0.
+func ListenUnixGroup(addr string, gid int) (net.Listener, error) {
+	if gid < 0 {
+		return nil, fmt.Errorf("httpapi: listen: bad group id %d", gid)
+	}
+	return listen("unix", addr, gid)
+}
+
+// listen is Listen; gid >= 0 makes a Unix socket 0660 with that group.
+func listen(network, addr string, gid int) (net.Listener, error) {
 	if network != "unix" {
 		ln, err := net.Listen(network, addr)
 		if err != nil {
@@ -133,9 +150,20 @@ func Listen(network, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: listen: %w", err)
 	}
+	// Owner only first: the group is set before the group may connect.
 	if err := os.Chmod(addr, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("httpapi: chmod socket: %w", err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(addr, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("httpapi: chown socket to group %d: %w", gid, err)
+		}
+		if err := os.Chmod(addr, 0o660); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("httpapi: chmod socket: %w", err)
+		}
 	}
 	return ln, nil
 }

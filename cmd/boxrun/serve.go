@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -24,6 +25,7 @@ import (
 // serveConfig holds the flags of `boxrun serve`.
 type serveConfig struct {
 	host, socket string
+	socketGroup  string
 	port         int
 	driver       string
 	runsc        string
@@ -45,6 +47,7 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.StringVar(&sc.host, "host", "127.0.0.1", "TCP address to listen on")
 	fs.IntVar(&sc.port, "port", 9090, "TCP port to listen on")
 	fs.StringVar(&sc.socket, "socket", "", "listen on this Unix socket instead of TCP")
+	fs.StringVar(&sc.socketGroup, "socket-group", "", "with --socket: make the socket 0660 with this group (name or id), so its members can use it (default: 0600, owner only)")
 	fs.StringVar(&sc.driver, "driver", envOr(cfg.getenv, "BOXRUN_DRIVER", "gvisor"), "isolation backend: gvisor or qemu (env BOXRUN_DRIVER)")
 	fs.StringVar(&sc.runsc, "runsc", "", "path of runsc for the gvisor driver (default: $BOXRUN_RUNSC, next to this binary, or PATH)")
 	fs.StringVar(&sc.maxCPU, "max-cpu", cfg.getenv("BOXRUN_MAX_CPU"), "total vCPUs running boxes may reserve (env BOXRUN_MAX_CPU; default: host CPUs)")
@@ -151,6 +154,15 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 	if d := describeRegistries(sc.imageOpts, &sc.registries); d != "" {
 		log.Info("registries", "config", d)
 	}
+	gid := -1
+	if sc.socketGroup != "" {
+		if sc.socket == "" {
+			return usagef("--socket-group needs --socket")
+		}
+		if gid, err = lookupGroup(sc.socketGroup); err != nil {
+			return usagef("--socket-group %q: %v", sc.socketGroup, err)
+		}
+	}
 	if sc.socket == "" && cfg.token == "" && !loopbackHost(sc.host) {
 		return fmt.Errorf("Failed to start server: refusing to listen on %s without a token: set --token (env BOXRUN_TOKEN) or listen on loopback or a Unix socket", sc.host)
 	}
@@ -162,7 +174,12 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 	}
 	var ln net.Listener
 	if sc.socket != "" {
-		if ln, err = httpapi.Listen("unix", sc.socket); err != nil {
+		if gid >= 0 {
+			ln, err = httpapi.ListenUnixGroup(sc.socket, gid)
+		} else {
+			ln, err = httpapi.Listen("unix", sc.socket)
+		}
+		if err != nil {
 			return fmt.Errorf("Failed to bind %s: %w", sc.socket, err)
 		}
 	} else {
@@ -213,6 +230,18 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 		return err
 	}
 	return nil // Ctrl-C is a clean exit (spec §13)
+}
+
+// lookupGroup resolves a group name or numeric id to its id.
+func lookupGroup(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return id, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return -1, err
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // loopbackHost reports whether host (an IP or a name) only reaches this

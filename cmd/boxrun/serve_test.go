@@ -34,6 +34,8 @@ func TestCLI_ServeErrors(t *testing.T) {
 		{"port in use", []string{"serve", "--port", port}, 1, "Error: Failed to bind 127.0.0.1:" + port},
 		{"args", []string{"serve", "extra"}, 2, "serve takes no arguments"},
 		{"no token off loopback", []string{"serve", "--host", "0.0.0.0", "--port", "0"}, 1, "refusing to listen on 0.0.0.0 without a token"},
+		{"socket group without socket", []string{"serve", "--port", "0", "--socket-group", "0"}, 2, "--socket-group needs --socket"},
+		{"unknown socket group", []string{"serve", "--socket", "/nonexistent/s.sock", "--socket-group", "no-such-group-boxrun"}, 2, `--socket-group "no-such-group-boxrun"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb strings.Builder

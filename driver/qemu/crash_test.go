@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
 	"github.com/boxrun/boxrun/sandbox"
@@ -23,6 +24,9 @@ const (
 	crashDirEnv   = "BOXRUN_QEMU_CRASH_DIR"
 	crashAgentEnv = "BOXRUN_QEMU_CRASH_AGENT"
 	crashRootEnv  = "BOXRUN_QEMU_CRASH_ROOTFS"
+	// crashDNSEnv makes the helper's box networked (resolving through
+	// this DNS server) with box port 8080 published.
+	crashDNSEnv = "BOXRUN_QEMU_CRASH_DNS"
 )
 
 // TestCrashHelper is not a test: TestDriver_Crash runs the test binary with
@@ -32,14 +36,20 @@ func TestCrashHelper(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestDriver_Crash")
 	}
-	d, err := qemu.New(qemu.Config{Dir: dir, Agent: os.Getenv(crashAgentEnv)})
+	cfg := qemu.Config{Dir: dir, Agent: os.Getenv(crashAgentEnv)}
+	spec := sandbox.Spec{BoxID: "crash", Image: &sandbox.Image{Rootfs: os.Getenv(crashRootEnv)},
+		CPU: 1, MemoryMB: 256, DiskSizeGB: 1, Workdir: "/root", Env: []string{"PATH=/bin:/usr/bin"}}
+	if dns := os.Getenv(crashDNSEnv); dns != "" {
+		cfg.DNS = []string{dns}
+		spec.Network, spec.Ports = true, []boxapi.PortMapping{{BoxPort: 8080}}
+	}
+	d, err := qemu.New(cfg)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return
 	}
 	ctx := context.Background()
-	h, err := d.Create(ctx, sandbox.Spec{BoxID: "crash", Image: &sandbox.Image{Rootfs: os.Getenv(crashRootEnv)},
-		CPU: 1, MemoryMB: 256, DiskSizeGB: 1, Workdir: "/root", Env: []string{"PATH=/bin:/usr/bin"}})
+	h, err := d.Create(ctx, spec)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return
@@ -66,8 +76,17 @@ func TestCrashHelper(t *testing.T) {
 func TestDriver_Crash(t *testing.T) {
 	requireQEMU(t)
 	dir := t.TempDir()
+	handle := crashOwner(t, dir)
+	testCrashAfter(t, dir, handle)
+}
+
+// crashOwner runs TestCrashHelper on dir (extra: more of its environment),
+// SIGKILLs it once its box runs, and returns the box's handle.
+func crashOwner(t *testing.T, dir string, extra ...string) string {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAgentEnv+"="+agent.get(t), crashRootEnv+"="+boxruntest.BusyboxImage(t).Rootfs)
+	cmd.Env = append(cmd.Env, extra...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +115,10 @@ func TestDriver_Crash(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
+	return handle
+}
 
+func testCrashAfter(t *testing.T, dir, handle string) {
 	d := newDriver(t, agent.get(t), dir)
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
