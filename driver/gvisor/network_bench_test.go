@@ -2,9 +2,13 @@ package gvisor_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testinet"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -37,4 +41,24 @@ func BenchmarkNetworkCreate(b *testing.B) {
 	b.ReportMetric(float64(withNet.Milliseconds())/float64(b.N), "net-ms/op")
 	b.ReportMetric(float64(without.Milliseconds())/float64(b.N), "nonet-ms/op")
 	b.ReportMetric(float64(withNet)/float64(without), "ratio")
+}
+
+// BenchmarkNetworkPath: TCP throughput, connect latency and DNS latency of
+// a networked box vs the bare host, same run (see boxruntest.BenchNetwork).
+func BenchmarkNetworkPath(b *testing.B) {
+	in := testinet.New(b)
+	dir := filepath.Join(b.TempDir(), "gvisor")
+	d, err := gvisor.New(gvisor.Config{Dir: dir, DNS: []string{in.DNS}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		d.Close()
+		d2, err := gvisor.New(gvisor.Config{Dir: dir})
+		if err == nil {
+			d2.Prune(context.Background(), nil)
+			d2.Close()
+		}
+	}()
+	boxruntest.BenchNetwork(b, d, in, &sandbox.Image{Rootfs: busyboxRootfs(b)})
 }

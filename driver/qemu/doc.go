@@ -12,7 +12,8 @@
 // made at Create with `mkfs.ext4 -d` from the image's rootfs: a sparse file
 // of DiskSizeGB GiB (1 GiB when 0), so Stop keeps the box's files and
 // Start boots the same disk. CPU and MemoryMB become -smp and -m (at least
-// 128 MiB). Boxes have no network device, whatever SandboxSpec.Network says.
+// 128 MiB). A box without SandboxSpec.Network has no network device, only
+// the guest's loopback (see Network).
 //
 // The agent loads the modules, mounts the disk, moves it over / and serves
 // the host over a virtio-serial port ("boxrun.agent") with the protocol of
@@ -47,6 +48,37 @@
 // Volumes are served by one virtiofsd per volume (the C virtiofsd of
 // qemu-system-common) and mounted by the agent; read-only volumes are also
 // bind-mounted read-only on the host, which needs root.
+//
+// # Network
+//
+// A networked box gets the same network as a gVisor box, from the same
+// code (package driver/internal/boxnet, Host.UpTap): the same /30 of the
+// shared pool, the same nftables table (default policy: the internet is
+// reachable; every host address, the gateway except its DNS resolver,
+// loopback, 169.254/16 and other boxes are not), the same resolver that
+// enforces domain rules and pins the addresses it returned, the same
+// net.denied reports (OnNetDenied), SetEgress at once on a running box,
+// and the same published-port proxies on host loopback. Only the host link
+// differs. A VM has its own kernel, hence its own network stack: a network
+// namespace would add nothing, so the host end of the link is a persistent
+// tap device bx<handle[:13]> carrying the gateway address, and QEMU
+// attaches a virtio-net device to it (-netdev tap,script=no). The guest
+// agent configures the address, the default route and /etc/resolv.conf
+// at setup (agentproto.Setup.Net). QEMU's user-mode network (slirp) was
+// the alternative: it would need no root, but it forwards from inside the
+// QEMU process with the host's own sockets, so host loopback and every
+// host address are reachable unless each is filtered inside QEMU, and the
+// nftables policy, NFLOG denials and the resolver could not be shared
+// with the gVisor driver. One policy implementation for both drivers is
+// worth the root it needs; without root (or without ip and nft),
+// networked boxes are refused with VALIDATION_ERROR and the reason.
+//
+// The table is installed before the tap exists, so Prune finds a tap that
+// a crash left by its table; Stop, Remove and Prune remove tap and table.
+// A new Driver on the same Dir restores the resolver, policy and ports of
+// running networked boxes (their VMs and taps outlive the host process).
+// A template VM of a networked shape has the same NIC on a QEMU hub port
+// that leads nowhere, so networked boxes boot from snapshots as well.
 //
 // # Host layout
 //

@@ -192,3 +192,24 @@ func TestNetworkTrust(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkNetworkPath: TCP throughput, connect latency and DNS latency of
+// a networked VM (TCG here) vs the bare host, same run (see
+// boxruntest.BenchNetwork). The probe is a volume, so the VM boots cold.
+func BenchmarkNetworkPath(b *testing.B) {
+	requireQEMU(b)
+	in := testinet.New(b)
+	dir := b.TempDir()
+	d, err := qemu.New(qemu.Config{Dir: dir, Agent: agent.get(b), DNS: []string{in.DNS}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		d.Close()
+		if d2, err := qemu.New(qemu.Config{Dir: dir, Agent: agent.get(b)}); err == nil {
+			d2.Prune(context.Background(), nil)
+			d2.Close()
+		}
+	}()
+	boxruntest.BenchNetwork(b, d, in, boxruntest.BusyboxImage(b))
+}
