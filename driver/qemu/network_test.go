@@ -213,3 +213,73 @@ func BenchmarkNetworkPath(b *testing.B) {
 	}()
 	boxruntest.BenchNetwork(b, d, in, boxruntest.BusyboxImage(b))
 }
+
+// TestNetworkSpoofedSource: root in a VM can send from any source address;
+// the box's table drops whatever does not come from the box's own address,
+// so a forged source never reaches the internet (a raw socket in the test
+// internet records the sources of every TCP packet it receives), while the
+// box's own traffic still does (as the host's NAT address).
+func TestNetworkSpoofedSource(t *testing.T) {
+	requireQEMU(t)
+	in := testinet.New(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var raw *net.IPConn
+	testinet.InNS(t, in.NS, func() error {
+		var err error
+		raw, err = net.ListenIP("ip4:tcp", &net.IPAddr{IP: in.Addr.AsSlice()})
+		return err
+	})
+	defer raw.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			_, from, err := raw.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen[from.String()]++
+			mu.Unlock()
+		}
+	}()
+	dir := t.TempDir()
+	d, err := qemu.New(qemu.Config{Dir: dir, Agent: agent.get(t), DNS: []string{in.DNS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pruneAll(t, dir, agent.get(t))
+	defer d.Close()
+	ctx := t.Context()
+	h, err := d.Create(ctx, sandbox.Spec{BoxID: "spoof", Image: boxruntest.BusyboxImage(t), CPU: 1, MemoryMB: 256, DiskSizeGB: 1,
+		Network: true, Env: []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Remove(context.Background(), h)
+	info, err := d.NetInfo(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const forged = "192.0.2.77"
+	url := "http://" + in.Addr.String() + "/"
+	script := fmt.Sprintf("ip addr add %s/32 dev eth0 && ip route replace default via %s dev eth0 src %s && ip route && timeout 5 wget -q -O - %s",
+		forged, info.Gateway, forged, url)
+	if out, errOut, code := run(t, d, h, "", "sh", "-c", script); code == 0 || strings.Contains(out, in.Body) {
+		t.Errorf("a forged source reached the internet: %q %q", out, errOut)
+	} else if !strings.Contains(out, "src "+forged) {
+		t.Fatalf("the box could not forge its source (test setup): %q %q", out, errOut)
+	}
+	script = fmt.Sprintf("ip route replace default via %s dev eth0 src %s && timeout 10 wget -q -O - %s", info.Gateway, info.Address, url)
+	if out, errOut, code := run(t, d, h, "", "sh", "-c", script); code != 0 || strings.TrimSpace(out) != in.Body {
+		t.Errorf("the box's own address: %q %q, exit %d", out, errOut, code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[forged] != 0 {
+		t.Errorf("the internet received %d TCP packets from the forged source %s", seen[forged], forged)
+	}
+	if seen[in.HostAddr.String()] == 0 {
+		t.Errorf("the internet saw no packet of the box (as the host's NAT address %s): %v", in.HostAddr, seen)
+	}
+}

@@ -29,6 +29,10 @@
 //   - table inet boxrun_<tag>_<id>: forward, input and postrouting (NAT)
 //     chains matching only the box's host link, and a set of pinned
 //     addresses;
+//   - for a VM (UpTap, the QEMU driver): no namespace; the host link is a
+//     persistent tap device bx<id[:13]> with the gateway address, to which
+//     the VM's NIC attaches (the guest kernel is the box's network stack);
+//     the table is made before the tap, so Prune finds a crash's tap;
 //   - a resolver (UDP and TCP port 53 on the gateway) and one TCP proxy
 //     per published port, in the calling process; Restore brings them back
 //     in a new process.
@@ -45,7 +49,8 @@
 // address): only the box's resolver and CIDR allow rules (never a /0) pass.
 // Nothing new may enter a box through the forward path (other boxes, other
 // hosts); the host reaches a box only through its published ports. IPv6
-// is dropped. Denied packets are rejected (TCP reset, ICMP
+// is dropped, and so is anything a box sends from another source address
+// than its own (silently: a forged source is not a destination to report). Denied packets are rejected (TCP reset, ICMP
 // admin-prohibited), so a box fails fast, and logged to the Host's NFLOG
 // group with the box and rule in the prefix; retries of one flow within
 // 10 s are one Denial.
