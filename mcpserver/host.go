@@ -93,16 +93,28 @@ func hostError(p string, err error) error {
 	return fmt.Errorf("host file %s: %w", p, err)
 }
 
-func (s *session) upload(ctx context.Context, _ *mcp.CallToolRequest, in uploadArgs) (any, error) {
-	name, err := s.hostName(in.HostPath)
+// hostTransfer is what upload and download share: a validated host name
+// under the host directory (opened as an os.Root, which the caller closes),
+// a clean absolute box path and the resolved box.
+type hostTransfer struct {
+	name    string // relative to the host directory
+	boxPath string
+	boxID   string
+	root    *os.Root
+}
+
+// openTransfer validates the arguments of upload and download in the order
+// their errors are reported and opens the host directory.
+func (s *session) openTransfer(ctx context.Context, box, hostPath, boxPath string) (*hostTransfer, error) {
+	name, err := s.hostName(hostPath)
 	if err != nil {
 		return nil, err
 	}
-	p, err := checkBoxPath("path", in.Path)
+	p, err := checkBoxPath("path", boxPath)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.resolve(ctx, in.Box)
+	b, err := s.resolve(ctx, box)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +122,16 @@ func (s *session) upload(ctx context.Context, _ *mcp.CallToolRequest, in uploadA
 	if err != nil {
 		return nil, fmt.Errorf("open host directory: %w", err)
 	}
-	defer root.Close()
-	f, err := root.Open(name)
+	return &hostTransfer{name: name, boxPath: path.Clean(p), boxID: b.ID, root: root}, nil
+}
+
+func (s *session) upload(ctx context.Context, _ *mcp.CallToolRequest, in uploadArgs) (any, error) {
+	t, err := s.openTransfer(ctx, in.Box, in.HostPath, in.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer t.root.Close()
+	f, err := t.root.Open(t.name)
 	if err != nil {
 		return nil, hostError(in.HostPath, err)
 	}
@@ -123,30 +143,19 @@ func (s *session) upload(ctx context.Context, _ *mcp.CallToolRequest, in uploadA
 	if !st.Mode().IsRegular() {
 		return nil, invalidf("host_path %q is not a regular file", in.HostPath)
 	}
-	if err := s.srv.svc.UploadFile(ctx, b.ID, path.Clean(p), f); err != nil {
+	if err := s.srv.svc.UploadFile(ctx, t.boxID, t.boxPath, f); err != nil {
 		return nil, err
 	}
-	return map[string]any{"path": path.Clean(p), "bytes": st.Size()}, nil
+	return map[string]any{"path": t.boxPath, "bytes": st.Size()}, nil
 }
 
 func (s *session) downloadTool(ctx context.Context, _ *mcp.CallToolRequest, in downloadArgs) (any, error) {
-	name, err := s.hostName(in.HostPath)
+	t, err := s.openTransfer(ctx, in.Box, in.HostPath, in.Path)
 	if err != nil {
 		return nil, err
 	}
-	p, err := checkBoxPath("path", in.Path)
-	if err != nil {
-		return nil, err
-	}
-	b, err := s.resolve(ctx, in.Box)
-	if err != nil {
-		return nil, err
-	}
-	root, err := os.OpenRoot(s.srv.cfg.HostDir)
-	if err != nil {
-		return nil, fmt.Errorf("open host directory: %w", err)
-	}
-	defer root.Close()
+	defer t.root.Close()
+	root, name := t.root, t.name
 	// Write to a temporary name and rename, so a failed copy leaves nothing
 	// half-written under the final name. Modes come from here, never from
 	// the box: no setuid, no device.
@@ -168,7 +177,7 @@ func (s *session) downloadTool(ctx context.Context, _ *mcp.CallToolRequest, in d
 		}
 	}
 	cw := &countWriter{w: f}
-	if err := s.srv.svc.DownloadFile(ctx, b.ID, path.Clean(p), cw); err != nil {
+	if err := s.srv.svc.DownloadFile(ctx, t.boxID, t.boxPath, cw); err != nil {
 		return nil, err
 	}
 	if err := f.Close(); err != nil {
