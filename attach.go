@@ -22,10 +22,11 @@ func (m *Manager) Attach(ctx context.Context, box string, req AttachRequest) (in
 		return 0, err
 	}
 	defer m.leave()
-	b, err := m.runningHandle(ctx, box)
+	b, done, err := m.agentHandle(ctx, box)
 	if err != nil {
 		return 0, err
 	}
+	defer done()
 	m.beginBusy(b.ID)
 	defer m.endBusy(b.ID)
 	cmd := req.Cmd

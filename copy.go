@@ -30,6 +30,20 @@ func (m *Manager) runningHandle(ctx context.Context, box string) (*boxRow, error
 	return b, nil
 }
 
+// agentHandle is runningHandle for a user of the box's agent (attach, file
+// transfer): done ends the use. During a checkpoint it fails with BOX_BUSY.
+func (m *Manager) agentHandle(ctx context.Context, box string) (*boxRow, func(), error) {
+	b, err := m.runningHandle(ctx, box)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := m.useAgent(b.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, done, nil
+}
+
 // boxPath makes p absolute against the box's workdir and cleans it.
 func boxPath(b *boxRow, p string) string {
 	if !strings.HasPrefix(p, "/") {
@@ -51,10 +65,11 @@ func (m *Manager) CopyIn(ctx context.Context, box, dst string, r io.Reader) erro
 		return err
 	}
 	defer m.leave()
-	b, err := m.runningHandle(ctx, box)
+	b, done, err := m.agentHandle(ctx, box)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if err := m.driver.CopyIn(ctx, b.Handle, boxPath(b, dst), r); err != nil {
 		return Errorf(CodeRuntimeError, "Failed to upload file: %w", err)
 	}
@@ -76,10 +91,11 @@ func (m *Manager) CopyOut(ctx context.Context, box, src string, w io.Writer) err
 		return err
 	}
 	defer m.leave()
-	b, err := m.runningHandle(ctx, box)
+	b, done, err := m.agentHandle(ctx, box)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if err := m.driver.CopyOut(ctx, b.Handle, boxPath(b, src), w); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return &Error{Code: CodeFileNotFound, Message: fmt.Sprintf("File '%s' not found in box", src), Err: err}
@@ -120,10 +136,11 @@ func (m *Manager) UploadFile(ctx context.Context, box, dest string, r io.Reader)
 		return err
 	}
 	defer m.leave()
-	b, err := m.runningHandle(ctx, box)
+	b, done, err := m.agentHandle(ctx, box)
 	if err != nil {
 		return err
 	}
+	defer done()
 	name := path.Base(dest)
 	if dest == "" || strings.HasSuffix(dest, "/") || name == "." || name == ".." || name == "/" {
 		return Errorf(CodeRuntimeError, "Invalid destination path (no filename): %s", dest)
@@ -200,10 +217,11 @@ func (m *Manager) DownloadFile(ctx context.Context, box, p string, w io.Writer) 
 		return err
 	}
 	defer m.leave()
-	b, err := m.runningHandle(ctx, box)
+	b, done, err := m.agentHandle(ctx, box)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if name := path.Base(p); p == "" || strings.HasSuffix(p, "/") || name == "." || name == ".." || name == "/" {
 		return Errorf(CodeRuntimeError, "Invalid source path (no filename): %s", p)
 	}

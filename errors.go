@@ -13,3 +13,7 @@ func execNotFound(id string) *boxapi.Error {
 func invalid(msg string) *boxapi.Error {
 	return &boxapi.Error{Code: boxapi.CodeValidationError, Message: msg}
 }
+
+func snapshotNotFound(id string) *boxapi.Error {
+	return boxapi.Errorf(boxapi.CodeSnapshotNotFound, "Snapshot '%s' not found", id)
+}

@@ -85,8 +85,8 @@ func (m *Manager) RemoveImage(ctx context.Context, ref string) error {
 	return s.Remove(ctx, ref)
 }
 
-// PruneImages removes cached images that no box (in any status) uses and
-// returns how many went.
+// PruneImages removes cached images that no box (in any status) and no
+// snapshot uses, and returns how many went.
 func (m *Manager) PruneImages(ctx context.Context) (int, error) {
 	if err := m.enter(); err != nil {
 		return 0, err
@@ -109,6 +109,17 @@ func (m *Manager) PruneImages(ctx context.Context) (int, error) {
 		keep = append(keep, b.Image)
 		if b.ImageDigest != "" {
 			keep = append(keep, b.ImageDigest)
+		}
+	}
+	// A snapshot restores on its image's rootfs: keep those too.
+	snaps, err := m.store.listSnapshots(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	for _, sn := range snaps {
+		keep = append(keep, sn.Image)
+		if sn.ImageDigest != "" {
+			keep = append(keep, sn.ImageDigest)
 		}
 	}
 	return s.Prune(ctx, keep)

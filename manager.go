@@ -50,6 +50,9 @@ type Manager struct {
 	locks       map[string]*boxLock // per-box lifecycle locks
 	net         netState            // handle -> box ID for net.denied
 
+	checkpointing map[string]bool // boxes being checkpointed (see useAgent)
+	agentUse      map[string]int  // attach sessions and file transfers per box
+
 	lifeMu   sync.Mutex
 	life     map[string]*lifeState // running boxes with a ttl or idle timeout
 	lifeWake chan struct{}         // nudges the reaper
@@ -64,7 +67,10 @@ type Manager struct {
 	closeErr  error
 }
 
-var _ Service = (*Manager)(nil)
+var (
+	_ Service     = (*Manager)(nil)
+	_ Snapshotter = (*Manager)(nil)
+)
 
 // Open opens (creating if needed) the Manager state in dir: the SQLite
 // database dir/boxrun.db, migrated synchronously. The directory is locked
@@ -136,6 +142,7 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		dir: dir, outDir: outDir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(), lock: lock,
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
+		checkpointing: map[string]bool{}, agentUse: map[string]int{},
 		cpuSamples: map[string]cpuSample{}, lastStats: map[string]Stats{},
 		life: map[string]*lifeState{}, lifeWake: make(chan struct{}, 1),
 		maintainWake: make(chan struct{}, 1),
@@ -153,6 +160,13 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		lock.unlock()
 		closeParts(cfg)
 		return nil, fmt.Errorf("boxrun: recover: %w", err)
+	}
+	if err := m.recoverSnapshots(ctx); err != nil {
+		cancel()
+		st.close()
+		lock.unlock()
+		closeParts(cfg)
+		return nil, fmt.Errorf("boxrun: recover snapshots: %w", err)
 	}
 	if err := m.loadLifetimes(ctx); err != nil {
 		cancel()

@@ -151,6 +151,8 @@ const (
 	CodeCanceled            = boxapi.CodeCanceled
 	CodeValidationError     = boxapi.CodeValidationError
 	CodeFileNotFound        = boxapi.CodeFileNotFound
+	CodeSnapshotNotFound    = boxapi.CodeSnapshotNotFound
+	CodeBoxBusy             = boxapi.CodeBoxBusy
 )
 
 // Error kinds: match them with errors.Is. They are boxapi's sentinels, so a
@@ -199,3 +201,18 @@ const (
 	ExpireStop   = boxapi.ExpireStop
 	ExpireRemove = boxapi.ExpireRemove
 )
+
+// Snapshots (Manager.Checkpoint, Restore, Fork; issue 14).
+type (
+	// Snapshot is a saved box, memory and files.
+	Snapshot = boxapi.Snapshot
+	// CheckpointOptions tune Checkpoint.
+	CheckpointOptions = boxapi.CheckpointOptions
+	// RestoreSpec describes the box Restore makes.
+	RestoreSpec = boxapi.RestoreSpec
+	// Snapshotter is the snapshot part of a service (Manager, client).
+	Snapshotter = boxapi.Snapshotter
+)
+
+// MaxFork is the largest count Fork accepts.
+const MaxFork = boxapi.MaxFork

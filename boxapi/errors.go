@@ -28,15 +28,21 @@ const (
 	// archive download's answer for a path missing in the box. The original
 	// file download keeps RUNTIME_ERROR "File '…' not found in box".
 	CodeFileNotFound Code = "FILE_NOT_FOUND"
+	// CodeSnapshotNotFound (404, an extension) is the answer for an
+	// unknown snapshot ID.
+	CodeSnapshotNotFound Code = "SNAPSHOT_NOT_FOUND"
+	// CodeBoxBusy (409, an extension) refuses a checkpoint of a box while
+	// execs, attach sessions or another checkpoint use it.
+	CodeBoxBusy Code = "BOX_BUSY"
 )
 
 // Error kinds. Match them with errors.Is; every *Error matches the kind of its
 // Code, locally and through the remote client alike.
 var (
-	ErrNotFound         = errors.New("not found")               // BOX_NOT_FOUND, EXEC_NOT_FOUND, FILE_NOT_FOUND
+	ErrNotFound         = errors.New("not found")               // BOX_NOT_FOUND, EXEC_NOT_FOUND, FILE_NOT_FOUND, SNAPSHOT_NOT_FOUND
 	ErrAlreadyExists    = errors.New("already exists")          // NAME_ALREADY_EXISTS
 	ErrInvalid          = errors.New("invalid argument")        // VALIDATION_ERROR
-	ErrConflict         = errors.New("wrong state")             // BOX_ALREADY_RUNNING, BOX_NOT_RUNNING, EXEC_ALREADY_FINISHED
+	ErrConflict         = errors.New("wrong state")             // BOX_ALREADY_RUNNING, BOX_NOT_RUNNING, EXEC_ALREADY_FINISHED, BOX_BUSY
 	ErrResourceExceeded = errors.New("resource limit exceeded") // RESOURCE_EXCEEDED
 	ErrImagePull        = errors.New("image pull failed")       // IMAGE_PULL_FAILED
 	ErrTimeout          = errors.New("timeout")                 // TIMEOUT
@@ -70,13 +76,13 @@ func (e *Error) Is(target error) bool {
 // Kind returns the error kind (one of the Err variables) of the code.
 func (c Code) Kind() error {
 	switch c {
-	case CodeBoxNotFound, CodeExecNotFound, CodeFileNotFound:
+	case CodeBoxNotFound, CodeExecNotFound, CodeFileNotFound, CodeSnapshotNotFound:
 		return ErrNotFound
 	case CodeNameAlreadyExists:
 		return ErrAlreadyExists
 	case CodeValidationError:
 		return ErrInvalid
-	case CodeBoxAlreadyRunning, CodeBoxNotRunning, CodeExecAlreadyFinished:
+	case CodeBoxAlreadyRunning, CodeBoxNotRunning, CodeExecAlreadyFinished, CodeBoxBusy:
 		return ErrConflict
 	case CodeResourceExceeded:
 		return ErrResourceExceeded
