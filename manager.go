@@ -63,6 +63,9 @@ type Manager struct {
 	cpuSamples map[string]cpuSample // box ID → last CPU reading
 	lastStats  map[string]Stats     // box ID → last sample (for metrics)
 
+	fwMu     sync.Mutex
+	fwatches map[string]*fileWatch // file watches by ID (filewatch.go)
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -232,6 +235,7 @@ func (m *Manager) Close() error {
 		// their programs), live event streams and subscriptions. Exec pumps
 		// store their final state with a context that is not canceled.
 		m.cancel()
+		m.closeWatches()
 		timer := time.NewTimer(m.cfg.stopTimeout)
 		defer timer.Stop()
 		expired := false

@@ -26,6 +26,15 @@ type config struct {
 
 	journalMaxAge     time.Duration // <= 0: no age bound
 	journalMaxEntries int64         // <= 0: no count bound
+	linger            time.Duration // file watch linger; 0 is WatchLinger
+}
+
+// watchLinger is how long a file watch without readers is kept.
+func (c config) watchLinger() time.Duration {
+	if c.linger > 0 {
+		return c.linger
+	}
+	return WatchLinger
 }
 
 // DefaultOutputLimit is how many bytes of output one exec may store unless
@@ -45,6 +54,19 @@ func WithOutputLimit(n int64) Option {
 		if n > 0 {
 			c.outputLimit = n
 		}
+		return nil
+	}
+}
+
+// WithWatchLinger sets how long a file watch whose last reader left is
+// kept for a resume (see Manager.Watch); zero keeps WatchLinger (a
+// minute), negative is invalid.
+func WithWatchLinger(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("watch linger must not be negative")
+		}
+		c.linger = d
 		return nil
 	}
 }

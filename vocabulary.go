@@ -124,6 +124,29 @@ const (
 	MinStatsInterval     = boxapi.MinStatsInterval
 )
 
+// File watches (Manager.Watch).
+type (
+	// FileEvent is one event of a file watch.
+	FileEvent = boxapi.FileEvent
+	// FileEventType names a change a FileEvent reports.
+	FileEventType = boxapi.FileEventType
+	// WatchOptions tunes Watch.
+	WatchOptions = boxapi.WatchOptions
+)
+
+// File event types and watch limits.
+const (
+	FileWatchReady   = boxapi.FileWatchReady
+	FileCreated      = boxapi.FileCreated
+	FileModified     = boxapi.FileModified
+	FileRemoved      = boxapi.FileRemoved
+	FileRenamed      = boxapi.FileRenamed
+	FileOverflow     = boxapi.FileOverflow
+	WatchLinger      = boxapi.WatchLinger
+	WatchBacklog     = boxapi.WatchBacklog
+	MaxWatchesPerBox = boxapi.MaxWatchesPerBox
+)
+
 // Service is everything a BoxRun user can do, locally (*Manager) or remotely
 // (*client.Client).
 type Service = boxapi.Service

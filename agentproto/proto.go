@@ -38,6 +38,7 @@ const (
 	FrameStdout  byte = 5 // agent→host: stdout (or TTY output)
 	FrameStderr  byte = 6 // agent→host: stderr
 	FrameExit    byte = 7 // agent→host: JSON Exit, last frame of an exec
+	FrameEvent   byte = 8 // agent→host: JSON WatchEvent of a watch
 )
 
 // MaxPayload bounds a frame's payload; data frames are at most DataChunk.
@@ -57,6 +58,7 @@ const (
 	OpCopyOut  = "copyout"  // agent sends a tar as FrameData+FrameEOF, then Result
 	OpShutdown = "shutdown" // kill everything, sync, power off; Result first
 	OpStats    = "stats"    // Result with Stats: the box's own view of its use
+	OpWatch    = "watch"    // Result (watching or not), then FrameEvent frames (see Watch)
 )
 
 // AgentInfo is Result.Info of ping and setup: the agent's protocol
@@ -89,9 +91,11 @@ type Request struct {
 	// leads (a TTY exec runs in its own session): a shell's background
 	// jobs sit in process groups of their own.
 	Session bool   `json:"session,omitempty"`
-	Path    string `json:"path,omitempty"` // copyin destination dir, copyout source
-	Setup   *Setup `json:"setup,omitempty"`
-	User    *User  `json:"user,omitempty"` // exec: run as; nil is root
+	Path    string `json:"path,omitempty"` // copyin destination dir, copyout source, watch path
+	// Recursive (watch) watches every directory below Path as well.
+	Recursive bool   `json:"recursive,omitempty"`
+	Setup     *Setup `json:"setup,omitempty"`
+	User      *User  `json:"user,omitempty"` // exec: run as; nil is root
 }
 
 // User is the identity of an exec.

@@ -78,6 +78,12 @@ type Service interface {
 	// opts.Interval until the box stops (nil), ctx ends or fn fails.
 	StatsStream(ctx context.Context, box string, opts StatsOptions, fn func(*Stats) error) error
 
+	// Watch calls fn with the events of a file watch on path (a file or a
+	// directory) inside a running box: FileWatchReady first, then each
+	// change in order, until the box stops or the path is removed (nil),
+	// ctx ends, or fn fails (its error).
+	Watch(ctx context.Context, box, path string, opts WatchOptions, fn func(FileEvent) error) error
+
 	// Subscribe streams Manager events (see EventFilter). The caller must
 	// Close the subscription.
 	Subscribe(ctx context.Context, filter EventFilter) (Subscription, error)

@@ -42,7 +42,7 @@ func newGVisorEnv(t *testing.T) *served {
 
 // newGVisorEnvWith is newGVisorEnv with an image store of the test's
 // (nil: the busybox rootfs for every reference).
-func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore) *served {
+func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore, opts ...boxrun.Option) *served {
 	t.Helper()
 	runsc := os.Getenv(gvisor.RunscEnv)
 	if runsc == "" {
@@ -74,7 +74,7 @@ func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore) *served {
 	if store == nil {
 		store = busyboxStore{img}
 	}
-	mgr, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(store), boxrun.WithLimits(64, 64<<10))
+	mgr, err := boxrun.Open(dir, append([]boxrun.Option{boxrun.WithDriver(d), boxrun.WithImages(store), boxrun.WithLimits(64, 64<<10)}, opts...)...)
 	if err != nil {
 		d.Close()
 		t.Fatal(err)

@@ -27,6 +27,7 @@
 //	GET    /v1/boxes/{id}/attach?cmd=a&cmd=b&workdir=/x      program and working directory
 //	GET    /v1/boxes/{id}/lifetime                          ttl / idle timeout state; POST /v1/boxes takes ttl_ms, idle_timeout_ms, on_expire
 //	GET    /v1/boxes/{id}/stats[?stream=1&interval=1s]      resource sample (JSON) or SSE "stats" stream
+//	GET    /v1/boxes/{id}/watch?path=P[&recursive=1]        SSE file watch (resume: watch_id=W&since=N)
 //
 // Paths are split on the escaped path, so "%3A" works like ":" and "%2F"
 // stays inside a segment. Browser requests from another origin (an Origin
@@ -286,6 +287,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleLifetime}, p
 	case n == 4 && segs[3] == "stats":
 		return routes{http.MethodGet: s.handleStats}, p
+	case n == 4 && segs[3] == "watch":
+		return routes{http.MethodGet: s.handleWatch}, p
 	case n == 4 && segs[3] == "network":
 		return routes{http.MethodGet: s.handleNetwork}, p
 	case n == 5 && segs[3] == "network" && segs[4] == "egress":

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -47,6 +49,61 @@ func TestCLI_Hostile(t *testing.T) {
 	}
 	t.Run("BinaryOutput", func(t *testing.T) { testBinaryOutput(t, cli) })
 	t.Run("HostileCopyOut", func(t *testing.T) { testHostileCopyOut(t, cli) })
+	t.Run("Watch", func(t *testing.T) { testWatch(t, cli, env, bin) })
+}
+
+// testWatch: `boxrun watch` prints the changes made in the box, one line
+// each, exits 0 on Ctrl-C, and fails clearly on a missing path.
+func testWatch(t *testing.T, cli func(string, ...string) cliResult, env []string, bin string) {
+	if r := cli("", "exec", "h", "mkdir", "-p", "/root/wd"); r.code != 0 {
+		t.Fatalf("mkdir: %+v", r)
+	}
+	if r := cli("", "watch", "h", "/root/nope"); r.code == 0 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("watch of a missing path: %+v", r)
+	}
+	cmd := exec.Command(bin, "watch", "--json", "h", "/root/wd")
+	cmd.Env = env
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(60 * time.Second):
+			t.Fatal("no watch line within 60s")
+		}
+		return ""
+	}
+	if l := next(); !strings.Contains(l, `"type":"ready"`) {
+		t.Fatalf("first line %q", l)
+	}
+	if r := cli("", "exec", "h", "sh", "-c", "echo x > /root/wd/f && mv /root/wd/f /root/wd/g && rm /root/wd/g"); r.code != 0 {
+		t.Fatalf("changes: %+v", r)
+	}
+	for _, want := range []string{`"seq":1,"type":"created","path":"/root/wd/f"`, `"seq":2,"type":"modified","path":"/root/wd/f"`,
+		`"seq":3,"type":"renamed","path":"/root/wd/g","old_path":"/root/wd/f"`, `"seq":4,"type":"removed","path":"/root/wd/g"`} {
+		if l := next(); !strings.Contains(l, want) {
+			t.Fatalf("line %q, want %s", l, want)
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("watch after Ctrl-C: %v", err)
+	}
 }
 
 // testBinaryOutput: 64 MiB of /dev/urandom through `boxrun exec … > file`

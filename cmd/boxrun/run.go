@@ -177,6 +177,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 		newImagesCmd(cfg),
 		newEventsCmd(cfg),
 		newStatsCmd(cfg),
+		newWatchCmd(cfg),
 		newCompletionCmd(cfg, root),
 		newDoctorCmd(cfg),
 		newVersionCmd(cfg),

@@ -3,7 +3,8 @@
 // Package boxagent is the in-box side of package agentproto: it runs
 // execs (pipes or a pty, user, env, working directory), signals their
 // process groups or sessions, resizes terminals, and copies tar streams in
-// and out, for every host connection it is given.
+// and out, and watches paths with inotify, for every host connection it
+// is given.
 //
 // Two programs embed it, each as PID 1 of its box: the QEMU guest agent
 // (driver/qemu/agent, over a virtio-serial port) and the gVisor box's init
@@ -211,6 +212,12 @@ func (a *Agent) handle(st *yamux.Stream, mine *sync.Map) {
 	case agentproto.OpStats:
 		st2 := Stats()
 		agentproto.WriteJSON(st, agentproto.FrameResult, agentproto.Result{Stats: &st2})
+	case agentproto.OpWatch:
+		if !ready {
+			agentproto.WriteJSON(st, agentproto.FrameResult, fail(agentproto.KindOther, errors.New("box is not set up")))
+			return
+		}
+		watch(st, &req)
 	case agentproto.OpShutdown:
 		if a.hooks.Shutdown == nil {
 			agentproto.WriteJSON(st, agentproto.FrameResult, fail(agentproto.KindInvalid, errors.New("shutdown is not supported by this agent")))
