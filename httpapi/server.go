@@ -28,6 +28,7 @@
 //	GET    /v1/boxes/{id}/lifetime                          ttl / idle timeout state; POST /v1/boxes takes ttl_ms, idle_timeout_ms, on_expire
 //	GET    /v1/boxes/{id}/stats[?stream=1&interval=1s]      resource sample (JSON) or SSE "stats" stream
 //	GET    /v1/boxes/{id}/watch?path=P[&recursive=1]        SSE file watch (resume: watch_id=W&since=N)
+//	GET    /metrics                                         Prometheus text format (same auth rules as /v1)
 //
 // Paths are split on the escaped path, so "%3A" works like ":" and "%2F"
 // stays inside a segment. Browser requests from another origin (an Origin
@@ -137,6 +138,7 @@ type Server struct {
 	uploadLimit int64
 	keepAlive   time.Duration
 	mounts      map[string]http.Handler // WithMount: first path segment → handler
+	metrics     *serverMetrics          // GET /metrics
 
 	drainOnce sync.Once
 	drain     chan struct{} // closed when Serve shuts down: streams end
@@ -156,6 +158,7 @@ func New(svc boxapi.Service, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.metrics = newServerMetrics(svc)
 	return s
 }
 
@@ -221,7 +224,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h(w, r, p); err != nil {
+	op := opOf(r.Method, segs)
+	start := time.Now()
+	err := h(w, r, p)
+	if op != "" {
+		s.metrics.observe(op, err, time.Since(start))
+	}
+	if err != nil {
 		writeError(w, s.log, r, err)
 	}
 }
@@ -237,6 +246,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleRoot}, params{}
 	case segs[0] == "ui":
 		return routes{http.MethodGet: s.handleUI}, params{seg: strings.Join(segs[1:], "/")}
+	case segs[0] == "metrics" && n == 1:
+		return routes{http.MethodGet: s.handleMetrics}, params{}
 	case segs[0] != "v1" || n < 2:
 		return nil, params{}
 	}
