@@ -80,6 +80,14 @@
 // A template VM of a networked shape has the same NIC on a QEMU hub port
 // that leads nowhere, so networked boxes boot from snapshots as well.
 //
+// # Stats
+//
+// Driver.Stats (sandbox.Statser) measures on the host what the host can
+// see: CPU time of the QEMU process, the blocks of the disk image, the
+// byte counters of the box's tap. Memory in use and the process count come
+// from the guest agent (agentproto.OpStats), bounded by the VM's memory:
+// they are the box's own report, for display, never for enforcement.
+//
 // # Host layout
 //
 // Everything lives under Config.Dir:
