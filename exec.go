@@ -32,6 +32,8 @@ func validateExec(req *ExecRequest) error {
 		return invalid("workdir must be an absolute path (starting with /)")
 	case req.TimeoutMS < 0:
 		return invalid("timeout_ms must be positive")
+	case req.OutputLimit < 0:
+		return invalid("output_limit must be positive")
 	}
 	return nil
 }
@@ -101,6 +103,10 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 		Workdir: req.Workdir, TimeoutMS: req.TimeoutMS, CreatedAt: m.now(),
 	}
 	r := newExecRun(m, e, map[string]io.Writer{"stdout": stdout, "stderr": stderr})
+	r.limit = m.cfg.outputLimit
+	if req.OutputLimit > 0 && (r.limit <= 0 || req.OutputLimit < r.limit) {
+		r.limit = req.OutputLimit
+	}
 	logPath := outLogPath(m.outDir, e.ID)
 	lg, err := createOutLog(logPath)
 	if err != nil {
@@ -167,6 +173,7 @@ type execRun struct {
 	seq       int64
 	pending   []pendingChunk
 	pendBytes int
+	limit     int64 // the output cap of this exec (0: none)
 	queued    int64 // output bytes accepted for storage (the cap counts these)
 	truncated bool  // the output cap was hit: the rest is dropped
 	storeErr  error // storing output failed: the exec fails, nothing more is stored
@@ -290,13 +297,13 @@ func (r *execRun) queue(stream, text string) {
 	if r.truncated {
 		return
 	}
-	if limit := r.m.cfg.outputLimit; limit > 0 && r.queued+int64(len(text)) > limit {
+	if limit := r.limit; limit > 0 && r.queued+int64(len(text)) > limit {
 		fit := int(limit - r.queued)
 		for back := 0; back < utf8.UTFMax && fit > 0 && !utf8.RuneStart(text[fit]); back++ {
 			fit-- // do not cut a character in two
 		}
 		r.add(stream, text[:fit], false)
-		r.add("stderr", fmt.Sprintf("\n[boxrun: output truncated: this exec reached its limit of %d bytes]\n", limit), true)
+		r.add("stderr", TruncationMarker(limit), true)
 		r.truncated = true
 		return
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 )
 
 // Run is the ephemeral one-shot of /v1/run: it creates a box (no name,
@@ -32,6 +34,16 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if req.TimeoutMS < 0 {
 		return nil, invalid("timeout_ms must be positive")
 	}
+	if req.OutputLimit < 0 {
+		return nil, invalid("output_limit must be positive")
+	}
+	limit := req.OutputLimit
+	if limit == 0 {
+		limit = DefaultRunOutputLimit
+	}
+	if l := m.cfg.outputLimit; l > 0 && l < limit {
+		limit = l
+	}
 	b, err := m.Create(ctx, BoxSpec{
 		Image: req.Image, CPU: req.CPU, MemoryMB: req.MemoryMB, DiskSizeGB: req.DiskSizeGB,
 		Network: req.Network, Env: req.Env, Volumes: req.Volumes,
@@ -44,21 +56,58 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			m.log.Warn("run: remove box", "box", b.ID, "err", err)
 		}
 	}()
-	var stdout, stderr bytes.Buffer
-	e, err := m.Exec(ctx, b.ID, ExecRequest{Cmd: req.Cmd, Env: req.Env, TimeoutMS: req.TimeoutMS}, &stdout, &stderr)
+	out := &runOutput{limit: limit}
+	e, err := m.Exec(ctx, b.ID, ExecRequest{Cmd: req.Cmd, Env: req.Env, TimeoutMS: req.TimeoutMS, OutputLimit: limit},
+		out.writer(&out.stdout), out.writer(&out.stderr))
 	if err != nil {
 		return nil, canceled(ctx, err)
 	}
+	out.mu.Lock()
+	if out.truncated {
+		out.stderr.WriteString(TruncationMarker(limit))
+	}
 	res := &RunResult{
 		ExitCode: e.ExitCode,
-		Stdout:   strings.ToValidUTF8(stdout.String(), "\uFFFD"),
-		Stderr:   strings.ToValidUTF8(stderr.String(), "\uFFFD"),
+		Stdout:   strings.ToValidUTF8(out.stdout.String(), "\uFFFD"),
+		Stderr:   strings.ToValidUTF8(out.stderr.String(), "\uFFFD"),
 	}
+	out.mu.Unlock()
 	if e.ErrorMessage != "" {
 		msg := e.ErrorMessage
 		res.ErrorMessage = &msg
 	}
 	return res, nil
+}
+
+// runOutput collects a Run's stdout and stderr, together at most limit
+// bytes (the exec stores the same prefix and a truncation marker).
+type runOutput struct {
+	mu             sync.Mutex
+	limit, n       int64
+	truncated      bool
+	stdout, stderr bytes.Buffer
+}
+
+type runWriter struct {
+	o   *runOutput
+	buf *bytes.Buffer
+}
+
+func (o *runOutput) writer(buf *bytes.Buffer) io.Writer { return runWriter{o, buf} }
+
+// Write keeps what fits under the limit and drops the rest.
+func (w runWriter) Write(p []byte) (int, error) {
+	o := w.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	keep := p
+	if rest := o.limit - o.n; int64(len(keep)) > rest {
+		keep = keep[:max(rest, 0)]
+		o.truncated = true
+	}
+	w.buf.Write(keep)
+	o.n += int64(len(keep))
+	return len(p), nil
 }
 
 // canceled reports err as CANCELED when ctx ended (the caller went away):

@@ -26,6 +26,8 @@ type (
 	Info = boxapi.Info
 	// DriverInfo describes a Manager's driver.
 	DriverInfo = boxapi.DriverInfo
+	// BoxRuntime is how the driver runs one box right now (its agent).
+	BoxRuntime = boxapi.BoxRuntime
 )
 
 // Box statuses and BoxSpec defaults.
@@ -35,10 +37,12 @@ const (
 	StatusStopped  = boxapi.StatusStopped
 	StatusError    = boxapi.StatusError
 
-	DefaultCPU        = boxapi.DefaultCPU
-	DefaultMemoryMB   = boxapi.DefaultMemoryMB
-	DefaultDiskSizeGB = boxapi.DefaultDiskSizeGB
-	DefaultWorkdir    = boxapi.DefaultWorkdir
+	DefaultCPU = boxapi.DefaultCPU
+	// DefaultRunOutputLimit is the output a Run collects by default.
+	DefaultRunOutputLimit = boxapi.DefaultRunOutputLimit
+	DefaultMemoryMB       = boxapi.DefaultMemoryMB
+	DefaultDiskSizeGB     = boxapi.DefaultDiskSizeGB
+	DefaultWorkdir        = boxapi.DefaultWorkdir
 )
 
 // Execs and their output.
@@ -239,3 +243,7 @@ type (
 
 // MaxFork is the largest count Fork accepts.
 const MaxFork = boxapi.MaxFork
+
+// TruncationMarker is the text of the stderr event stored when an exec
+// reaches its output limit (see boxapi.TruncationMarker).
+func TruncationMarker(limit int64) string { return boxapi.TruncationMarker(limit) }

@@ -245,11 +245,17 @@ func (p *Process) readOutput(stdout, stderr io.Writer) {
 			}
 		}
 	}
+	// Writers must not retain what they are given (io.Writer), so one
+	// buffer serves every frame.
+	var buf []byte
 	for {
-		typ, payload, err := ReadFrame(p.st)
+		typ, payload, err := ReadFrameInto(p.st, buf)
 		if err != nil {
 			p.code, p.err = -1, fmt.Errorf("agent exec %s: lost the agent: %w", p.id, err)
 			return
+		}
+		if cap(payload) > cap(buf) {
+			buf = payload[:0]
 		}
 		switch typ {
 		case FrameStdout:

@@ -1,6 +1,7 @@
 package boxapi
 
 import (
+	"fmt"
 	"io"
 	"time"
 )
@@ -144,6 +145,13 @@ type ExecRequest struct {
 	Workdir   string            // working directory; "" uses the box's workdir
 	TimeoutMS int64             // kill the command after this many milliseconds; 0 means no timeout
 
+	// OutputLimit bounds the output (stdout and stderr together, bytes)
+	// stored for this exec: past it, a truncation marker event is stored
+	// and the rest dropped; the process runs on. 0 means the server's
+	// limit, which is also the most a request can ask for (extension
+	// field output_limit).
+	OutputLimit int64
+
 	// Stdin, when set, is copied to the command's standard input, which is
 	// closed when Stdin returns EOF. When nil the command reads EOF at once.
 	Stdin io.Reader
@@ -208,6 +216,23 @@ type RunRequest struct {
 	Env        map[string]string // applied to the box and to the command
 	Volumes    []Volume
 	TimeoutMS  int64
+	// OutputLimit bounds the output (stdout and stderr together, bytes)
+	// collected and stored: past it, Stderr ends with a truncation marker
+	// and the rest is dropped. 0 means DefaultRunOutputLimit (and never
+	// more than the server's per-exec limit) (extension field
+	// output_limit).
+	OutputLimit int64
+}
+
+// DefaultRunOutputLimit is the output a Run collects unless its request
+// asks for another limit: a Run's result is held in memory and sent in
+// one response.
+const DefaultRunOutputLimit = 16 << 20
+
+// TruncationMarker is the text of the stderr log event stored when an exec
+// reaches its output limit (limit in bytes); output after it is dropped.
+func TruncationMarker(limit int64) string {
+	return fmt.Sprintf("\n[boxrun: output truncated: this exec reached its limit of %d bytes]\n", limit)
 }
 
 // AttachRequest describes an interactive terminal session (see Manager.Attach).

@@ -139,6 +139,8 @@ type runRequest struct {
 	Env        map[string]string `json:"env,omitempty"`
 	Volumes    []boxapi.Volume   `json:"volumes,omitempty"`
 	TimeoutMS  int64             `json:"timeout_ms,omitempty"`
+	// OutputLimit is an extension (docs/api-extensions.md).
+	OutputLimit int64 `json:"output_limit,omitempty"`
 }
 
 // Run implements boxapi.Service: POST /v1/run. The server removes the box
@@ -146,7 +148,7 @@ type runRequest struct {
 func (c *Client) Run(ctx context.Context, req boxapi.RunRequest) (*boxapi.RunResult, error) {
 	in := runRequest{
 		Image: req.Image, Cmd: req.Cmd, CPU: req.CPU, MemoryMB: req.MemoryMB, DiskSizeGB: req.DiskSizeGB,
-		Network: req.Network, Env: req.Env, Volumes: req.Volumes, TimeoutMS: req.TimeoutMS,
+		Network: req.Network, Env: req.Env, Volumes: req.Volumes, TimeoutMS: req.TimeoutMS, OutputLimit: req.OutputLimit,
 	}
 	if in.Cmd == nil {
 		in.Cmd = []string{}

@@ -20,13 +20,15 @@ type execRequest struct {
 	Workdir   *string           `json:"workdir,omitempty"`
 	TimeoutMS *int64            `json:"timeout_ms,omitempty"`
 	StdinB64  string            `json:"stdin_b64,omitempty"`
+	// OutputLimit is an extension (docs/api-extensions.md).
+	OutputLimit int64 `json:"output_limit,omitempty"`
 }
 
 // StartExec implements boxapi.Service: POST /v1/boxes/{box}/exec. A non-nil
 // req.Stdin is read to EOF first and sent with the request (the API has no
 // streaming stdin for execs).
 func (c *Client) StartExec(ctx context.Context, box string, req boxapi.ExecRequest) (*boxapi.Exec, error) {
-	in := execRequest{Cmd: req.Cmd, Env: req.Env}
+	in := execRequest{Cmd: req.Cmd, Env: req.Env, OutputLimit: req.OutputLimit}
 	if in.Cmd == nil {
 		in.Cmd = []string{}
 	}

@@ -235,6 +235,20 @@ type runRequest struct {
 	Env        map[string]string `json:"env"`
 	Volumes    []volumeJSON      `json:"volumes"`
 	TimeoutMS  *int64            `json:"timeout_ms"`
+	// OutputLimit is an extension (docs/api-extensions.md).
+	OutputLimit *int64 `json:"output_limit"`
+}
+
+// checkOutputLimit validates the output_limit extension field: absent or
+// null is 0 (the server's default).
+func checkOutputLimit(v *int64) (int64, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if *v <= 0 {
+		return 0, invalid("output_limit must be a positive number of bytes")
+	}
+	return *v, nil
 }
 
 func (c runRequest) request() (boxapi.RunRequest, error) {
@@ -262,6 +276,9 @@ func (c runRequest) request() (boxapi.RunRequest, error) {
 		return req, err
 	}
 	if req.TimeoutMS, err = checkTimeout(c.TimeoutMS); err != nil {
+		return req, err
+	}
+	if req.OutputLimit, err = checkOutputLimit(c.OutputLimit); err != nil {
 		return req, err
 	}
 	req.Image, req.Cmd, req.Env, req.Volumes = *c.Image, *c.Cmd, c.Env, vols

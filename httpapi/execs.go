@@ -17,6 +17,8 @@ type execRequest struct {
 	Workdir   *string           `json:"workdir"`
 	TimeoutMS *int64            `json:"timeout_ms"`
 	StdinB64  *string           `json:"stdin_b64"`
+	// OutputLimit is an extension (docs/api-extensions.md).
+	OutputLimit *int64 `json:"output_limit"`
 }
 
 // request validates in the spec's order (cmd, workdir, timeout_ms).
@@ -33,6 +35,9 @@ func (c execRequest) request() (boxapi.ExecRequest, error) {
 	}
 	var err error
 	if req.TimeoutMS, err = checkTimeout(c.TimeoutMS); err != nil {
+		return req, err
+	}
+	if req.OutputLimit, err = checkOutputLimit(c.OutputLimit); err != nil {
 		return req, err
 	}
 	if c.StdinB64 != nil {

@@ -302,6 +302,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleWatch}, p
 	case n == 4 && segs[3] == "network":
 		return routes{http.MethodGet: s.handleNetwork}, p
+	case n == 4 && segs[3] == "runtime":
+		return routes{http.MethodGet: s.handleRuntime}, p
 	case n == 5 && segs[3] == "network" && segs[4] == "egress":
 		return routes{http.MethodPut: s.handleSetEgress}, p
 	case n == 4 && segs[3] == "archive":

@@ -205,3 +205,11 @@ type ImageArchiver interface {
 type Describer interface {
 	Describe() map[string]string
 }
+
+// BoxDescriber is implemented by drivers that can say how they run one
+// box right now (for gVisor: whether its in-box agent answers). The
+// Manager reports it through BoxRuntime. DescribeBox returns nil for a
+// handle that is not running; it must not change the box.
+type BoxDescriber interface {
+	DescribeBox(ctx context.Context, handle string) map[string]string
+}

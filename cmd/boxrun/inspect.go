@@ -12,6 +12,7 @@ func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 	execs := fs.Bool("execs", false, "print the execs of the box instead (newest first)")
 	network := fs.Bool("net", false, "print the network of each box instead: address, published ports, egress policy")
 	lifetime := fs.Bool("lifetime", false, "print the lifetime of each box instead (ttl, idle timeout, when they fire)")
+	runtime := fs.Bool("runtime", false, "print how the driver runs each box instead (gVisor: agent connected, or fallback to runsc exec)")
 	return &ffcli.Command{
 		Name:       "inspect",
 		ShortUsage: "boxrun inspect [flags] BOX...",
@@ -31,6 +32,17 @@ func newInspectCmd(cfg *rootConfig) *ffcli.Command {
 						return err
 					}
 					all = append(all, lt)
+				}
+				return writeJSON(cfg, all)
+			}
+			if *runtime {
+				all := make([]*boxrun.BoxRuntime, 0, len(pos))
+				for _, b := range pos {
+					rt, err := svc.BoxRuntime(ctx, b)
+					if err != nil {
+						return err
+					}
+					all = append(all, rt)
 				}
 				return writeJSON(cfg, all)
 			}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -99,7 +101,7 @@ func BenchmarkExec(b *testing.B) {
 // BenchmarkThroughput times 256 MiB of stdout from a box through the driver
 // against a bare `runsc exec` of the same command read from a pipe.
 func BenchmarkThroughput(b *testing.B) {
-	const size = 256 << 20
+	size := benchSize()
 	d, _ := newDriver(b)
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
 	ctx := context.Background()
@@ -119,7 +121,7 @@ func BenchmarkThroughput(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if code, err := p.Wait(); code != 0 || err != nil || n != size {
+		if code, err := p.Wait(); code != 0 || err != nil || int64(n) != size {
 			b.Fatal(code, err, n)
 		}
 		box += time.Since(start)
@@ -130,6 +132,15 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(mbps(box), "box-MB/s")
 	b.ReportMetric(mbps(bare), "bare-MB/s")
 	b.ReportMetric(mbps(box)/mbps(bare), "ratio")
+}
+
+// benchSize is the output size of the throughput benchmarks: 256 MiB, or
+// BOXRUN_BENCH_MIB MiB for a quick look.
+func benchSize() int64 {
+	if n, err := strconv.Atoi(os.Getenv("BOXRUN_BENCH_MIB")); err == nil && n > 0 {
+		return int64(n) << 20
+	}
+	return 256 << 20
 }
 
 func report(b *testing.B, box, bare time.Duration) {

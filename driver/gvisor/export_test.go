@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 )
 
 // BareRunsc returns the runsc binary and the global flags the driver uses
@@ -28,11 +30,11 @@ func (d *Driver) WriteBareBundle(bundle, rootfs, id string, args []string) error
 	s.Process.Args = args
 	var mounts []ociMount
 	for _, mt := range s.Mounts {
-		if mt.Destination != initMount {
+		if mt.Destination != initMount && mt.Destination != boxinit.AgentDir {
 			mounts = append(mounts, mt)
 		}
 	}
-	s.Mounts = mounts // without the helper
+	s.Mounts = mounts // without the helper and the agent directory
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err

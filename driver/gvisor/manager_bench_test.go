@@ -101,7 +101,7 @@ func BenchmarkManagerCreate(b *testing.B) {
 // chunk stored in SQLite and published, vs a bare `runsc exec` read from a
 // pipe and discarded.
 func BenchmarkManagerThroughput(b *testing.B) {
-	const size = 256 << 20
+	size := benchSize()
 	m, box, _, d := newBenchManager(b)
 	runsc, global := d.BareRunsc()
 	ctx := context.Background()
@@ -113,7 +113,7 @@ func BenchmarkManagerThroughput(b *testing.B) {
 		var n countWriter
 		start := time.Now()
 		e, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: cmdline}, &n, nil)
-		if err != nil || e.Status != boxapi.ExecSucceeded || n != size {
+		if err != nil || e.Status != boxapi.ExecSucceeded || int64(n) != size {
 			b.Fatal(e, err, n)
 		}
 		lib += time.Since(start)

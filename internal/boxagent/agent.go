@@ -297,15 +297,21 @@ func (a *Agent) resize(req *agentproto.Request) agentproto.Result {
 }
 
 // frameWriter serializes frames from several goroutines onto one stream.
+// Frames are built in one reused buffer (a data frame is up to
+// agentproto.DataChunk bytes: allocating each would keep the agent's
+// garbage collector busy).
 type frameWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
 }
 
 func (f *frameWriter) frame(typ byte, p []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return agentproto.WriteFrame(f.w, typ, p)
+	var err error
+	f.buf, err = agentproto.AppendFrame(f.w, f.buf, typ, p)
+	return err
 }
 
 func (f *frameWriter) json(typ byte, v any) error {

@@ -30,6 +30,9 @@ const (
 	drainMax  = 2 * time.Second
 )
 
+// outPipeSize is the size asked for the stdout pipe of an exec.
+const outPipeSize = 1 << 20
+
 // proc is a running exec.
 type proc struct {
 	pid int
@@ -215,6 +218,13 @@ func (a *Agent) spawn(req *agentproto.Request) (p *proc, outs []*os.File, stdin 
 		errR, errW, err := os.Pipe()
 		if err != nil {
 			return nil, nil, nil, nil, err
+		}
+		// A large pipe lets a writer run ahead of the agent by whole
+		// frames (one read, one frame, instead of many small ones).
+		// (Through SyscallConn: Fd would make outR blocking, and the
+		// drain needs its read deadlines.)
+		if rc, err := outR.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, outPipeSize) })
 		}
 		attr.Files = []uintptr{inR.Fd(), outW.Fd(), errW.Fd()}
 		attr.Sys.Setpgid = true
