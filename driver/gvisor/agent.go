@@ -289,4 +289,5 @@ func dialUnix(ctx context.Context, dir, name string) (net.Conn, error) {
 	defer unix.Close(fd)
 	return dl.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
 }
+
 var _ sandbox.BoxDescriber = (*Driver)(nil)
