@@ -268,11 +268,17 @@ func (r *execRun) write(stream string, p []byte) (int, error) {
 		// cap: the output goes nowhere.
 		return len(p), nil
 	}
-	buf := append(r.carry[stream], p...)
+	buf := p // the caller's: queue copies what it keeps
+	if c := r.carry[stream]; len(c) > 0 {
+		buf = append(c, p...)
+		r.carry[stream] = nil
+	}
 	cut := utf8Complete(buf)
-	r.carry[stream] = append([]byte(nil), buf[cut:]...)
+	if cut < len(buf) {
+		r.carry[stream] = append([]byte(nil), buf[cut:]...)
+	}
 	if cut > 0 {
-		r.queue(stream, string(buf[:cut]))
+		r.queue(stream, buf[:cut])
 	}
 	for r.pendBytes > maxPendingOutput {
 		r.cond.Wait()
@@ -293,7 +299,7 @@ type pendingChunk struct {
 // queued event of the same stream while the store is busy (r.mu held).
 // Past the output cap it queues the part that fits, then a truncation
 // marker (a stderr log event), and drops the rest.
-func (r *execRun) queue(stream, text string) {
+func (r *execRun) queue(stream string, text []byte) {
 	if r.truncated {
 		return
 	}
@@ -303,15 +309,16 @@ func (r *execRun) queue(stream, text string) {
 			fit-- // do not cut a character in two
 		}
 		r.add(stream, text[:fit], false)
-		r.add("stderr", TruncationMarker(limit), true)
+		r.add("stderr", []byte(TruncationMarker(limit)), true)
 		r.truncated = true
 		return
 	}
 	r.add(stream, text, false)
 }
 
-func (r *execRun) add(stream, text string, own bool) {
-	if text == "" {
+// add copies text into the pending output (r.mu held).
+func (r *execRun) add(stream string, text []byte, own bool) {
+	if len(text) == 0 {
 		return
 	}
 	r.queued += int64(len(text))
@@ -322,7 +329,7 @@ func (r *execRun) add(stream, text string, own bool) {
 			return
 		}
 	}
-	r.pending = append(r.pending, pendingChunk{seq: r.seq, stream: stream, at: r.m.now(), data: []byte(text), own: own})
+	r.pending = append(r.pending, pendingChunk{seq: r.seq, stream: stream, at: r.m.now(), data: append([]byte(nil), text...), own: own})
 	r.seq++
 	select {
 	case r.wake <- struct{}{}:
@@ -436,7 +443,7 @@ func (r *execRun) finish(code *int, waitErr string) {
 		for _, stream := range []string{"stdout", "stderr"} {
 			if rest := r.carry[stream]; len(rest) > 0 {
 				r.carry[stream] = nil
-				r.queue(stream, string(rest))
+				r.queue(stream, rest)
 			}
 		}
 		r.mu.Unlock()

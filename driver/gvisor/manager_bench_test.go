@@ -125,3 +125,29 @@ func BenchmarkManagerThroughput(b *testing.B) {
 	b.ReportMetric(mbps(bare), "bare-MB/s")
 	b.ReportMetric(mbps(lib)/mbps(bare), "ratio")
 }
+
+// BenchmarkHTTPExec: an exec round trip through the HTTP API (client.Exec:
+// POST exec, the SSE event stream to the exit) on loopback vs a bare
+// `runsc exec` in the same box.
+func BenchmarkHTTPExec(b *testing.B) {
+	m, c, d := newHTTPManager(b)
+	ctx := context.Background()
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "dir:" + busyboxRootfs(b), CPU: 1, MemoryMB: 256, Workdir: "/"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runsc, global := d.BareRunsc()
+	var api, bare time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		e, err := c.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"echo", "hi"}}, io.Discard, nil)
+		if err != nil || e.Status != boxapi.ExecSucceeded {
+			b.Fatal(e, err)
+		}
+		api += time.Since(start)
+
+		bare += bareExec(b, d.BareAttr(), runsc, global, box.Handle, []string{"echo", "hi"}, 3)
+	}
+	report(b, api, bare)
+}
