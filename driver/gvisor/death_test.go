@@ -72,9 +72,13 @@ func TestManager_SandboxDeath(t *testing.T) {
 	if err != nil || b.Status != boxapi.StatusStopped {
 		t.Fatalf("box after the kill: %+v %v", b, err)
 	}
-	if e, _ := m.GetExec(ctx, sleeper.ID); e.Status == boxapi.ExecRunning {
-		t.Errorf("exec of the dead sandbox still running")
+	// box.stopped is announced before the box's execs are ended (under
+	// the box lock, see Manager.sandboxDied): wait for the exec.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	if e, err := m.WaitExec(wctx, sleeper.ID); err != nil || e.Status == boxapi.ExecRunning {
+		t.Errorf("exec of the dead sandbox still running: %+v, %v", e, err)
 	}
+	wcancel()
 	if _, err := m.Start(ctx, box.ID); err != nil {
 		t.Fatalf("start after the death: %v", err)
 	}
