@@ -111,8 +111,10 @@ func (c *Conn) Closed() bool { return c.sess.IsClosed() }
 
 // Open opens a stream and sends req. The stream is closed when ctx ends
 // before release is called.
-func (c *Conn) Open(ctx context.Context, req *Request) (st *yamux.Stream, release func() bool, err error) {
-	st, err = c.sess.OpenStream()
+func (c *Conn) Open(ctx context.Context, req *Request) (*yamux.Stream, func() bool, error) {
+	// st is not a named result: the AfterFunc below may run while a
+	// failing return assigns the results.
+	st, err := c.sess.OpenStream()
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent session: %w", err)
 	}

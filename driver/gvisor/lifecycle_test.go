@@ -236,8 +236,11 @@ func TestDriver_StopGraceful(t *testing.T) {
 		t.Fatal(err)
 	}
 	el := time.Since(start)
-	if el < 1400*time.Millisecond || el > 4*time.Second {
-		t.Errorf("Stop took %v; want about the 1.5s grace (one process ignores TERM)", el)
+	// The grace is honored (a process that ignores TERM holds the stop for
+	// it); the upper bound only catches a hang, as a loaded machine may be
+	// seconds late.
+	if el < 1400*time.Millisecond || el > 30*time.Second {
+		t.Errorf("Stop took %v; want the 1.5s grace and no hang (one process ignores TERM)", el)
 	}
 	if err := d.Start(ctx, h); err != nil {
 		t.Fatal(err)
