@@ -2,7 +2,7 @@
 GO ?= go
 export GOTOOLCHAIN := local
 
-.PHONY: all build runsc deps mcp-ts-deps test vet fmt-check bench demo clean
+.PHONY: all build runsc deps mcp-ts-deps test vet fmt-check bench demo clean k8s-build k8s-up k8s-down e2e-k8s
 
 all: build
 
@@ -37,6 +37,21 @@ test: runsc mcp-ts-deps fmt-check vet
 
 bench: runsc
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+# The single-node Kubernetes cluster of driver/kubernetes (root; see
+# scripts/k8s-up.sh). Binaries are built once and cached in /var/cache/boxrun-k8s.
+k8s-build:
+	./scripts/k8s-build.sh
+
+k8s-up: runsc
+	BOXRUN_RUNSC=$(CURDIR)/bin/runsc ./scripts/k8s-up.sh
+
+k8s-down:
+	./scripts/k8s-down.sh
+
+# The Kubernetes driver against the real cluster (brings it up if needed).
+e2e-k8s: k8s-up
+	$(GO) test -tags e2e_k8s -count=1 -timeout 30m ./driver/kubernetes/
 
 demo:
 	./scripts/demo.sh

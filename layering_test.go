@@ -31,6 +31,7 @@ func TestLayering(t *testing.T) {
 		{pkg: mod + "/sandbox", stdlibOnly: true, allowed: []string{mod + "/boxapi"}},
 		{pkg: mod + "/driver/gvisor", forbidden: concat(sqlite, []string{mod + "$", mod + "/httpapi", mod + "/client"})},
 		{pkg: mod + "/driver/qemu", forbidden: concat(sqlite, []string{mod + "$", mod + "/httpapi", mod + "/client"})},
+		{pkg: mod + "/driver/kubernetes", forbidden: concat(sqlite, []string{mod + "$", mod + "/httpapi", mod + "/client"})},
 		{pkg: mod + "/mcpserver", forbidden: concat(sqlite, drivers, []string{mod + "$", mod + "/image"})},
 		{pkg: mod + "/image", forbidden: concat(sqlite, drivers, []string{mod + "$"})},
 	} {

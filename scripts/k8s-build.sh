@@ -64,10 +64,10 @@ for p in $kv $cv; do
 	kflags="$kflags -X $p.gitVersion=$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
 
-build k8s kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl server -- \
+build k8s kube-apiserver kube-controller-manager kube-scheduler kubelet server -- \
 	-ldflags "$kflags" \
 	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl \
+	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
 	go.etcd.io/etcd/server/v3
 # etcd's main package is the module root (go.etcd.io/etcd/server/v3): go build names it "server".
 ln -sfn "$(readlink "$cache/bin/server")" "$cache/bin/etcd" && rm -f "$cache/bin/server"

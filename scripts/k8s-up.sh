@@ -20,8 +20,10 @@
 #
 # Ranges: pods 172.31.200.0/24 on brk8s0, services 172.31.201.0/24 (no
 # kube-proxy: nothing on the host is rewritten), well away from boxnet's
-# 10.223.0.0/16. Every listener is on 127.0.0.1 (etcd 23790/23800, API
-# 16443, kubelet 10250, containerd's stream server on a free port).
+# 10.223.0.0/16. Listeners are on 127.0.0.1 (etcd 23790/23800, API 16443,
+# containerd's stream server on a free port), the kubelet on the bridge's
+# gateway 172.31.200.1:10250 (the node IP; client certificates of the
+# cluster's CA only).
 #
 # It prints the admin kubeconfig path (/var/lib/boxrun-k8s/admin.kubeconfig)
 # as its last line. BOXRUN_RUNSC names runsc (default: bin/runsc of this
@@ -79,7 +81,7 @@ fi
 cert apiserver kube-apiserver "" "IP:127.0.0.1,IP:172.31.201.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
 cert admin admin system:masters ""
 cert apiserver-kubelet kube-apiserver-kubelet-client system:masters ""
-cert kubelet "system:node:$node" system:nodes "IP:127.0.0.1,DNS:$node,DNS:localhost"
+cert kubelet "system:node:$node" system:nodes "IP:127.0.0.1,IP:172.31.200.1,DNS:$node,DNS:localhost"
 
 kubeconfig() { # file cert
 	cat >"$1" <<EOF
@@ -104,7 +106,23 @@ EOF
 }
 kubeconfig "$state/admin.kubeconfig" admin
 kubeconfig "$state/kubelet.kubeconfig" kubelet
-export KUBECONFIG=$state/admin.kubeconfig
+
+# kapi PATH [curl args]: the API as admin (no kubectl is built).
+kapi() {
+	local p=$1
+	shift
+	curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$api$p" "$@"
+}
+# kcreate PATH JSON: creates an object; one that exists is kept.
+kcreate() {
+	local code
+	code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+		-X POST -H 'Content-Type: application/json' --data "$2" "$api$1")
+	case $code in 201 | 409) ;; *) echo "k8s-up: create $1: HTTP $code" >&2; return 1 ;; esac
+}
+node_ready() {
+	kapi "/api/v1/nodes/$node" | python3 -c 'import json,sys; c=json.load(sys.stdin)["status"].get("conditions",[]); sys.exit(0 if any(x["type"]=="Ready" and x["status"]=="True" for x in c) else 1)'
+}
 
 # --- process helpers ---------------------------------------------------------
 alive() { # name: 0 when its pid file names a live process of that binary
@@ -131,6 +149,17 @@ wait_for() { # what seconds command...
 		sleep 0.5
 	done
 }
+
+# --- node address: the pod bridge's gateway ----------------------------------
+# The kubelet refuses a loopback node IP, so the node's address is the
+# gateway of the pod bridge, made here (the bridge plugin then finds it):
+# local to this host, reachable by the API server, never on eth0.
+node_ip=172.31.200.1
+if ! ip link show brk8s0 >/dev/null 2>&1; then
+	ip link add brk8s0 type bridge
+fi
+ip addr show dev brk8s0 | grep -q "inet $node_ip/" || ip addr add "$node_ip/24" dev brk8s0
+ip link set brk8s0 up
 
 # --- containerd + CNI + gVisor shim ------------------------------------------
 for p in bridge host-local loopback; do ln -sfn "$bin/$p" "$state/cni/bin/$p"; done
@@ -214,7 +243,7 @@ launch kube-apiserver kube-apiserver --etcd-servers=http://127.0.0.1:23790 \
 	--service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
 	--service-account-issuer=https://kubernetes.default.svc \
 	--authorization-mode=Node,RBAC --endpoint-reconciler-type=none
-wait_for kube-apiserver 120 kubectl get --raw /readyz
+wait_for kube-apiserver 120 kapi /readyz
 
 launch kube-controller-manager kube-controller-manager --kubeconfig="$state/admin.kubeconfig" \
 	--authentication-kubeconfig="$state/admin.kubeconfig" --authorization-kubeconfig="$state/admin.kubeconfig" \
@@ -231,7 +260,7 @@ cgv1=true
 cat >"$state/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $node_ip
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -260,27 +289,14 @@ EOF
 tunables="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 [ -s "$state/sysctl.orig" ] || sysctl $tunables | sed 's/ = /=/' >"$state/sysctl.orig"
 launch kubelet kubelet --config="$state/kubelet.yaml" --kubeconfig="$state/kubelet.kubeconfig" \
-	--root-dir="$state/kubelet" --cert-dir="$pki" --hostname-override=$node --node-ip=127.0.0.1
-wait_for "node $node" 180 sh -c "kubectl get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+	--root-dir="$state/kubelet" --cert-dir="$pki" --hostname-override=$node --node-ip=$node_ip
+wait_for "node $node" 180 node_ready
 
 sysctl -q $(cat "$state/sysctl.orig")
 
 # --- cluster objects -----------------------------------------------------------
-kubectl apply -f - >/dev/null <<EOF
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: gvisor}
-handler: runsc
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: boxrun-hostpath
-  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
-provisioner: kubernetes.io/host-path
-reclaimPolicy: Delete
-volumeBindingMode: Immediate
-EOF
-wait_for "default service account" 60 kubectl -n default get serviceaccount default
+kcreate /apis/node.k8s.io/v1/runtimeclasses '{"apiVersion":"node.k8s.io/v1","kind":"RuntimeClass","metadata":{"name":"gvisor"},"handler":"runsc"}'
+kcreate /apis/storage.k8s.io/v1/storageclasses '{"apiVersion":"storage.k8s.io/v1","kind":"StorageClass","metadata":{"name":"boxrun-hostpath","annotations":{"storageclass.kubernetes.io/is-default-class":"true"}},"provisioner":"kubernetes.io/host-path","reclaimPolicy":"Delete","volumeBindingMode":"Immediate"}'
+wait_for "default service account" 60 kapi /api/v1/namespaces/default/serviceaccounts/default
 echo "k8s-up: cluster ready in $((SECONDS - start)) s (cgroup v1: $cgv1)" >&2
 echo "$state/admin.kubeconfig"

@@ -35,6 +35,7 @@ type serveConfig struct {
 	mcp          bool
 	mcpFlags     mcpFlags
 	registries   registryFlags
+	kube         kubeFlags
 	imageOpts    []image.Option // from registries, checked by serve
 
 	journalMaxAge     time.Duration
@@ -48,7 +49,7 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.IntVar(&sc.port, "port", 9090, "TCP port to listen on")
 	fs.StringVar(&sc.socket, "socket", "", "listen on this Unix socket instead of TCP")
 	fs.StringVar(&sc.socketGroup, "socket-group", "", "with --socket: make the socket 0660 with this group (name or id), so its members can use it (default: 0600, owner only)")
-	fs.StringVar(&sc.driver, "driver", envOr(cfg.getenv, "BOXRUN_DRIVER", "gvisor"), "isolation backend: gvisor or qemu (env BOXRUN_DRIVER)")
+	fs.StringVar(&sc.driver, "driver", envOr(cfg.getenv, "BOXRUN_DRIVER", "gvisor"), "isolation backend: gvisor, qemu or kubernetes (env BOXRUN_DRIVER)")
 	fs.StringVar(&sc.runsc, "runsc", "", "path of runsc for the gvisor driver (default: $BOXRUN_RUNSC, next to this binary, or PATH)")
 	fs.StringVar(&sc.maxCPU, "max-cpu", cfg.getenv("BOXRUN_MAX_CPU"), "total vCPUs running boxes may reserve (env BOXRUN_MAX_CPU; default: host CPUs)")
 	fs.StringVar(&sc.maxMemoryMB, "max-memory-mb", cfg.getenv("BOXRUN_MAX_MEMORY_MB"), "total MiB running boxes may reserve (env BOXRUN_MAX_MEMORY_MB; default: host RAM)")
@@ -58,9 +59,10 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.Int64Var(&sc.journalMaxEntries, "journal-max-entries", 0, "keep at most this many event-journal entries (0: 100000; negative: no limit)")
 	sc.mcpFlags.register(fs, "mcp-")
 	sc.registries.register(fs, cfg.getenv)
+	sc.kube.register(fs, cfg.getenv)
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "boxrun serve [--host 127.0.0.1] [--port 9090] [--socket PATH] [--driver gvisor|qemu]",
+		ShortUsage: "boxrun serve [--host 127.0.0.1] [--port 9090] [--socket PATH] [--driver gvisor|qemu|kubernetes [--kubeconfig F] [--namespace N]]",
 		ShortHelp:  "run the BoxRun server (HTTP API + dashboard) in the foreground",
 		LongHelp: "State (SQLite, images, sandboxes) lives in --state-dir (env BOXRUN_STATE_DIR).\n" +
 			"Unlike other commands, serve reads no BOXRUN_HOST/PORT/SOCKET: those tell clients\n" +
@@ -109,8 +111,10 @@ func openDriver(sc *serveConfig, stateDir string, log *slog.Logger) (sandbox.Dri
 		return gvisor.New(gvisor.Config{Dir: filepath.Join(stateDir, "gvisor"), Runsc: sc.runsc, Logger: log})
 	case "qemu":
 		return openQEMU(stateDir, log)
+	case "kubernetes":
+		return openKube(&sc.kube, log)
 	}
-	return nil, usagef("unknown driver %q (want gvisor or qemu)", sc.driver)
+	return nil, usagef("unknown driver %q (want gvisor, qemu or kubernetes)", sc.driver)
 }
 
 // openManager opens the local Manager of serve.
@@ -144,8 +148,8 @@ func serve(ctx context.Context, cfg *rootConfig, sc *serveConfig) error {
 	}
 	log := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
 	// Every flag is checked before anything touches the state directory.
-	if sc.driver != "gvisor" && sc.driver != "qemu" {
-		return usagef("unknown driver %q (want gvisor or qemu)", sc.driver)
+	if sc.driver != "gvisor" && sc.driver != "qemu" && sc.driver != "kubernetes" {
+		return usagef("unknown driver %q (want gvisor, qemu or kubernetes)", sc.driver)
 	}
 	var err error
 	if sc.imageOpts, err = sc.registries.options(); err != nil {

@@ -17,6 +17,11 @@
 //	tar-x DIR      extracts the tar stream on stdin into DIR (created if needed).
 //	tar-c PATH     writes a tar stream of PATH (file or directory) to stdout.
 //
+//	install DIR    copies this binary to DIR/init and creates DIR/agent
+//	               (0700): the init container of a driver/kubernetes pod.
+//	relay          connects stdin and stdout to AgentSocket: how
+//	               driver/kubernetes reaches the agent (pods/exec).
+//
 // tar-x and tar-c are the copy path of `runsc exec`, which the driver
 // falls back to when the agent cannot be reached.
 //
@@ -141,6 +146,10 @@ func Main(args []string) int {
 	case args[0] == "agent" && len(args) == 1:
 		runAgent()
 		return exitFailure
+	case args[0] == "install" && len(args) == 2:
+		return install(args[1])
+	case args[0] == "relay" && len(args) == 1:
+		return relay()
 	case args[0] == "tar-x" && len(args) == 2:
 		return report(tarutil.Extract(context.Background(), bufio.NewReaderSize(os.Stdin, 256<<10), args[1]))
 	case args[0] == "host-run" && len(args) >= 7:
