@@ -24,6 +24,33 @@ type cdp struct {
 	t    *testing.T
 	conn *websocket.Conn
 	id   int
+	errs []string // console errors and uncaught exceptions seen so far
+}
+
+// noteEvent records console errors and exceptions from a CDP event.
+func (c *cdp) noteEvent(data []byte) {
+	var ev struct {
+		Method string `json:"method"`
+		Params struct {
+			Type  string            `json:"type"`
+			Args  []json.RawMessage `json:"args"`
+			Entry struct {
+				Level, Text, URL string
+			} `json:"entry"`
+			ExceptionDetails json.RawMessage `json:"exceptionDetails"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	switch {
+	case ev.Method == "Runtime.exceptionThrown":
+		c.errs = append(c.errs, "exception: "+string(ev.Params.ExceptionDetails))
+	case ev.Method == "Runtime.consoleAPICalled" && ev.Params.Type == "error":
+		c.errs = append(c.errs, fmt.Sprintf("console.error: %s", ev.Params.Args))
+	case ev.Method == "Log.entryAdded" && ev.Params.Entry.Level == "error":
+		c.errs = append(c.errs, "log: "+ev.Params.Entry.Text+" "+ev.Params.Entry.URL)
+	}
 }
 
 func (c *cdp) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
@@ -46,6 +73,7 @@ func (c *cdp) call(ctx context.Context, method string, params any) (json.RawMess
 			} `json:"error"`
 		}
 		if json.Unmarshal(data, &res) != nil || res.ID != id {
+			c.noteEvent(data)
 			continue // an event
 		}
 		if res.Error != nil {
@@ -86,7 +114,9 @@ func (c *cdp) waitFor(ctx context.Context, what, expr string) {
 		}
 		select {
 		case <-ctx.Done():
-			body, _ := c.eval(context.Background(), "document.body.innerText")
+			bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			body, _ := c.eval(bctx, "document.body.innerText")
+			bcancel()
 			c.t.Fatalf("timed out waiting for %s (last error %v); page text:\n%v", what, err, body)
 		case <-time.After(100 * time.Millisecond):
 		}
