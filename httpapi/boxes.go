@@ -174,8 +174,16 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, p params) 
 // handleBoxAction serves POST /v1/boxes/{id}:stop and :start; the verb is
 // after the last ':' (spec §2.5).
 func (s *Server) handleBoxAction(w http.ResponseWriter, r *http.Request, p params) error {
-	discard(r)
 	i := strings.LastIndexByte(p.box, ':')
+	if i >= 0 {
+		switch id, verb := p.box[:i], p.box[i+1:]; verb {
+		case "checkpoint": // extensions with a body
+			return s.handleCheckpoint(w, r, id)
+		case "fork":
+			return s.handleFork(w, r, id)
+		}
+	}
+	discard(r)
 	if i < 0 {
 		return badRequest("Missing action (expected :stop or :start)")
 	}

@@ -26,14 +26,14 @@ type envelope struct {
 }
 
 // statusOf maps an API error code to its HTTP status (spec §3.2, §3.3):
-// 404 for the *_NOT_FOUND codes (FILE_NOT_FOUND is an extension), 409 for RESOURCE_EXCEEDED,
-// NAME_ALREADY_EXISTS and BOX_ALREADY_RUNNING, 422 for VALIDATION_ERROR
+// 404 for the *_NOT_FOUND codes (FILE_NOT_FOUND and SNAPSHOT_NOT_FOUND are extensions), 409 for RESOURCE_EXCEEDED,
+// NAME_ALREADY_EXISTS, BOX_ALREADY_RUNNING and BOX_BUSY (an extension), 422 for VALIDATION_ERROR
 // (the handlers use 400 explicitly where the spec says so), 400 otherwise.
 func statusOf(code boxapi.Code) int {
 	switch code {
-	case boxapi.CodeBoxNotFound, boxapi.CodeExecNotFound, boxapi.CodeFileNotFound:
+	case boxapi.CodeBoxNotFound, boxapi.CodeExecNotFound, boxapi.CodeFileNotFound, boxapi.CodeSnapshotNotFound:
 		return http.StatusNotFound
-	case boxapi.CodeResourceExceeded, boxapi.CodeNameAlreadyExists, boxapi.CodeBoxAlreadyRunning:
+	case boxapi.CodeResourceExceeded, boxapi.CodeNameAlreadyExists, boxapi.CodeBoxAlreadyRunning, boxapi.CodeBoxBusy:
 		return http.StatusConflict
 	case boxapi.CodeValidationError:
 		return http.StatusUnprocessableEntity

@@ -29,6 +29,8 @@
 //	GET    /v1/boxes/{id}/stats[?stream=1&interval=1s]      resource sample (JSON) or SSE "stats" stream
 //	GET    /v1/boxes/{id}/watch?path=P[&recursive=1]        SSE file watch (resume: watch_id=W&since=N)
 //	GET    /metrics                                         Prometheus text format (same auth rules as /v1)
+//	POST   /v1/boxes/{id}:checkpoint, POST /v1/boxes/{id}:fork, GET /v1/snapshots, GET|DELETE /v1/snapshots/{sid},
+//	POST   /v1/snapshots/{sid}:restore                      snapshots (see snapshots.go)
 //
 // Paths are split on the escaped path, so "%3A" works like ":" and "%2F"
 // stays inside a segment. Browser requests from another origin (an Origin
@@ -276,8 +278,14 @@ func (s *Server) route(segs []string) (routes, params) {
 			return routes{http.MethodPost: s.handleTagImage}, params{}
 		case "images:save":
 			return routes{http.MethodGet: s.handleSaveImages}, params{}
+		case "snapshots":
+			return routes{http.MethodGet: s.handleSnapshots}, params{}
 		}
 		return nil, params{}
+	}
+	if n == 3 && segs[1] == "snapshots" {
+		return routes{http.MethodGet: s.handleGetSnapshot, http.MethodDelete: s.handleRemoveSnapshot,
+			http.MethodPost: s.handleSnapshotAction}, params{seg: segs[2]}
 	}
 	if segs[1] != "boxes" {
 		return nil, params{}
