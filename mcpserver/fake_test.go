@@ -25,8 +25,8 @@ func TestTools_ListedWithSchemas(t *testing.T) {
 		hostDir string
 		want    []string
 	}{
-		{"", []string{"create_box", "exec", "list_boxes", "list_dir", "read_file", "remove_box", "start_box", "stop_box", "write_file"}},
-		{t.TempDir(), []string{"create_box", "download", "exec", "list_boxes", "list_dir", "read_file", "remove_box", "start_box", "stop_box", "upload", "write_file"}},
+		{"", []string{"checkpoint", "create_box", "exec", "fork", "list_boxes", "list_dir", "read_file", "remove_box", "restore", "start_box", "stop_box", "write_file"}},
+		{t.TempDir(), []string{"checkpoint", "create_box", "download", "exec", "fork", "list_boxes", "list_dir", "read_file", "remove_box", "restore", "start_box", "stop_box", "upload", "write_file"}},
 	} {
 		srv := mcpserver.New(m, mcpserver.Config{HostDir: tc.hostDir})
 		cs, _ := connect(t, srv, nil)

@@ -31,6 +31,7 @@ func (s *session) addTools(srv *mcp.Server) {
 	s.addBoxTools(srv)
 	s.addExecTool(srv)
 	s.addFileTools(srv)
+	s.addSnapshotTools(srv)
 	if s.srv.cfg.HostDir == "" {
 		return
 	}

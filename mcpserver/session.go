@@ -26,6 +26,7 @@ type session struct {
 	mcpSess   *mcp.ServerSession // set by watch; closed by close
 	calls     int                // tool calls in flight
 	drained   chan struct{}      // closed when calls drops to 0 after close began
+	snaps     map[string]bool    // snapshot IDs this session made (snapshot_tools.go)
 }
 
 // beginCall registers a tool call; it returns false once the session is
@@ -231,6 +232,7 @@ func (s *session) doClose() {
 		go func() { defer wg.Done(); s.removeBox(id) }()
 	}
 	wg.Wait()
+	s.removeSnapshots()
 	s.srv.forget(s)
 }
 
