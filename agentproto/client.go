@@ -118,7 +118,10 @@ func (c *Conn) Open(ctx context.Context, req *Request) (*yamux.Stream, func() bo
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent session: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { st.Close(); _ = st.SetDeadline(time.Now()) })
+	// The callback has its own copy: the error return below sets st to
+	// nil while a callback that already began may still run.
+	s := st
+	stop := context.AfterFunc(ctx, func() { s.Close(); _ = s.SetDeadline(time.Now()) })
 	if err := WriteJSON(st, FrameRequest, req); err != nil {
 		stop()
 		st.Close()
