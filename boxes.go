@@ -292,7 +292,8 @@ func (m *Manager) stopLocked(ctx context.Context, b *boxRow) (*Box, error) {
 	return &b.Box, nil
 }
 
-// Start starts a stopped box again with the files it had. Errors:
+// Start starts a stopped box again with the files it had; a hibernated box
+// resumes with its memory (see Hibernate). Errors:
 // BOX_NOT_FOUND, BOX_ALREADY_RUNNING, RUNTIME_ERROR (not stopped, driver
 // failure), RESOURCE_EXCEEDED.
 func (m *Manager) Start(ctx context.Context, box string) (*Box, error) {
@@ -305,6 +306,12 @@ func (m *Manager) Start(ctx context.Context, box string) (*Box, error) {
 		return nil, err
 	}
 	defer unlock()
+	if ok, err := m.resumeLocked(ctx, b); ok {
+		if err != nil {
+			return nil, err
+		}
+		return &b.Box, nil
+	}
 	switch {
 	case b.Status == StatusRunning:
 		return nil, Errorf(CodeBoxAlreadyRunning, "Box '%s' is already running", box)
@@ -370,6 +377,7 @@ func (m *Manager) removeLocked(ctx context.Context, b *boxRow, force bool) error
 	if err != nil {
 		return err
 	}
+	m.dropHibernation(b.ID)
 	for _, id := range logs {
 		if err := os.Remove(outLogPath(m.outDir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("remove: output log", "exec", id, "err", err) // Open removes it later

@@ -20,6 +20,13 @@ func (m *Manager) runningHandle(ctx context.Context, box string) (*boxRow, error
 	if err != nil {
 		return nil, err
 	}
+	if b.Status == StatusStopped { // a hibernated box wakes up
+		if rb, err := m.resumeIfHibernated(ctx, b.ID); err != nil {
+			return nil, err
+		} else if rb != nil {
+			b = rb
+		}
+	}
 	if b.Status != StatusRunning {
 		return nil, Errorf(CodeBoxNotRunning, "Box is not running")
 	}

@@ -92,6 +92,9 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 		return nil, err
 	}
 	defer unlock()
+	if _, err := m.resumeLocked(ctx, b); err != nil { // a hibernated box wakes up
+		return nil, err
+	}
 	if b.Status != StatusRunning {
 		return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running", box)
 	}

@@ -39,6 +39,11 @@ func (m *Manager) validateLifetime(spec *BoxSpec) error {
 	case spec.IdleTimeout < 0:
 		return invalid("idle_timeout must not be negative")
 	}
+	if spec.IdleTimeout == 0 && spec.OnExpire == "" && !spec.Network && m.cfg.hibernateAfter > 0 {
+		// WithHibernateAfter: idle boxes hibernate (boxes with a network
+		// cannot be checkpointed, so the default idle timeout applies).
+		spec.IdleTimeout, spec.OnExpire = m.cfg.hibernateAfter, ExpireHibernate
+	}
 	if spec.TTL == 0 {
 		spec.TTL = m.cfg.defaultTTL
 	}
@@ -48,9 +53,9 @@ func (m *Manager) validateLifetime(spec *BoxSpec) error {
 	switch spec.OnExpire {
 	case "":
 		spec.OnExpire = ExpireStop
-	case ExpireStop, ExpireRemove:
+	case ExpireStop, ExpireRemove, ExpireHibernate:
 	default:
-		return invalid(fmt.Sprintf("on_expire must be %q or %q", ExpireStop, ExpireRemove))
+		return invalid(fmt.Sprintf("on_expire must be %q, %q or %q", ExpireStop, ExpireRemove, ExpireHibernate))
 	}
 	return nil
 }
@@ -224,6 +229,10 @@ func (m *Manager) expire(boxID string) {
 		return
 	}
 	m.log.Info("lifetime: box expired", "box", b.ID, "by", why, "action", action)
+	if action == ExpireHibernate {
+		m.hibernateExpired(ctx, b) // not an expiry: the box resumes on use
+		return
+	}
 	if err := m.store.setExpired(ctx, b.ID, why); err != nil {
 		m.log.Warn("lifetime: record expiry", "box", b.ID, "err", err)
 	}
@@ -271,6 +280,9 @@ func (m *Manager) Lifetime(ctx context.Context, box string) (*Lifetime, error) {
 		}
 	}
 	lt.TTLMS, lt.IdleMS = lt.TTL.Milliseconds(), lt.IdleTimeout.Milliseconds()
+	if h, err := m.store.hibernationOf(ctx, b.ID); err == nil && h != nil && b.Status == StatusStopped {
+		lt.Hibernated = true
+	}
 	m.lifeMu.Lock()
 	if l := m.life[b.ID]; l != nil {
 		if l.ttl > 0 {

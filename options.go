@@ -11,18 +11,19 @@ import (
 type Option func(*config) error
 
 type config struct {
-	defaultTTL  time.Duration // BoxSpec.TTL when 0
-	defaultIdle time.Duration // BoxSpec.IdleTimeout when 0
-	driver      sandbox.Driver
-	images      sandbox.ImageStore
-	imagesSet   bool // WithImages was given (possibly nil)
-	logger      *slog.Logger
-	maxCPU      int64
-	maxMemoryMB int64
-	stopTimeout time.Duration
-	now         func() time.Time
-	eventBuffer int
-	outputLimit int64
+	defaultTTL     time.Duration // BoxSpec.TTL when 0
+	defaultIdle    time.Duration // BoxSpec.IdleTimeout when 0
+	hibernateAfter time.Duration // WithHibernateAfter
+	driver         sandbox.Driver
+	images         sandbox.ImageStore
+	imagesSet      bool // WithImages was given (possibly nil)
+	logger         *slog.Logger
+	maxCPU         int64
+	maxMemoryMB    int64
+	stopTimeout    time.Duration
+	now            func() time.Time
+	eventBuffer    int
+	outputLimit    int64
 
 	journalMaxAge     time.Duration // <= 0: no age bound
 	journalMaxEntries int64         // <= 0: no count bound
@@ -130,6 +131,21 @@ func WithDefaultLifetime(ttl, idle time.Duration) Option {
 			return invalid("default ttl and idle timeout must not be negative")
 		}
 		c.defaultTTL, c.defaultIdle = ttl, idle
+		return nil
+	}
+}
+
+// WithHibernateAfter makes boxes created without their own idle timeout and
+// on_expire (and without a network) hibernate after d without exec, attach
+// or copy (on_expire "hibernate"; see Manager.Hibernate). It takes
+// precedence over WithDefaultLifetime's idle timeout for those boxes. 0
+// (the default) turns it off.
+func WithHibernateAfter(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("hibernate-after must not be negative")
+		}
+		c.hibernateAfter = d
 		return nil
 	}
 }

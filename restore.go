@@ -131,7 +131,7 @@ func (m *Manager) Fork(ctx context.Context, box string, n int) ([]*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := m.checkpointLocked(ctx, b, box, true, false)
+	s, err := m.checkpointLocked(ctx, b, box, true, "")
 	unlock()
 	if err != nil {
 		return nil, err

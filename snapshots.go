@@ -56,17 +56,18 @@ func (m *Manager) Checkpoint(ctx context.Context, box string, opts CheckpointOpt
 		return nil, err
 	}
 	defer unlock()
-	s, err := m.checkpointLocked(ctx, b, box, opts.LeaveRunning, true)
+	s, err := m.checkpointLocked(ctx, b, box, opts.LeaveRunning, snapReady)
 	if err != nil {
 		return nil, err
 	}
 	return &s.Snapshot, nil
 }
 
-// checkpointLocked saves the box b, whose lock the caller holds. keep marks
-// the snapshot ready; otherwise it stays an intent (a fork's scratch
-// snapshot, removed by the caller or by the next Open).
-func (m *Manager) checkpointLocked(ctx context.Context, b *boxRow, name string, leaveRunning, keep bool) (*snapRow, error) {
+// checkpointLocked saves the box b, whose lock the caller holds, and moves
+// the snapshot row to state final (snapReady, snapHibernated); with final
+// "" it stays an intent (a fork's scratch snapshot, removed by the caller
+// or by the next Open).
+func (m *Manager) checkpointLocked(ctx context.Context, b *boxRow, name string, leaveRunning bool, final string) (*snapRow, error) {
 	cp, err := m.checkpointer()
 	if err != nil {
 		return nil, err
@@ -114,12 +115,12 @@ func (m *Manager) checkpointLocked(ctx context.Context, b *boxRow, name string, 
 		return nil, Errorf(CodeRuntimeError, "Failed to checkpoint box: %w", err)
 	}
 	s.SizeBytes = diskUsage(m.snapPath(s.ID))
-	if keep {
-		if err := m.store.readySnapshot(context.WithoutCancel(ctx), s.ID, s.SizeBytes); err != nil {
+	if final != "" {
+		if err := m.store.setSnapshotState(context.WithoutCancel(ctx), s.ID, final, s.SizeBytes); err != nil {
 			m.dropSnapshot(s.ID)
 			return nil, err
 		}
-		s.State = snapReady
+		s.State = final
 	}
 	if !leaveRunning {
 		if _, err := m.stopLocked(context.WithoutCancel(ctx), b); err != nil {
@@ -253,6 +254,14 @@ func (m *Manager) recoverSnapshots(ctx context.Context) error {
 		if r.State == snapReady {
 			known[r.ID] = true
 			continue
+		}
+		if r.State == snapHibernated {
+			// The saved state of a hibernated box, unless a crash came
+			// after its resume (running) or removal (gone).
+			if b, err := m.store.getBox(ctx, r.SourceBoxID); err == nil && b.Status == StatusStopped {
+				known[r.ID] = true
+				continue
+			}
 		}
 		m.log.Warn("recover: removing an unfinished snapshot", "snapshot", r.ID)
 		if _, err := m.store.deleteSnapshot(ctx, r.ID); err != nil {

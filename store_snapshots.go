@@ -14,6 +14,9 @@ import (
 const (
 	snapCreating = "creating" // intent: removed with its files by Open
 	snapReady    = "ready"
+	// snapHibernated is the saved state of a hibernated box (its
+	// source_box_id), never listed; removed when the box resumes or goes.
+	snapHibernated = "hibernated"
 )
 
 const snapColumns = `id, state, source_box_id, image, image_digest, cpu, memory_mb, disk_size_gb, workdir, env,
@@ -62,11 +65,11 @@ func (s *store) insertSnapshot(ctx context.Context, r *snapRow) error {
 	})
 }
 
-// readySnapshot marks a snapshot complete with its size.
-func (s *store) readySnapshot(ctx context.Context, id string, size int64) error {
+// setSnapshotState marks a snapshot complete (state) with its size.
+func (s *store) setSnapshotState(ctx context.Context, id, state string, size int64) error {
 	return s.write(ctx, func(conn *sqlite.Conn) error {
 		err := sqlitex.Execute(conn, "UPDATE snapshots SET state = ?, size_bytes = ? WHERE id = ?;",
-			&sqlitex.ExecOptions{Args: []any{snapReady, size, id}})
+			&sqlitex.ExecOptions{Args: []any{state, size, id}})
 		if err != nil {
 			return fmt.Errorf("update snapshot: %w", err)
 		}
@@ -158,5 +161,18 @@ func (s *store) insertRestoredBox(ctx context.Context, b *boxRow) ([]Event, erro
 	if err != nil {
 		b.Status = StatusCreating
 	}
+	return out, err
+}
+
+// hibernationOf returns the saved state of hibernated box boxID, or nil.
+func (s *store) hibernationOf(ctx context.Context, boxID string) (*snapRow, error) {
+	var out *snapRow
+	err := s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT "+snapColumns+" FROM snapshots WHERE source_box_id = ? AND state = ? ORDER BY created_at DESC LIMIT 1;",
+			&sqlitex.ExecOptions{Args: []any{boxID, snapHibernated}, ResultFunc: func(stmt *sqlite.Stmt) error {
+				out = scanSnap(stmt)
+				return nil
+			}})
+	})
 	return out, err
 }

@@ -227,6 +227,8 @@ type (
 const (
 	ExpireStop   = boxapi.ExpireStop
 	ExpireRemove = boxapi.ExpireRemove
+	// ExpireHibernate hibernates the box instead of stopping it.
+	ExpireHibernate = boxapi.ExpireHibernate
 )
 
 // Snapshots (Manager.Checkpoint, Restore, Fork; issue 14).

@@ -9,6 +9,10 @@ type ExpireAction string
 const (
 	ExpireStop   ExpireAction = "stop"   // stop the box, keeping its files (the default)
 	ExpireRemove ExpireAction = "remove" // remove the box and everything it has
+	// ExpireHibernate hibernates the box (an extension, issue 14): saved
+	// with its memory and stopped; the next exec, copy, attach or start
+	// resumes it where it was. Drivers without checkpoints stop it instead.
+	ExpireHibernate ExpireAction = "hibernate"
 )
 
 // Lifetime is the lifetime state of a box (Service.Lifetime, the lifetime
@@ -28,4 +32,7 @@ type Lifetime struct {
 	LastActivityAt *time.Time `json:"last_activity_at"`
 	// ExpiredBy is "ttl" or "idle" once the box expired, else "".
 	ExpiredBy string `json:"expired_by"`
+	// Hibernated is true while the box is hibernated (status stopped, its
+	// memory saved; see Snapshotter.Hibernate).
+	Hibernated bool `json:"hibernated"`
 }

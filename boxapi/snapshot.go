@@ -76,4 +76,8 @@ type Snapshotter interface {
 	// box, which keeps running. Errors: as Checkpoint and Restore, and
 	// VALIDATION_ERROR for n < 1 or n > MaxFork.
 	Fork(ctx context.Context, box string, n int) ([]*Box, error)
+	// Hibernate saves a running box with its memory and frees it: the box
+	// is stopped (its Lifetime says hibernated) and the next exec, copy,
+	// attach or start resumes it where it was. Errors: as Checkpoint.
+	Hibernate(ctx context.Context, box string) (*Box, error)
 }

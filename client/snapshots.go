@@ -70,3 +70,9 @@ func (c *Client) Fork(ctx context.Context, box string, n int) ([]*boxapi.Box, er
 
 // snapPath is the path of a snapshot.
 func snapPath(id string) string { return "/v1/snapshots/" + url.PathEscape(id) }
+
+// Hibernate implements boxapi.Snapshotter: POST /v1/boxes/{box}:hibernate
+// (extension).
+func (c *Client) Hibernate(ctx context.Context, box string) (*boxapi.Box, error) {
+	return c.boxAction(ctx, box, "hibernate")
+}

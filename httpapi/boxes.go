@@ -181,6 +181,8 @@ func (s *Server) handleBoxAction(w http.ResponseWriter, r *http.Request, p param
 			return s.handleCheckpoint(w, r, id)
 		case "fork":
 			return s.handleFork(w, r, id)
+		case "hibernate":
+			return s.handleHibernate(w, r, id)
 		}
 	}
 	discard(r)

@@ -15,6 +15,7 @@ import (
 //	GET    /v1/snapshots/{sid}            → 200 Snapshot
 //	DELETE /v1/snapshots/{sid}            → 200 {"ok": true}
 //	POST   /v1/snapshots/{sid}:restore    {"name"} → 201 Box
+//	POST   /v1/boxes/{id}:hibernate       → 200 Box (stopped; lifetime says hibernated)
 
 // snapshotter returns the service's Snapshotter, or RUNTIME_ERROR.
 func (s *Server) snapshotter() (boxapi.Snapshotter, error) {
@@ -139,5 +140,20 @@ func (s *Server) handleSnapshotAction(w http.ResponseWriter, r *http.Request, p 
 		return err
 	}
 	writeJSON(w, http.StatusCreated, box)
+	return nil
+}
+
+// handleHibernate serves POST /v1/boxes/{id}:hibernate.
+func (s *Server) handleHibernate(w http.ResponseWriter, r *http.Request, box string) error {
+	discard(r)
+	sn, err := s.snapshotter()
+	if err != nil {
+		return err
+	}
+	b, err := sn.Hibernate(r.Context(), box)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }

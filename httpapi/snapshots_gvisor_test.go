@@ -141,6 +141,22 @@ func TestGVisorSnapshots(t *testing.T) {
 	}
 	wantEnvelope(t, e.do("POST", "/v1/boxes/src:checkpoint", ""), 400, "BOX_NOT_RUNNING")
 
+	// Hibernate r1: stopped, lifetime says so, an exec resumes it.
+	if r := e.do("POST", "/v1/boxes/r1:hibernate", ""); r.status != 200 || !strings.Contains(string(r.body), `"status":"stopped"`) {
+		t.Errorf("hibernate: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/boxes/r1/lifetime", ""); !strings.Contains(string(r.body), `"hibernated":true`) {
+		t.Errorf("lifetime of a hibernated box: %s", r.body)
+	}
+	count("r1", before+5)
+	if b, err := c.Hibernate(ctx, "r1"); err != nil || b.Status != boxapi.StatusStopped {
+		t.Errorf("client hibernate: %+v %v", b, err)
+	}
+	if b, err := c.Start(ctx, "r1"); err != nil || b.Status != boxapi.StatusRunning {
+		t.Errorf("start of a hibernated box: %+v %v", b, err)
+	}
+	count("r1", before+5)
+
 	// Removal.
 	if r := e.do("DELETE", "/v1/snapshots/"+id, ""); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"ok":true}` {
 		t.Errorf("delete snapshot: %d %s", r.status, r.body)

@@ -84,7 +84,7 @@ func (b *boxFlags) register(fs *flag.FlagSet, withName, withWorkdir bool) {
 	b.egress.register(fs)
 	fs.DurationVar(&b.ttl, "ttl", 0, "stop the box this long after it starts, e.g. 30m (default: the server's, none)")
 	fs.DurationVar(&b.idle, "idle-timeout", 0, "stop the box after this long without exec, attach or copy (default: the server's, none)")
-	fs.StringVar(&b.onExpire, "on-expire", "", "what ttl and idle timeout do: stop (default) or remove")
+	fs.StringVar(&b.onExpire, "on-expire", "", "what ttl and idle timeout do: stop (default), remove, or hibernate (resumed by the next exec, cp, attach or start)")
 	if withWorkdir {
 		fs.StringVar(&b.workdir, "workdir", "", "default working directory (default /root)")
 		fs.StringVar(&b.workdir, "w", "", "shorthand for --workdir")

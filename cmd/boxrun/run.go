@@ -175,6 +175,7 @@ func newRootCmd(cfg *rootConfig) *ffcli.Command {
 		newSnapshotsCmd(cfg),
 		newRestoreCmd(cfg),
 		newForkCmd(cfg),
+		newHibernateCmd(cfg),
 		newRunCmd(cfg),
 		newGCCmd(cfg),
 		newInfoCmd(cfg),

@@ -40,6 +40,7 @@ type serveConfig struct {
 
 	journalMaxAge     time.Duration
 	journalMaxEntries int64
+	hibernateAfter    time.Duration
 }
 
 func newServeCmd(cfg *rootConfig) *ffcli.Command {
@@ -57,6 +58,7 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.BoolVar(&sc.mcp, "mcp", true, "serve the Model Context Protocol (streamable HTTP) at /mcp")
 	fs.DurationVar(&sc.journalMaxAge, "journal-max-age", 0, "delete event-journal entries older than this (0: 7 days; negative: keep regardless of age)")
 	fs.Int64Var(&sc.journalMaxEntries, "journal-max-entries", 0, "keep at most this many event-journal entries (0: 100000; negative: no limit)")
+	fs.DurationVar(&sc.hibernateAfter, "hibernate-after", 0, "hibernate boxes (saved with their memory, resumed by the next exec, cp, attach or start) after this long without use, unless created with their own idle timeout or a network (0: never)")
 	sc.mcpFlags.register(fs, "mcp-")
 	sc.registries.register(fs, cfg.getenv)
 	sc.kube.register(fs, cfg.getenv)
@@ -131,6 +133,7 @@ func openManager(cfg *rootConfig, sc *serveConfig, log *slog.Logger) (*boxrun.Ma
 	m, err := boxrun.Open(cfg.stateDir,
 		boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLogger(log),
 		boxrun.WithJournalRetention(sc.journalMaxAge, sc.journalMaxEntries),
+		boxrun.WithHibernateAfter(sc.hibernateAfter),
 		boxrun.WithLimits(limit(cfg, "BOXRUN_MAX_CPU", sc.maxCPU), limit(cfg, "BOXRUN_MAX_MEMORY_MB", sc.maxMemoryMB)))
 	if err != nil {
 		images.Close()

@@ -227,3 +227,7 @@ func newForkCmd(cfg *rootConfig) *ffcli.Command {
 		},
 	}
 }
+
+func newHibernateCmd(cfg *rootConfig) *ffcli.Command {
+	return newBoxVerbCmd(cfg, "hibernate", "save running boxes with their memory and free them; the next exec, cp, attach or start resumes them", "Hibernated", (*client.Client).Hibernate)
+}

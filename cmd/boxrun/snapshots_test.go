@@ -103,6 +103,11 @@ func TestCLI_Snapshots(t *testing.T) {
 		count(f, before+5)
 	}
 
+	if out := ok("hibernate", "cli-r1"); !strings.HasPrefix(out, "Hibernated ") {
+		t.Errorf("hibernate: %q", out)
+	}
+	count("cli-r1", before+5) // exec resumes it
+
 	for _, tc := range []struct {
 		args []string
 		want string

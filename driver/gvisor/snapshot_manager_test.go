@@ -21,7 +21,7 @@ import (
 
 // openSnapManager opens a Manager on dir with the gVisor driver under
 // dir/gvisor (so a later Open of dir finds the same sandboxes).
-func openSnapManager(t *testing.T, dir string) *boxrun.Manager {
+func openSnapManager(t *testing.T, dir string, opts ...boxrun.Option) *boxrun.Manager {
 	t.Helper()
 	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor")})
 	if errors.Is(err, gvisor.ErrUnsupported) {
@@ -34,7 +34,7 @@ func openSnapManager(t *testing.T, dir string) *boxrun.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	m, err := boxrun.Open(dir, append([]boxrun.Option{boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func openSnapManager(t *testing.T, dir string) *boxrun.Manager {
 
 // snapEnv is a Manager on a fresh directory; its cleanup removes every box
 // and checks that nothing of them is left on the host.
-func snapEnv(t *testing.T) (*boxrun.Manager, string) {
+func snapEnv(t *testing.T, opts ...boxrun.Option) (*boxrun.Manager, string) {
 	t.Helper()
 	dir := t.TempDir()
-	m := openSnapManager(t, dir)
+	m := openSnapManager(t, dir, opts...)
 	t.Cleanup(func() {
 		ctx := context.Background()
 		if boxes, err := m.List(ctx, boxapi.BoxFilter{}); err == nil {
