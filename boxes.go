@@ -140,9 +140,16 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	}
 	sb.Workdir = b.Workdir
 	sb.Env = append(sb.Env, envList(b.Env)...)
+	// A warm sandbox of the same image and shape, when the pool has one.
+	var handle string
+	if e := m.poolEntry(&spec); e != nil {
+		handle = m.takePooled(e, img)
+	}
 	// The sandbox outlives this request: a canceled ctx must not leave it
 	// half made, so the driver gets the Manager's context.
-	handle, err := m.driver.Create(m.ctx, sb)
+	if handle == "" {
+		handle, err = m.driver.Create(m.ctx, sb)
+	}
 	if errors.Is(err, ErrPortInUse) {
 		// Bad input found by the driver: no box, as for any other.
 		if ev, _, derr := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now())); derr == nil {

@@ -111,6 +111,7 @@ func (m *Manager) PruneImages(ctx context.Context) (int, error) {
 			keep = append(keep, b.ImageDigest)
 		}
 	}
+	keep = append(keep, m.poolImages()...)
 	// A snapshot restores on its image's rootfs: keep those too.
 	snaps, err := m.store.listSnapshots(ctx, "")
 	if err != nil {

@@ -50,6 +50,8 @@ type Manager struct {
 	locks       map[string]*boxLock // per-box lifecycle locks
 	net         netState            // handle -> box ID for net.denied
 
+	pool *warmPool // WithPool; nil without
+
 	checkpointing map[string]bool // boxes being checkpointed (see useAgent)
 	agentUse      map[string]int  // attach sessions and file transfers per box
 
@@ -184,6 +186,11 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	go m.watchSandboxes()
 	m.wg.Add(1)
 	go m.maintainer()
+	if len(cfg.pools) > 0 {
+		m.pool = newWarmPool(cfg.pools)
+		m.wg.Add(1)
+		go m.refiller()
+	}
 	return m, nil
 }
 
@@ -200,7 +207,8 @@ func closeParts(cfg config) {
 func (m *Manager) Dir() string { return m.dir }
 
 // DriverInfo names the Manager's driver and, when it is a Describer, the
-// details it reports (for example the QEMU accelerator in use).
+// details it reports (for example the QEMU accelerator in use), plus the
+// warm pools' size, ready count, hits and misses (WithPool).
 func (m *Manager) DriverInfo() DriverInfo {
 	info := DriverInfo{Name: m.driver.Name(), Details: map[string]string{}}
 	if d, ok := m.driver.(sandbox.Describer); ok {
@@ -208,6 +216,7 @@ func (m *Manager) DriverInfo() DriverInfo {
 			info.Details[k] = v
 		}
 	}
+	m.poolDetails(info.Details)
 	return info
 }
 

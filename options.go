@@ -14,6 +14,7 @@ type config struct {
 	defaultTTL     time.Duration // BoxSpec.TTL when 0
 	defaultIdle    time.Duration // BoxSpec.IdleTimeout when 0
 	hibernateAfter time.Duration // WithHibernateAfter
+	pools          []PoolSpec    // WithPool
 	driver         sandbox.Driver
 	images         sandbox.ImageStore
 	imagesSet      bool // WithImages was given (possibly nil)

@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/boxrun/boxrun"
@@ -41,6 +42,7 @@ type serveConfig struct {
 	journalMaxAge     time.Duration
 	journalMaxEntries int64
 	hibernateAfter    time.Duration
+	pools             stringList
 }
 
 func newServeCmd(cfg *rootConfig) *ffcli.Command {
@@ -59,6 +61,7 @@ func newServeCmd(cfg *rootConfig) *ffcli.Command {
 	fs.DurationVar(&sc.journalMaxAge, "journal-max-age", 0, "delete event-journal entries older than this (0: 7 days; negative: keep regardless of age)")
 	fs.Int64Var(&sc.journalMaxEntries, "journal-max-entries", 0, "keep at most this many event-journal entries (0: 100000; negative: no limit)")
 	fs.DurationVar(&sc.hibernateAfter, "hibernate-after", 0, "hibernate boxes (saved with their memory, resumed by the next exec, cp, attach or start) after this long without use, unless created with their own idle timeout or a network (0: never)")
+	fs.Var(&sc.pools, "pool", "keep N warm sandboxes for creates of IMAGE with that shape: IMAGE[:CPU,MEM_MB]=N (repeatable; the shape defaults to 2,1024)")
 	sc.mcpFlags.register(fs, "mcp-")
 	sc.registries.register(fs, cfg.getenv)
 	sc.kube.register(fs, cfg.getenv)
@@ -125,6 +128,11 @@ func openManager(cfg *rootConfig, sc *serveConfig, log *slog.Logger) (*boxrun.Ma
 	if err != nil {
 		return nil, err
 	}
+	pools, err := parsePools(sc.pools)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
 	images, err := image.Open(filepath.Join(cfg.stateDir, "images"), append([]image.Option{image.WithLogger(log)}, sc.imageOpts...)...)
 	if err != nil {
 		d.Close()
@@ -134,6 +142,7 @@ func openManager(cfg *rootConfig, sc *serveConfig, log *slog.Logger) (*boxrun.Ma
 		boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLogger(log),
 		boxrun.WithJournalRetention(sc.journalMaxAge, sc.journalMaxEntries),
 		boxrun.WithHibernateAfter(sc.hibernateAfter),
+		boxrun.WithPool(pools...),
 		boxrun.WithLimits(limit(cfg, "BOXRUN_MAX_CPU", sc.maxCPU), limit(cfg, "BOXRUN_MAX_MEMORY_MB", sc.maxMemoryMB)))
 	if err != nil {
 		images.Close()
@@ -274,4 +283,34 @@ func removeStaleSocket(path string) {
 		return
 	}
 	os.Remove(path)
+}
+
+// parsePools parses --pool values: IMAGE[:CPU,MEM_MB]=N. The image is
+// resolved like create's (aliases).
+func parsePools(items []string) ([]boxrun.PoolSpec, error) {
+	var out []boxrun.PoolSpec
+	for _, it := range items {
+		i := strings.LastIndexByte(it, '=')
+		if i <= 0 {
+			return nil, usagef("--pool %q: want IMAGE[:CPU,MEM_MB]=N", it)
+		}
+		n, err := strconv.Atoi(it[i+1:])
+		if err != nil || n < 1 {
+			return nil, usagef("--pool %q: N must be a positive number", it)
+		}
+		ps := boxrun.PoolSpec{Image: it[:i], Size: n}
+		if j := strings.LastIndexByte(ps.Image, ':'); j > 0 {
+			if c, m, ok := strings.Cut(ps.Image[j+1:], ","); ok {
+				cpu, err1 := strconv.ParseInt(c, 10, 64)
+				mem, err2 := strconv.ParseInt(m, 10, 64)
+				if err1 != nil || err2 != nil || cpu < 1 || mem < 1 {
+					return nil, usagef("--pool %q: the shape must be CPU,MEM_MB (positive numbers)", it)
+				}
+				ps.Image, ps.CPU, ps.MemoryMB = ps.Image[:j], cpu, mem
+			}
+		}
+		ps.Image = resolveImage(ps.Image)
+		out = append(out, ps)
+	}
+	return out, nil
 }
