@@ -166,7 +166,7 @@ func testMCPStdio(t *testing.T, f *mcpFixture) {
 	}})
 	ctx := context.Background()
 	tools, err := cs.ListTools(ctx, nil)
-	if err != nil || len(tools.Tools) != 9 {
+	if err != nil || len(tools.Tools) != 12 { // 9 box, exec and file tools + checkpoint, restore, fork
 		t.Fatalf("tools: %d, %v", len(tools.Tools), err)
 	}
 	var box, kept struct{ ID string }
