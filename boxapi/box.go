@@ -170,11 +170,15 @@ const (
 // stderr ("log"), or the final "exit" event. Seq starts at 0 for each exec and
 // is shared by both streams; the exit event's Seq follows the last chunk.
 type ExecEvent struct {
-	ExecID    string
-	Seq       int64
-	Kind      EventKind
-	Stream    string // "stdout" or "stderr" for log events; "" for exit
-	Data      string // the chunk (UTF-8), or for exit the JSON text {"exit_code":N[,"error":"..."]}
+	ExecID string
+	Seq    int64
+	Kind   EventKind
+	Stream string // "stdout" or "stderr" for log events; "" for exit
+	// Data is, for a log event, the output's exact bytes (any bytes, not
+	// necessarily valid UTF-8: the HTTP API sends it as text with U+FFFD
+	// for invalid bytes, or as base64 with ?encoding=base64), and for the
+	// exit event the JSON text {"exit_code":N[,"error":"..."]}.
+	Data      string
 	CreatedAt time.Time
 }
 

@@ -164,6 +164,7 @@ type ociProcess struct {
 	Cwd          string                    `json:"cwd"`
 	Capabilities map[string][]string       `json:"capabilities"`
 	Rlimits      []ociRlimit               `json:"rlimits"`
+	OOMScoreAdj  *int                      `json:"oomScoreAdj,omitempty"`
 }
 
 type ociRlimit struct {
@@ -205,6 +206,14 @@ type ociResources struct {
 	} `json:"cpu,omitempty"`
 }
 
+// sandboxOOMScoreAdj is the oom_score_adj runsc gives a box's sandbox (the
+// sentry) and gofer once it runs. The systrap stub processes, which map the
+// box's memory too, are forked before that and keep the driver's score, so
+// when a box outgrows its memory cgroup the kernel's OOM killer picks the
+// sentry, and the box dies as a whole (and is reported "out of memory")
+// instead of one in-box process being killed with a bare SIGKILL.
+const sandboxOOMScoreAdj = 1000
+
 // defaultCaps returns Docker's default capability set.
 func defaultCaps() []string {
 	return []string{
@@ -228,6 +237,7 @@ func (d *Driver) bundleConfig(h string, m *boxMeta) ociSpec {
 			Cwd:          "/",
 			Capabilities: caps,
 			Rlimits:      []ociRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 20, Soft: 1 << 20}},
+			OOMScoreAdj:  new(sandboxOOMScoreAdj),
 		},
 		Root:     ociRoot{Path: d.rootfs(h), Readonly: false},
 		Hostname: hostname(m.BoxID, h),

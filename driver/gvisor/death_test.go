@@ -2,6 +2,7 @@ package gvisor_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/image"
 )
 
@@ -108,4 +110,86 @@ func sandboxPID(t *testing.T, handle string) int {
 	}
 	t.Fatalf("no runsc-sandbox process for %s", handle)
 	return 0
+}
+
+// TestManager_OOM: a memory hog in a 256 MiB box gets the sandbox killed by
+// the host's memory cgroup; the box becomes stopped with "out of memory" in
+// its reason within 2 s, an exec then gets the not-running error, and start
+// brings the box back.
+func TestManager_OOM(t *testing.T) {
+	d, _ := newDriver(t)
+	if !d.Limits().Memory {
+		t.Skip("memory limits are not enforced here (rootless or no memory cgroup): nothing kills a hog")
+	}
+	m := newManager(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "dir:" + busyboxRootfs(t), MemoryMB: 256, Workdir: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Remove(context.Background(), box.ID, true) })
+	sub, err := m.Subscribe(ctx, boxapi.EventFilter{BoxID: box.ID, Types: []boxapi.EventType{boxapi.EventBoxStopped}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// Doubles a shell string until memory runs out (2 GiB would be 8x the
+	// limit).
+	hog, err := m.StartExec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"sh", "-c", "a=0123456789abcdef; while :; do a=$a$a; done"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev boxapi.Event
+	select {
+	case ev = <-sub.C():
+	case <-time.After(2 * time.Minute):
+		b, _ := m.Get(ctx, box.ID)
+		t.Fatalf("no box.stopped within 2 min of the hog; box %s %q", b.Status, b.ErrorMessage)
+	}
+	if ev.Box == nil || !strings.Contains(ev.Box.ErrorMessage, "out of memory") {
+		t.Fatalf("box.stopped event: %+v, want a reason saying out of memory", ev.Box)
+	}
+	b, err := m.Get(ctx, box.ID)
+	if err != nil || b.Status != boxapi.StatusStopped || !strings.Contains(b.ErrorMessage, "out of memory") {
+		t.Fatalf("box after the OOM kill: %+v %v", b, err)
+	}
+	// The box is announced first; its execs are finished right after.
+	deadline := time.Now().Add(30 * time.Second)
+	e, _ := m.GetExec(ctx, hog.ID)
+	for e.Status == boxapi.ExecRunning && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		e, _ = m.GetExec(ctx, hog.ID)
+	}
+	if e.Status == boxapi.ExecRunning || e.ErrorMessage == "" {
+		t.Errorf("hog exec after the OOM kill: %s %q, want finished with an error", e.Status, e.ErrorMessage)
+	}
+	var code *boxapi.Error
+	if _, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"true"}}, nil, nil); !errors.As(err, &code) || code.Code != boxapi.CodeBoxNotRunning {
+		t.Errorf("exec in the OOM-killed box: %v, want BOX_NOT_RUNNING", err)
+	}
+	if _, err := m.Start(ctx, box.ID); err != nil {
+		t.Fatalf("start after the OOM kill: %v", err)
+	}
+	var out strings.Builder
+	e, err = m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: []string{"echo", "back"}}, &out, nil)
+	if err != nil || e.ExitCode == nil || *e.ExitCode != 0 || out.String() != "back\n" {
+		t.Fatalf("exec after start: %v %+v %q", err, e, out.String())
+	}
+}
+
+// newManager opens a Manager on d in a fresh directory (closed at cleanup).
+func newManager(t *testing.T, d *gvisor.Driver) *boxrun.Manager {
+	t.Helper()
+	dir := t.TempDir()
+	images, err := image.Open(filepath.Join(dir, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }

@@ -40,7 +40,12 @@
 // for them (v1 or v2, feature-detected in New; see Driver.Limits): CPU is a
 // CFS quota of CPU×100ms per 100ms, memory a hard limit on the whole sandbox
 // (the sentry and the gofer included). A box that goes over its memory limit
-// is killed as a whole by the host OOM killer. DiskSizeGB is not enforced.
+// is killed as a whole by the host OOM killer: the sentry gets oom_score_adj
+// 1000 (the systrap stubs that map the box's memory keep the driver's
+// score), so the kernel kills the sandbox rather than one in-box process
+// with a bare SIGKILL, and ExitReason says "out of memory" (the Manager
+// then stops the box with that reason; Start brings it back). DiskSizeGB is
+// not enforced.
 //
 // Network false gives the box only a loopback interface (--network=none).
 // Network true gives it its own network namespace with a veth pair to the
