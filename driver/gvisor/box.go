@@ -12,6 +12,7 @@ import (
 
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
+	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/internal/userdb"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -44,6 +45,13 @@ type boxMeta struct {
 	// default user of execs (zero, with an empty Home, in boxes made
 	// before it existed: root).
 	User userdb.User `json:"user"`
+	// Shift is how the box's IDs are stored on the host; nil for boxes
+	// with unshifted IDs (rootless, made before shifting, or shifting
+	// off). It also selects the layout of the writable layer (layer.go).
+	Shift *rootfs.IDShift `json:"id_shift,omitempty"`
+	// DiskGB is the size of the box's disk image (0: none, the layer is
+	// limited by the host's file system only).
+	DiskGB int64 `json:"disk_gb,omitempty"`
 	netFields
 }
 
@@ -123,7 +131,7 @@ func validateSpec(spec sandbox.Spec) error {
 	if spec.Workdir != "" && !filepath.IsAbs(spec.Workdir) {
 		return fmt.Errorf("gvisor: workdir %q is not absolute: %w", spec.Workdir, boxapi.ErrInvalid)
 	}
-	if spec.CPU < 0 || spec.MemoryMB < 0 {
+	if spec.CPU < 0 || spec.MemoryMB < 0 || spec.DiskSizeGB < 0 {
 		return fmt.Errorf("gvisor: negative limits: %w", boxapi.ErrInvalid)
 	}
 	for _, kv := range spec.Env {
@@ -262,12 +270,12 @@ func (d *Driver) bundleConfig(h string, m *boxMeta) ociSpec {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, ociNamespace{Type: "network", Path: m.Net.NetNS})
 		s.Mounts = append(s.Mounts, ociMount{Destination: resolvConfPath, Type: "bind", Source: d.resolvConf(h), Options: []string{"rbind", "ro"}})
 	}
-	for _, v := range m.Volumes {
+	for i, v := range m.Volumes {
 		opt := "rw"
 		if v.Readonly {
 			opt = "ro"
 		}
-		s.Mounts = append(s.Mounts, ociMount{Destination: filepath.Clean(v.GuestPath), Type: "bind", Source: v.HostPath, Options: []string{"rbind", opt}})
+		s.Mounts = append(s.Mounts, ociMount{Destination: filepath.Clean(v.GuestPath), Type: "bind", Source: d.volumeSource(h, m, i), Options: []string{"rbind", opt, "nosuid", "nodev"}})
 	}
 	if d.limits.Cgroups != "" {
 		s.Linux.CgroupsPath = cgroupsPath(h)

@@ -25,6 +25,14 @@ type Limits struct {
 	// call is in a user namespace, with --ignore-cgroups, so no limit is
 	// enforced (Cgroups is "", CPU and Memory false).
 	Rootless bool
+	// IDBase is the host ID that box root is stored as on the host (box
+	// ID n is IDBase+n) for new boxes; 0 when IDs are not shifted
+	// (rootless, Config.IDBase negative, or no ID-mapped mounts here).
+	IDBase uint32
+	// Disk is true when DiskSizeGB is enforced: each new box's writable
+	// layer is a file system of that size (root only, with mkfs.ext4 and
+	// loop devices, and with shifted IDs).
+	Disk bool
 }
 
 // detectLimits looks at the host's cgroup mounts. On a v1/v2 hybrid (v1

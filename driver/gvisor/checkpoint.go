@@ -14,8 +14,6 @@ import (
 
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
-	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
-	"github.com/boxrun/boxrun/internal/mountutil"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -92,7 +90,7 @@ func (d *Driver) Checkpoint(ctx context.Context, handle, dir string, opts sandbo
 		}
 	}()
 	// Files first, while paused: the image then matches them.
-	if err := copyTree(ctx, filepath.Join(d.boxDir(handle), "upper"), filepath.Join(dir, ckptUpper)); err != nil {
+	if err := copyTree(ctx, d.rawUpper(handle, m), filepath.Join(dir, ckptUpper)); err != nil {
 		return err
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
@@ -160,13 +158,21 @@ func (d *Driver) Restore(ctx context.Context, dir string, spec sandbox.Spec) (st
 	if err := os.Mkdir(bd, 0o700); err != nil {
 		return "", fmt.Errorf("gvisor: %w", err)
 	}
-	if err := copyTree(ctx, filepath.Join(dir, ckptUpper), filepath.Join(bd, "upper")); err != nil {
-		return fail(err)
-	}
-	for _, p := range []string{filepath.Join(bd, "work"), d.rootfs(h), d.agentDir(h)} {
+	for _, p := range []string{d.rootfs(h), d.agentDir(h)} {
 		if err := os.Mkdir(p, 0o700); err != nil {
 			return fail(fmt.Errorf("gvisor: %w", err))
 		}
+	}
+	// The same layout and ID shift as the checkpointed box, with a fresh
+	// disk; then its files (copyTree keeps their stored owners).
+	if err := d.newLayer(ctx, h, &m); err != nil {
+		return fail(fmt.Errorf("gvisor: %w", err))
+	}
+	if err := os.Remove(d.rawUpper(h, &m)); err != nil {
+		return fail(fmt.Errorf("gvisor: %w", err))
+	}
+	if err := copyTree(ctx, filepath.Join(dir, ckptUpper), d.rawUpper(h, &m)); err != nil {
+		return fail(err)
 	}
 	mb, _ := json.MarshalIndent(&m, "", "  ")
 	if err := writeFileAtomic(d.metaPath(h), mb); err != nil {
@@ -181,11 +187,8 @@ func (d *Driver) Restore(ctx context.Context, dir string, spec sandbox.Spec) (st
 
 // restore mounts the overlay, writes the bundle and runs runsc restore.
 func (d *Driver) restore(ctx context.Context, h string, m *boxMeta, image string) error {
-	root := d.rootfs(h)
-	if !mountutil.IsMounted(root) {
-		if err := rootfs.MountOverlay(m.Lower, filepath.Join(d.boxDir(h), "upper"), filepath.Join(d.boxDir(h), "work"), root); err != nil {
-			return fmt.Errorf("gvisor: %w", err)
-		}
+	if err := d.mountRoot(ctx, h, m); err != nil {
+		return fmt.Errorf("gvisor: %w", err)
 	}
 	_ = os.Remove(filepath.Join(d.agentDir(h), agentSockName))
 	cb, _ := json.MarshalIndent(d.bundleConfig(h, m), "", "  ")

@@ -78,6 +78,15 @@ type Config struct {
 	// nameservers of the host's /etc/resolv.conf.
 	DNS []string
 
+	// IDBase is the first host user and group ID of the range that box IDs
+	// are shifted to as root: files a box creates in its own layer and in
+	// read-write volumes are stored as host ID IDBase+n for box ID n, so box
+	// root owns nothing of the host's (see "Host files" in the package
+	// doc). 0 means DefaultIDBase; negative turns shifting off (box root
+	// then creates host-root files, as drivers before it did). Boxes keep
+	// the setting they were created with. Ignored rootless.
+	IDBase int64
+
 	// Logger receives debug logs of every runsc call. Default: discard.
 	Logger *slog.Logger
 }

@@ -25,7 +25,10 @@
 //
 //	<Dir>/run/                runsc --root (state, locks, control sockets, null-netns)
 //	<Dir>/boxes/<handle>/     one box: box.json, config.json, create.log,
-//	                          rootfs/ (overlay mount point), upper/, work/
+//	                          rootfs/ (overlay mount point), and its
+//	                          writable layer: disk.img, disk/, layer/,
+//	                          vols/ (see Host files), or upper/ and work/
+//	                          in boxes with unshifted IDs
 //	<Dir>/empty/              lower layer of boxes created without an image
 //
 // Handles are 16 lowercase hex characters: runsc matches container IDs by
@@ -45,7 +48,8 @@
 // score), so the kernel kills the sandbox rather than one in-box process
 // with a bare SIGKILL, and ExitReason says "out of memory" (the Manager
 // then stops the box with that reason; Start brings it back). DiskSizeGB is
-// not enforced.
+// enforced as root when the host has mkfs.ext4 and loop devices
+// (Limits.Disk): see "Host files".
 //
 // Network false gives the box only a loopback interface (--network=none).
 // Network true gives it its own network namespace with a veth pair to the
@@ -59,6 +63,41 @@
 // that are gone, and a new Driver gives running boxes their policy,
 // resolver and published ports back. Rootless, networked boxes are refused
 // (creating namespaces, links and tables needs root).
+//
+// # Host files
+//
+// As root, a box's user and group IDs are shifted on the host: box ID n is
+// stored as host ID Limits().IDBase+n (Config.IDBase, default
+// DefaultIDBase; 65536 IDs). runsc itself still runs as root; the shift is
+// done by ID-mapped mounts (mount_setattr MOUNT_ATTR_IDMAP, Linux 5.19+
+// for overlayfs layers), probed in New. So box root owns nothing of the
+// host's: a setuid-root program a box writes is a setuid program of an
+// unused host ID, and box root may change host files only where their
+// "other" permission bits allow.
+//
+//   - The box's writable layer (the overlay's upper and work dirs) is seen
+//     through an ID-mapped mount, <box>/layer. The image below is not
+//     shifted: box root sees the image's files as its own and copies them up
+//     as needed.
+//   - A read-write volume is mounted into the box from an ID-mapped mount
+//     of its host path (<box>/vols/N; not recursive: mounts below the host
+//     path are not seen), nosuid and nodev. Files box root creates there
+//     belong to host ID IDBase. To let a box write into a host directory,
+//     give that directory to the box's range (`chown IDBASE:IDBASE dir`) or
+//     make it writable by others; a directory of host root's stays
+//     read-only to box root. Read-only volumes are plain bind mounts.
+//   - DiskSizeGB: the writable layer lives on its own ext4 file system in a
+//     sparse image file <box>/disk.img of that size, loop-mounted (nosuid,
+//     nodev) at <box>/disk. A box that fills it gets ENOSPC and the host
+//     keeps its space; df in the box shows the box's size. The loop device
+//     goes with the mount (Stop, Remove, Prune after a crash). Creating the
+//     file system adds tens of ms to Create.
+//
+// Boxes keep what they were created with: boxes made before the shift (or
+// with Config.IDBase < 0, or where New's probe failed, which it logs) use
+// the unshifted layout, in which box root creates host-root files;
+// rootless boxes are the driver user's (see Rootless). The in-box agent's
+// directory (<box>/agent, reachable by host root only) is not shifted.
 //
 // # Rootless
 //

@@ -40,6 +40,9 @@ type Driver struct {
 	// userns is the user namespace every runsc call runs in when the
 	// driver is not root (nil as root): see rootless.go.
 	userns *userNS
+	// shift is how new boxes' IDs are stored on the host (nil: not
+	// shifted; see layer.go).
+	shift *rootfs.IDShift
 
 	dir, runDir, boxesDir, emptyDir string
 
@@ -95,6 +98,16 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if os.Geteuid() == 0 {
 		d.limits = detectLimits()
+		if cfg.IDBase >= 0 {
+			base := cfg.IDBase
+			if base == 0 {
+				base = DefaultIDBase
+			}
+			if base > 1<<32-1-idRangeSize {
+				return nil, fmt.Errorf("gvisor: Config.IDBase %d: the range of %d IDs does not fit below 2^32-1: %w", base, idRangeSize, boxapi.ErrInvalid)
+			}
+			d.shift = &rootfs.IDShift{Base: uint32(base), Size: idRangeSize}
+		}
 	} else {
 		d.userns = &userNS{uid: os.Geteuid(), gid: os.Getegid()}
 		d.limits = Limits{Rootless: true}
@@ -116,10 +129,24 @@ func New(cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("gvisor: %w", err)
 		}
 	}
+	if d.shift != nil {
+		if err := probeShift(d.dir, *d.shift); err != nil {
+			d.log.Warn("gvisor: no ID-mapped mounts on this host: box root creates files as host root", "err", err)
+			d.shift = nil
+		} else {
+			d.limits.IDBase = d.shift.Base
+			if err := rootfs.DiskTools(); err != nil {
+				d.log.Warn("gvisor: disk sizes are not enforced", "err", err)
+			} else {
+				d.limits.Disk = true
+			}
+		}
+	}
 	d.newNet(cfg)
 	d.restoreNet(context.Background())
 	d.log.Debug("gvisor driver ready", "runsc", runscPath, "init", initPath, "cgroups", d.limits.Cgroups,
-		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory, "rootless", d.limits.Rootless)
+		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory, "rootless", d.limits.Rootless,
+		"id_base", d.limits.IDBase, "disk_limit", d.limits.Disk)
 	return d, nil
 }
 
@@ -234,17 +261,22 @@ func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) 
 	if m.Workdir == "" {
 		m.Workdir = "/"
 	}
+	if d.shift != nil {
+		s := *d.shift
+		m.Shift = &s
+		if d.limits.Disk {
+			m.DiskGB = spec.DiskSizeGB
+		}
+	}
 	bd := d.boxDir(h)
-	for _, p := range []string{bd, filepath.Join(bd, "upper"), filepath.Join(bd, "work"), d.rootfs(h), d.agentDir(h)} {
+	for _, p := range []string{bd, d.rootfs(h), d.agentDir(h)} {
 		if err := os.Mkdir(p, 0o700); err != nil {
 			_ = d.destroy(ctx, h)
 			return "", fmt.Errorf("gvisor: %w", err)
 		}
 	}
-	// The overlay's root takes the upper dir's owner and mode: give it the
-	// image root's, or non-root users cannot even enter /.
-	if err := copyOwnerMode(m.Lower, filepath.Join(bd, "upper"), d.userns != nil); err != nil {
-		_ = d.destroy(ctx, h)
+	if err := d.newLayer(ctx, h, m); err != nil {
+		_ = d.destroy(context.WithoutCancel(ctx), h)
 		return "", fmt.Errorf("gvisor: %w", err)
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
@@ -274,10 +306,8 @@ func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
 		}
 	}()
 	if d.userns == nil {
-		if !mountutil.IsMounted(root) {
-			if err := rootfs.MountOverlay(m.Lower, filepath.Join(d.boxDir(h), "upper"), filepath.Join(d.boxDir(h), "work"), root); err != nil {
-				return fmt.Errorf("gvisor: %w", err)
-			}
+		if err := d.mountRoot(ctx, h, m); err != nil {
+			return fmt.Errorf("gvisor: %w", err)
 		}
 		if err := rootfs.Prepare(root, m.Workdir); err != nil {
 			return fmt.Errorf("gvisor: %w", err)
@@ -374,7 +404,7 @@ func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
 	// Rootless, the overlay is mounted only in the sandbox's namespace,
 	// gone with it.
 	if d.userns == nil {
-		if err := mountutil.Unmount(d.rootfs(h)); err != nil {
+		if err := d.unmountRoot(h); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -477,8 +507,8 @@ func (d *Driver) destroy(ctx context.Context, h string) error {
 		return err
 	}
 	// Never delete through a mount: that would reach the image or a volume.
-	if mountutil.IsMounted(d.rootfs(h)) {
-		return fmt.Errorf("gvisor: remove %s: rootfs still mounted: %w", h, boxapi.ErrRuntime)
+	if ms, err := mountutil.Under(d.boxDir(h)); err != nil || len(ms) > 0 {
+		return fmt.Errorf("gvisor: remove %s: still mounted: %v (%v): %w", h, ms, err, boxapi.ErrRuntime)
 	}
 	d.stats.forget(h)
 	if err := removeAll(d.boxDir(h)); err != nil {

@@ -15,6 +15,13 @@ import (
 func TestDriver_Volumes(t *testing.T) {
 	d, _ := newDriver(t)
 	rw, ro := t.TempDir(), t.TempDir()
+	// Box root is host ID IDBase: give it the volume (rootless, box root
+	// is the driver's user, which owns it already).
+	if base := d.Limits().IDBase; base != 0 {
+		if err := os.Chown(rw, int(base), int(base)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	os.WriteFile(filepath.Join(ro, "conf"), []byte("cfg"), 0o644)
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	h := create(t, d, sandbox.Spec{BoxID: "vol", Image: img, Volumes: []boxapi.Volume{

@@ -136,7 +136,11 @@ func (d *Driver) Stats(ctx context.Context, handle string) (sandbox.Stats, error
 		}
 	}
 	if needDisk {
-		n, err := diskUsage(filepath.Join(d.boxDir(handle), "upper"))
+		var m *boxMeta
+		if mm, err := d.readMeta(handle); err == nil {
+			m = mm
+		}
+		n, err := diskUsage(d.rawUpper(handle, m))
 		d.stats.mu.Lock()
 		if err == nil {
 			slow.diskAt, slow.disk = now, n

@@ -1,0 +1,238 @@
+package gvisor_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+// TestHostile_RootIsNotHostRoot: box root writes a setuid-root program, a
+// file chowned to another box user, a directory and a device node into a
+// read-write volume and into its own layer. On the host none of it belongs
+// to root: box ID n is stored as Limits().IDBase+n (rootless: the driver's
+// own user). A volume the box range may not write stays unwritable even for
+// box root, and volumes are mounted nosuid,nodev in the box.
+func TestHostile_RootIsNotHostRoot(t *testing.T) {
+	d, dir := newDriver(t)
+	lim := d.Limits()
+	if lim.Rootless {
+		t.Skip("rootless: box root is the driver's own user, and chown to other IDs fails (TestRootlessMode)")
+	}
+	if lim.IDBase == 0 {
+		t.Fatalf("root driver without shifted IDs: %+v", lim)
+	}
+	// The host uid that box ID n is stored as.
+	host := func(n uint32) uint32 {
+		if lim.Rootless {
+			return uint32(os.Geteuid())
+		}
+		return lim.IDBase + n
+	}
+	vol := t.TempDir()
+	if err := os.Chown(vol, int(host(0)), int(host(0))); err != nil {
+		t.Fatal(err)
+	}
+	// A host directory of host root's: box root gets only "other" bits.
+	rootVol := t.TempDir()
+	if err := os.Chmod(rootVol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "hostile-ids", Image: img, Volumes: []boxapi.Volume{
+		{HostPath: vol, GuestPath: "/vol"},
+		{HostPath: rootVol, GuestPath: "/rootvol"},
+	}})
+	script := `set -e
+cp /bin/busybox /vol/suid && chmod 4755 /vol/suid
+cp /bin/busybox /suid && chmod 4755 /suid
+mkdir /vol/dir
+echo x > /vol/other && chown 1000:1000 /vol/other
+echo x > /other && chown 1000:1000 /other
+echo changed >> /etc/passwd
+mknod /vol/null c 1 3 2>/dev/null || true
+mknod /null c 1 3 2>/dev/null || true
+stat -c '%u:%g' /vol/suid /vol/other /suid /etc/passwd
+if echo x > /rootvol/x 2>/dev/null; then echo rootvol-written; fi
+grep -E ' /vol | /rootvol ' /proc/mounts
+`
+	out, errOut, code := run(t, d, h, nil, "sh", "-c", script)
+	if code != 0 {
+		t.Fatalf("script: exit %d\n%s%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || lines[0] != "0:0" || lines[1] != "1000:1000" || lines[2] != "0:0" || lines[3] != "0:0" {
+		t.Errorf("owners seen in the box: %q, want box root's and 1000's", out)
+	}
+	if strings.Contains(out, "rootvol-written") {
+		t.Errorf("box root wrote into a volume that only host root may write")
+	}
+	if _, err := os.Stat(filepath.Join(rootVol, "x")); err == nil {
+		t.Errorf("a file appeared in the host-root volume")
+	}
+	// gVisor shows nosuid (it makes no device nodes on host files
+	// either); the host side of the read-write volume is nosuid,nodev.
+	for _, l := range lines[4:] {
+		if l != "" && !strings.Contains(l, "nosuid") {
+			t.Errorf("volume mount in the box without nosuid: %q", l)
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	var volMount string
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[4] == filepath.Join(dir, "boxes", h, "vols", "0") {
+			volMount = l
+		}
+	}
+	if !strings.Contains(volMount, "nosuid") || !strings.Contains(volMount, "nodev") || !strings.Contains(volMount, "idmapped") {
+		t.Errorf("host mount of the read-write volume: %q, want idmapped,nosuid,nodev", volMount)
+	}
+	upper := filepath.Join(dir, "boxes", h, "disk", "upper")
+	if lim.Rootless {
+		upper = filepath.Join(dir, "boxes", h, "upper")
+	}
+	checkOwner := func(p string, want uint32) {
+		t.Helper()
+		st, err := os.Lstat(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != want || sys.Gid != want {
+			t.Errorf("%s on the host: owner %d:%d, want %d:%d", p, sys.Uid, sys.Gid, want, want)
+		}
+		if sys.Uid == 0 && st.Mode()&os.ModeSetuid != 0 {
+			t.Errorf("%s is a setuid-root file on the host (mode %v)", p, st.Mode())
+		}
+	}
+	checkOwner(filepath.Join(vol, "suid"), host(0))
+	checkOwner(filepath.Join(vol, "dir"), host(0))
+	checkOwner(filepath.Join(vol, "other"), host(1000))
+	checkOwner(filepath.Join(upper, "suid"), host(0))
+	checkOwner(filepath.Join(upper, "other"), host(1000))
+	checkOwner(filepath.Join(upper, "etc", "passwd"), host(0))
+	for _, p := range []string{filepath.Join(vol, "null"), filepath.Join(upper, "null")} {
+		if st, err := os.Lstat(p); err == nil && st.Mode()&(os.ModeDevice|os.ModeCharDevice) != 0 {
+			t.Errorf("a device node from the box on the host: %s %v", p, st.Mode())
+		}
+	}
+	// Nothing under the box dir or the volume is root's but what the
+	// driver made itself.
+	for _, root := range []string{vol, upper} {
+		filepath.Walk(root, func(p string, st os.FileInfo, err error) error {
+			if err == nil && st.Sys().(*syscall.Stat_t).Uid == 0 && !lim.Rootless {
+				t.Errorf("host-root file written by the box: %s", p)
+			}
+			return nil
+		})
+	}
+}
+
+// TestHostile_IDBaseBad: a base whose range does not fit is refused.
+func TestHostile_IDBaseBad(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("Config.IDBase is ignored rootless")
+	}
+	_, err := gvisor.New(gvisor.Config{Dir: filepath.Join(t.TempDir(), "g"), IDBase: 1<<32 - 1})
+	if !errors.Is(err, boxapi.ErrInvalid) {
+		t.Fatalf("IDBase 2^32-1: %v, want ErrInvalid", err)
+	}
+}
+
+// TestHostile_Disk: a box with a 1 GiB disk that writes 1.5 GiB gets ENOSPC,
+// the host's usage stays about 1 GiB, df in the box shows the box's size,
+// writes work again after rm, the files survive a restart, and removing
+// the box (or pruning it after a crash of the host process) leaves no
+// mount and no loop device.
+func TestHostile_Disk(t *testing.T) {
+	d, dir := newDriver(t)
+	if !d.Limits().Disk {
+		if d.Limits().Rootless {
+			t.Skip("rootless: disk sizes are not enforced (no loop mounts)")
+		}
+		testenv.Skip(t, "disk sizes not enforced here (mkfs.ext4, mount or loop devices missing)")
+	}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	h := create(t, d, sandbox.Spec{BoxID: "hostile-disk", Image: img, DiskSizeGB: 1})
+	out, _, code := run(t, d, h, nil, "df", "-k", "/")
+	if f := strings.Fields(out); code != 0 || len(f) < 9 {
+		t.Fatalf("df: exit %d %q", code, out)
+	} else if kb, _ := strconv.ParseInt(f[8], 10, 64); kb < 900<<10 || kb > 1<<20 {
+		t.Errorf("df in the box: %d KiB total, want about 1 GiB\n%s", kb, out)
+	}
+	out, errOut, code := run(t, d, h, nil, "sh", "-c", "dd if=/dev/zero of=/big bs=1M count=1536; echo rc=$?; sync")
+	if !strings.Contains(out, "rc=1") || !strings.Contains(errOut, "No space left on device") {
+		t.Errorf("writing 1.5 GiB into a 1 GiB box: %q %q (exit %d), want ENOSPC", out, errOut, code)
+	}
+	imgPath := filepath.Join(dir, "boxes", h, "disk.img")
+	st, err := os.Stat(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Sys().(*syscall.Stat_t).Blocks * 512; used > 1100<<20 {
+		t.Errorf("host usage of the box's disk: %d MiB, want at most 1100", used>>20)
+	}
+	if loopsOf(t, dir) != 1 {
+		t.Errorf("loop devices of the driver: %d, want 1", loopsOf(t, dir))
+	}
+	if _, errOut, code := run(t, d, h, nil, "sh", "-c", "rm /big && dd if=/dev/zero of=/small bs=1M count=100 && echo kept > /kept"); code != 0 {
+		t.Fatalf("write after rm: exit %d %q", code, errOut)
+	}
+	ctx := context.Background()
+	if err := d.Stop(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if ms := mountsUnder(t, filepath.Join(dir, "boxes", h)); len(ms) > 0 || loopsOf(t, dir) != 0 {
+		t.Errorf("after stop: mounts %v, %d loop devices", ms, loopsOf(t, dir))
+	}
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := run(t, d, h, nil, "cat", "/kept"); out != "kept\n" {
+		t.Errorf("after restart: %q", out)
+	}
+	if err := d.Remove(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeftOf(t, dir, h)
+	// A crash: the host process goes away with the box running; Prune by
+	// the next process removes it, mounts and loop device included.
+	h2 := create(t, d, sandbox.Spec{BoxID: "hostile-disk2", Image: img, DiskSizeGB: 1})
+	d.Close()
+	d2, err := gvisor.New(gvisor.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if err := d2.Prune(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeftOf(t, dir, h2)
+	if n := loopsOf(t, dir); n != 0 {
+		t.Errorf("%d loop devices left after prune", n)
+	}
+}
+
+// loopsOf counts the loop devices whose backing file is under dir.
+func loopsOf(t *testing.T, dir string) int {
+	t.Helper()
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), dir+"/") {
+			n++
+		}
+	}
+	return n
+}

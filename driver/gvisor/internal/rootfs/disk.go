@@ -1,0 +1,100 @@
+package rootfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Disk tools: a box's writable layer lives on an ext4 file system in a
+// sparse image file, mounted through a loop device.
+const (
+	mkfsTool  = "mkfs.ext4"
+	mountTool = "mount"
+)
+
+// DiskTools reports whether the host has what MakeDisk and MountDisk run
+// (mkfs.ext4 and mount, from e2fsprogs and util-linux), and if not, what is
+// missing.
+func DiskTools() error {
+	for _, t := range []string{mkfsTool, mountTool} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s not found (install e2fsprogs and util-linux): %w", t, err)
+		}
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		return fmt.Errorf("no loop devices (/dev/loop-control): %w", err)
+	}
+	return nil
+}
+
+// MakeDisk creates img as a sparse file of sizeGB GiB holding an empty
+// ext4 file system with no blocks reserved for root (the box is its only
+// user). Only what the box writes takes space on the host. An existing img
+// is an error.
+func MakeDisk(ctx context.Context, img string, sizeGB int64) error {
+	if sizeGB <= 0 {
+		return fmt.Errorf("disk size %d GiB: must be positive", sizeGB)
+	}
+	f, err := os.OpenFile(img, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(sizeGB << 30)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(img)
+		return fmt.Errorf("size %s: %w", img, err)
+	}
+	// lazy_*_init: nothing is zeroed now (the kernel initializes inode
+	// tables in the background), so this takes a few tens of ms.
+	out, err := exec.CommandContext(ctx, mkfsTool, "-q", "-F", "-m", "0",
+		"-E", "lazy_itable_init=1,lazy_journal_init=1", img).CombinedOutput()
+	if err != nil {
+		_ = os.Remove(img)
+		return fmt.Errorf("%s %s: %w: %s", mkfsTool, img, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// MountDisk mounts the file system in img at target through a loop device
+// that the kernel releases when the mount goes (autoclear), with nosuid and
+// nodev: nothing a box puts on its disk is a setuid program or a device
+// node for the host.
+func MountDisk(ctx context.Context, img, target string) error {
+	out, err := exec.CommandContext(ctx, mountTool, "-t", "ext4", "-o", "loop,nosuid,nodev", img, target).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mount %s: %w: %s", img, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Mkdirs creates each directory (mode 0700) that does not exist yet.
+func Mkdirs(paths ...string) error {
+	for _, p := range paths {
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Chown gives path the host owner of box IDs uid and gid under s.
+func (s IDShift) Chown(path string, uid, gid uint32) error {
+	if uid >= s.Size || gid >= s.Size {
+		return fmt.Errorf("chown %s: box ID %d:%d outside the box's range of %d", path, uid, gid, s.Size)
+	}
+	return os.Lchown(path, int(s.Base+uid), int(s.Base+gid))
+}
+
+// String is "Base:Size".
+func (s IDShift) String() string {
+	return strconv.FormatUint(uint64(s.Base), 10) + ":" + strconv.FormatUint(uint64(s.Size), 10)
+}
