@@ -50,6 +50,7 @@ func TestCLI_Hostile(t *testing.T) {
 	t.Run("BinaryOutput", func(t *testing.T) { testBinaryOutput(t, cli) })
 	t.Run("HostileCopyOut", func(t *testing.T) { testHostileCopyOut(t, cli) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, cli, env, bin) })
+	t.Run("ForgedTar", func(t *testing.T) { testForgedTar(t, cli) }) // last: it subverts the box's helper
 }
 
 // testWatch: `boxrun watch` prints the changes made in the box, one line
@@ -104,6 +105,86 @@ func testWatch(t *testing.T, cli func(string, ...string) cliResult, env []string
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("watch after Ctrl-C: %v", err)
 	}
+}
+
+// testForgedTar: box root replaces the in-box copy helper, so the tar
+// stream of a copy-out is one the box forged: a symlink to the parent and
+// an entry through it, an absolute symlink to a host directory and an
+// entry through it, a setuid file and a device node. It moves /.boxrun
+// away (the read-only helper mount goes with it), puts its own script at
+// /.boxrun/init and kills the agent: the agent restarts as that script,
+// and copies fall back to `runsc exec /.boxrun/init tar-c`, i.e. the
+// script. The copy must not create or change anything outside the named
+// target on the host.
+func testForgedTar(t *testing.T, cli func(string, ...string) cliResult) {
+	base := t.TempDir()
+	out := filepath.Join(base, "out")
+	victim := filepath.Join(base, "victim")
+	writeFile(t, filepath.Join(out, ".bashrc"), "mine\n")
+	writeFile(t, filepath.Join(victim, "f"), "host\n")
+	before := snapshot(t, base)
+	forge := "set -e; mkdir -p /forge/res " + victim + " && cd /forge && echo pwned > .bashrc && echo pwned > " + victim + "/f && " +
+		"ln -s .. res/up && ln -s " + victim + " res/abs && echo x > res/suid && chmod 4755 res/suid && " +
+		"(mknod res/mem c 1 1 || true) && echo forged > res/forged && " +
+		"tar -cf /forged.tar res/forged res/suid res/up res/up/.bashrc $(test -e res/mem && echo res/mem) && " +
+		"tar -cf /forged2.tar res/abs res/abs/f && " +
+		"rm res/forged && tar -tvf /forged.tar && tar -tvf /forged2.tar"
+	r := cli("", "exec", "h", "sh", "-c", forge)
+	if r.code != 0 {
+		t.Fatalf("forge: %+v", r)
+	}
+	t.Logf("forged archive:\n%s", r.stdout)
+	subvert := `set -e; mv /.boxrun /.boxrun-real && mkdir /.boxrun && ` +
+		`printf '#!/bin/sh\ncase "$1" in tar-c) cat /forged.tar;; *) exec sleep 100000;; esac\n' > /.boxrun/init && chmod 755 /.boxrun/init && ` +
+		`(sleep 0.2; for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in "/.boxrun/init agent"*) kill -KILL ${p#/proc/};; esac; done) >/dev/null 2>&1 &`
+	if r := cli("", "exec", "h", "sh", "-c", subvert); r.code != 0 {
+		t.Fatalf("subvert: %+v", r)
+	}
+	// Until the agent is gone, copies are still honest (and have no
+	// res/forged); the machine is loaded, so wait generously.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		time.Sleep(300 * time.Millisecond)
+		r = cli("", "cp", "h:/forge/res", out+"/")
+		if _, err := os.Lstat(filepath.Join(out, "res", "forged")); err == nil || strings.Contains(r.stderr, "escapes the destination") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the copy never came from the forged stream; last: %+v", r)
+		}
+	}
+	t.Logf("cp of the forged stream: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	if r.code == 0 {
+		t.Errorf("cp of a forged stream that escapes exited 0: %s", r.stdout)
+	}
+	// The second forgery writes through an absolute symlink to a host
+	// directory.
+	if r := cli("", "exec", "h", "cp", "/forged2.tar", "/forged.tar"); r.code != 0 {
+		t.Fatalf("switch archives: %+v", r)
+	}
+	r = cli("", "cp", "h:/forge/res", filepath.Join(out, "res2"))
+	t.Logf("cp of the second forged stream: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	if r.code == 0 || !strings.Contains(r.stderr, "escapes") {
+		t.Errorf("cp through a forged absolute symlink: exit %d %q, want an escape error", r.code, r.stderr)
+	}
+	after := snapshot(t, base)
+	for name := range after {
+		if name == "out/res" || strings.HasPrefix(name, "out/res/") || name == "out/res2" || strings.HasPrefix(name, "out/res2/") {
+			delete(after, name)
+		}
+	}
+	if d := diffSnap(before, after); len(d) > 0 {
+		t.Errorf("host changed outside out/res and out/res2: %v", d)
+	}
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err == nil && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeDevice|fs.ModeCharDevice) != 0 {
+			t.Errorf("%s: mode %v from a forged stream", p, fi.Mode())
+		}
+		return nil
+	})
 }
 
 // testBinaryOutput: 64 MiB of /dev/urandom through `boxrun exec … > file`
