@@ -24,9 +24,15 @@ func run(ctx context.Context, svc boxrun.Service, stdout io.Writer) error {
 	defer os.RemoveAll(host)
 	inputs, results := filepath.Join(host, "inputs"), filepath.Join(host, "results")
 	for _, d := range []string{inputs, results} {
-		if err := os.MkdirAll(d, 0o777); err != nil {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
+	}
+	// Box root is not host root (gVisor stores box IDs shifted to an
+	// unprivileged host range): the box may write only where the host lets
+	// others write, or into a directory given to that range.
+	if err := os.Chmod(results, 0o777); err != nil {
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(inputs, "words.txt"), []byte("box\nrun\nvolume\n"), 0o644); err != nil {
 		return err
