@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
@@ -235,4 +236,55 @@ func loopsOf(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// BenchmarkCreateLayer times Create + the first exec's output of a box
+// with shifted IDs and a disk image (DiskSizeGB 8, the API's default) and
+// of one with shifted IDs and no disk against the same on a driver with
+// unshifted IDs and no disk (what Create did before both), in the same run.
+func BenchmarkCreateLayer(b *testing.B) {
+	d, _ := newDriver(b)
+	if !d.Limits().Disk {
+		b.Skip("no shifted IDs or disk limits here")
+	}
+	plain, err := gvisor.New(gvisor.Config{Dir: filepath.Join(b.TempDir(), "plain"), IDBase: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Close()
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
+	ctx := context.Background()
+	once := func(d *gvisor.Driver, disk int64) time.Duration {
+		start := time.Now()
+		h, err := d.Create(ctx, sandbox.Spec{BoxID: "bench", Image: img, CPU: 1, MemoryMB: 256, DiskSizeGB: disk})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fw := &firstWrite{ch: make(chan struct{}, 1)}
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: fw})
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-fw.ch
+		took := time.Since(start)
+		p.Wait()
+		b.StopTimer()
+		if err := d.Remove(ctx, h); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		return took
+	}
+	var base, shifted, disk time.Duration
+	for range b.N {
+		base += once(plain, 0)
+		shifted += once(d, 0)
+		disk += once(d, 8)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(base), "unshifted-ms/op")
+	b.ReportMetric(ms(shifted), "shifted-ms/op")
+	b.ReportMetric(ms(disk), "disk-ms/op")
+	b.ReportMetric(float64(shifted)/float64(base), "shifted-ratio")
+	b.ReportMetric(float64(disk)/float64(base), "disk-ratio")
 }

@@ -122,7 +122,7 @@ func (d *Driver) mountDisk(ctx context.Context, h string, m *boxMeta) error {
 	if mountutil.IsMounted(target) {
 		return nil
 	}
-	return rootfs.MountDisk(ctx, filepath.Join(d.boxDir(h), diskImgName), target)
+	return rootfs.MountDisk(filepath.Join(d.boxDir(h), diskImgName), target)
 }
 
 // mountRoot mounts what the box's sandbox needs on the host, as root: its
