@@ -83,12 +83,14 @@ func TestHostile_AttachDropped(t *testing.T) {
 
 	t.Run("FIN", func(t *testing.T) {
 		ws, tcp := dial(t)
+		defer tcp.Close()
 		start(t, ws, 1000)
 		tcp.Close()
 		assertSessionGone(t, m, box.ID, 1000)
 	})
 	t.Run("RST", func(t *testing.T) {
 		ws, tcp := dial(t)
+		defer tcp.Close()
 		start(t, ws, 1010)
 		tcp.SetLinger(0) // close sends a reset
 		tcp.Close()
@@ -163,17 +165,28 @@ func assertSessionGone(t *testing.T, m *boxrun.Manager, box string, n int) {
 	}
 }
 
-// assertRunning checks that `sleep n` and `sleep n+1` run in the box (so
-// that assertSessionGone proves something).
+// assertRunning waits until `sleep n`, `sleep n+1` and the shell run in the
+// box (so that assertSessionGone proves something): the shell may answer
+// before its background children have exec'd.
 func assertRunning(t *testing.T, m *boxrun.Manager, box string, n int) {
 	t.Helper()
-	var out strings.Builder
-	if _, err := m.Exec(context.Background(), box, boxapi.ExecRequest{Cmd: []string{"ps", "-o", "pid,args"}}, &out, nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{fmt.Sprintf("sleep %d", n), fmt.Sprintf("sleep %d", n+1), "/bin/sh\n"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("%q not running in the box while the session is up:\n%s", want, out.String())
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var out strings.Builder
+		if _, err := m.Exec(context.Background(), box, boxapi.ExecRequest{Cmd: []string{"ps", "-o", "pid,args"}}, &out, nil); err != nil {
+			t.Fatal(err)
 		}
+		missing := ""
+		for _, want := range []string{fmt.Sprintf("sleep %d", n), fmt.Sprintf("sleep %d", n+1), "/bin/sh\n"} {
+			if !strings.Contains(out.String(), want) {
+				missing = want
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not running in the box while the session is up:\n%s", missing, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
