@@ -79,13 +79,13 @@
 //     through an ID-mapped mount, <box>/layer. The image below is not
 //     shifted: box root sees the image's files as its own and copies them up
 //     as needed.
-//   - A read-write volume is mounted into the box from an ID-mapped mount
-//     of its host path (<box>/vols/N; not recursive: mounts below the host
-//     path are not seen), nosuid and nodev. Files box root creates there
-//     belong to host ID IDBase. To let a box write into a host directory,
-//     give that directory to the box's range (`chown IDBASE:IDBASE dir`) or
-//     make it writable by others; a directory of host root's stays
-//     read-only to box root. Read-only volumes are plain bind mounts.
+//   - Volumes are NOT shifted yet: they are plain bind mounts (nosuid and
+//     nodev in the box), so files box root creates in a read-write volume
+//     still belong to host root (setuid bits included). The ID-mapped
+//     volume mount (<box>/vols/N) is written but off (shiftVolumes in
+//     layer.go): through it box root could not create files even in a
+//     world-writable directory of another owner, which is not understood
+//     yet.
 //   - DiskSizeGB: the writable layer lives on its own ext4 file system in a
 //     sparse image file <box>/disk.img of that size, loop-mounted (nosuid,
 //     nodev) at <box>/disk. A box that fills it gets ENOSPC and the host
