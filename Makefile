@@ -2,7 +2,7 @@
 GO ?= go
 export GOTOOLCHAIN := local
 
-.PHONY: all build runsc deps mcp-ts-deps test vet fmt-check bench demo clean k8s-build k8s-up k8s-down e2e-k8s
+.PHONY: all build runsc deps mcp-ts-deps test vet fmt-check bench demo clean k8s-build k8s-up k8s-down e2e-k8s fuzz fuzz-short chaos chaos-short
 
 all: build
 
@@ -34,6 +34,15 @@ vet:
 
 test: runsc mcp-ts-deps fmt-check vet
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -race -timeout 40m ./...
+
+# Fuzz targets (every func FuzzXxx): `make fuzz` runs each for 2 minutes,
+# `make fuzz-short` (CI) for 3 seconds. Seeds live in testdata/fuzz and in
+# the targets; plain `go test` replays them.
+fuzz:
+	FUZZTIME=$${FUZZTIME:-2m} ./scripts/fuzz.sh
+
+fuzz-short:
+	FUZZTIME=$${FUZZTIME:-3s} ./scripts/fuzz.sh
 
 bench: runsc
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -run '^$$' -bench . -benchtime 5x ./...

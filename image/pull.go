@@ -328,15 +328,9 @@ func (s *Store) describe(label, digest string, kind sourceKind, img v1.Image) (*
 		Digest:       digest,
 		Source:       string(kind),
 		ConfigDigest: configDigest.String(),
-		Config: sandbox.ImageConfig{
-			Env:        cf.Config.Env,
-			WorkingDir: cf.Config.WorkingDir,
-			Entrypoint: cf.Config.Entrypoint,
-			Cmd:        cf.Config.Cmd,
-			User:       cf.Config.User,
-		},
-		Created: cf.Created.Time.UTC(),
-		Pulled:  time.Now().UTC(),
+		Config:       imageConfig(cf),
+		Created:      cf.Created.Time.UTC(),
+		Pulled:       time.Now().UTC(),
 	}
 	var jobs []*layerJob
 	diffIDs := make([]v1.Hash, 0, len(layers))
@@ -369,6 +363,17 @@ func (s *Store) describe(label, digest string, kind sourceKind, img v1.Image) (*
 	}
 	e.ChainID = chainID(diffIDs).String()
 	return e, jobs, nil
+}
+
+// imageConfig is the part of an image's (untrusted) config that boxes use.
+func imageConfig(cf *v1.ConfigFile) sandbox.ImageConfig {
+	return sandbox.ImageConfig{
+		Env:        cf.Config.Env,
+		WorkingDir: cf.Config.WorkingDir,
+		Entrypoint: cf.Config.Entrypoint,
+		Cmd:        cf.Config.Cmd,
+		User:       cf.Config.User,
+	}
 }
 
 // keepConfig stores the raw config of img as a blob (for Save) and
