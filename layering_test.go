@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // The package layering is a promise to users: a program that only talks to a
@@ -13,7 +15,7 @@ import (
 // test reads the real dependency graph with `go list -deps`.
 func TestLayering(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go command not found")
+		testenv.Skip(t, "go command not found")
 	}
 	const mod = "github.com/boxrun/boxrun"
 	sqlite := []string{"zombiezen.com/go/sqlite", "modernc.org/"}

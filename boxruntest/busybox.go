@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -53,7 +54,7 @@ const (
 func BusyboxImage(t testing.TB) *sandbox.Image {
 	t.Helper()
 	if _, err := os.Stat(BusyboxPath); err != nil {
-		t.Skipf("boxruntest: %s is missing (apt-get install busybox-static): %v", BusyboxPath, err)
+		testenv.Skip(t, fmt.Sprintf("boxruntest: %s is missing (apt-get install busybox-static): %v", BusyboxPath, err))
 	}
 	dir, err := busyboxRootfs(os.TempDir())
 	if err != nil {

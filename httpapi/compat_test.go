@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // TestCompatPythonSDK runs scripts/compat_sdk.py (Python standard library
@@ -15,7 +16,7 @@ import (
 func TestCompatPythonSDK(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not installed")
+		testenv.Skip(t, "python3 not installed")
 	}
 	script, err := filepath.Abs("../scripts/compat_sdk.py")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"io"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // part is one multipart part: a field, or the file when file is true.
@@ -216,7 +218,7 @@ func (r *randReader) Read(p []byte) (int, error) {
 func peakRSS(t testing.TB) int64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc/self/status")
+		testenv.Skip(t, "no /proc/self/status")
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
@@ -224,7 +226,7 @@ func peakRSS(t testing.TB) int64 {
 			return kb << 10
 		}
 	}
-	t.Skip("no VmHWM")
+	testenv.Skip(t, "no VmHWM")
 	return 0
 }
 
@@ -240,7 +242,7 @@ func TestUploadDownload_1GiB(t *testing.T) {
 	e := newEnv(t)
 	box := e.createBox(`{"image":"busybox"}`)
 	if err := resetPeakRSS(); err != nil {
-		t.Skipf("cannot reset peak RSS: %v", err)
+		testenv.Skip(t, fmt.Sprintf("cannot reset peak RSS: %v", err))
 	}
 	base := peakRSS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -50,12 +52,10 @@ func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore, opts ...boxrun.Opt
 	}
 	if _, err := os.Stat(runsc); err != nil {
 		if runsc, err = exec.LookPath("runsc"); err != nil {
-			t.Skip("runsc not available (build it: cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)")
+			testenv.Skip(t, "runsc not available (build it: cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)")
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("the gVisor driver needs root")
-	}
+	testenv.NeedRoot(t)
 	img := boxruntest.BusyboxImage(t)
 	dir := t.TempDir()
 	init := filepath.Join(dir, "bin", gvisor.InitName)
@@ -66,7 +66,7 @@ func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore, opts ...boxrun.Opt
 	}
 	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor"), Runsc: runsc, InitPath: init})
 	if errors.Is(err, gvisor.ErrUnsupported) {
-		t.Skipf("gVisor unsupported here: %v", err)
+		testenv.Skip(t, fmt.Sprintf("gVisor unsupported here: %v", err))
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestGVisor(t *testing.T) {
 	t.Run("CompatScript", func(t *testing.T) {
 		py, err := exec.LookPath("python3")
 		if err != nil {
-			t.Skip("python3 not installed")
+			testenv.Skip(t, "python3 not installed")
 		}
 		out, err := exec.CommandContext(ctx, py, "../scripts/compat_sdk.py", s.url).CombinedOutput()
 		t.Logf("compat_sdk.py against gVisor:\n%s", out)

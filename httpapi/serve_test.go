@@ -16,6 +16,7 @@ import (
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/coder/websocket"
 )
 
@@ -133,7 +134,7 @@ func nonLoopbackIP(t *testing.T) string {
 			return ipn.IP.String()
 		}
 	}
-	t.Skip("no non-loopback IPv4 address")
+	testenv.Skip(t, "no non-loopback IPv4 address")
 	return ""
 }
 

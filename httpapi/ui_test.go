@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/coder/websocket"
 )
 
@@ -127,7 +128,7 @@ func (c *cdp) waitFor(ctx context.Context, what, expr string) {
 func startChromium(t *testing.T, ctx context.Context, url string) *cdp {
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium not installed (apt-get install -y chromium)")
+		testenv.Skip(t, "chromium not installed (apt-get install -y chromium)")
 	}
 	profile := t.TempDir()
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

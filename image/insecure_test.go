@@ -18,6 +18,7 @@ import (
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -66,10 +67,7 @@ func testAddress(t *testing.T) string {
 
 func skipEnv(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv("BOXRUN_REQUIRE_ALL") == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
+	testenv.Skip(t, why)
 }
 
 // registryOn serves an in-memory registry on addr, over plain HTTP or TLS

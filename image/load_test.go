@@ -16,6 +16,7 @@ import (
 	boxrun "github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/internal/testenv"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -368,7 +369,7 @@ func TestLoad_BadArchives(t *testing.T) {
 		bad := bytes.Clone(good)
 		i := bytes.Index(bad, []byte("busybox"))
 		if i < 0 {
-			t.Skip("no busybox bytes found to corrupt")
+			testenv.Skip(t, "no busybox bytes found to corrupt")
 		}
 		copy(bad[i:], "BUSYBOX")
 		_, err := s.Load(context.Background(), bytes.NewReader(bad), image.LoadOptions{}, nil)

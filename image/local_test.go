@@ -10,6 +10,7 @@ import (
 
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/internal/testenv"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -140,7 +141,7 @@ func TestPull_Dir(t *testing.T) {
 
 func TestBuildBusyboxLayout(t *testing.T) {
 	if _, err := os.Stat(imagetest.BusyboxPath); err != nil {
-		t.Skip("no static busybox")
+		testenv.Skip(t, "no static busybox")
 	}
 	dir := t.TempDir()
 	ctx := context.Background()

@@ -1,12 +1,14 @@
 package image_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/internal/testenv"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 )
@@ -15,9 +17,7 @@ import (
 // lower directory of an overlayfs mount that a box writes to. Writes go to
 // the upper directory; the shared rootfs stays as it was. Needs root.
 func TestPull_OverlayLower(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	testenv.NeedRoot(t)
 	base := imagetest.BusyboxImage(t)
 	layers, err := base.Layers()
 	if err != nil {
@@ -36,7 +36,7 @@ func TestPull_OverlayLower(t *testing.T) {
 	}
 	if err := unix.Mount("overlay", merged, "overlay", 0,
 		"lowerdir="+img.Rootfs+",upperdir="+upper+",workdir="+wdir); err != nil {
-		t.Skipf("overlayfs: %v", err)
+		testenv.Skip(t, fmt.Sprintf("overlayfs: %v", err))
 	}
 	defer unix.Unmount(merged, unix.MNT_DETACH)
 

@@ -18,6 +18,7 @@ import (
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -85,7 +86,7 @@ func TestPull_Busybox(t *testing.T) {
 
 func TestPull_StaticBinary(t *testing.T) {
 	if _, err := os.Stat(imagetest.BusyboxPath); err != nil {
-		t.Skip("no static busybox")
+		testenv.Skip(t, "no static busybox")
 	}
 	host := imagetest.Registry(t)
 	ref := imagetest.Push(t, host, "scratch-bin", imagetest.StaticBinaryImage(t, imagetest.BusyboxPath))
@@ -178,9 +179,7 @@ func TestPull_Layers(t *testing.T) {
 }
 
 func TestPull_Ownership(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
-	}
+	testenv.NeedRoot(t)
 	l := imagetest.Layer(t,
 		imagetest.Entry{Name: "home/", Type: '5', Mode: 0o755},
 		imagetest.Entry{Name: "home/u/", Type: '5', Mode: 0o700, UID: 1000, GID: 1000},
@@ -224,7 +223,7 @@ func TestPull_MultiArch(t *testing.T) {
 	}
 	t.Run("Default", func(t *testing.T) {
 		if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-			t.Skip("host architecture not in the index")
+			testenv.Skip(t, "host architecture not in the index")
 		}
 		img := MustPull(t, MustOpen(t), ref)
 		if got := readFile(t, img.Rootfs, "arch"); got != runtime.GOARCH {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 func runDoctor(t *testing.T, args ...string) (checks map[string]hostCheck, stdout string, err error) {
@@ -34,7 +35,7 @@ func runDoctor(t *testing.T, args ...string) (checks map[string]hostCheck, stdou
 func TestDoctor_Host(t *testing.T) {
 	runsc := os.Getenv(gvisor.RunscEnv)
 	if runsc == "" {
-		t.Skip("$BOXRUN_RUNSC not set (make test sets it)")
+		testenv.Skip(t, "$BOXRUN_RUNSC not set (make test sets it)")
 	}
 	init := t.TempDir() + "/boxrun"
 	if err := gvisor.BuildInit(context.Background(), init); err != nil {

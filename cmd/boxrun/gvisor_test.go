@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,24 +16,23 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // gvisorEnv returns the environment for CLI processes that may start a
 // gVisor-backed server, or skips the test where runsc cannot run.
 func gvisorEnv(t *testing.T, stateDir string) []string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the gvisor driver needs root")
-	}
+	testenv.NeedRoot(t)
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("no /bin/busybox (apt install busybox-static)")
+		testenv.Skip(t, "no /bin/busybox (apt install busybox-static)")
 	}
 	runsc := os.Getenv(gvisor.RunscEnv)
 	if runsc == "" {
 		runsc, _ = filepath.Abs("../../bin/runsc")
 	}
 	if _, err := os.Stat(runsc); err != nil {
-		t.Skipf("no runsc at %s (cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)", runsc)
+		testenv.Skip(t, fmt.Sprintf("no runsc at %s (cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)", runsc))
 	}
 	initPath := os.Getenv(gvisor.InitEnv)
 	if initPath == "" {

@@ -4,11 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 func TestCLI_Images(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("no /bin/busybox (apt install busybox-static)")
+		testenv.Skip(t, "no /bin/busybox (apt install busybox-static)")
 	}
 	s := newImageServer(t)
 	layout := filepath.Join(t.TempDir(), "bb")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -202,7 +203,7 @@ func TestAgentCrashChild(t *testing.T) {
 // execs through the agent (no `runsc exec` on the host).
 func TestAgent_ServerCrash(t *testing.T) {
 	if _, err := newDriverOnly(t); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err.Error())
 	}
 	rootfs := busyboxRootfs(t)
 	dir := filepath.Join(t.TempDir(), "gvisor")
@@ -284,7 +285,7 @@ func TestNew_DynamicInit(t *testing.T) {
 		}
 	}
 	if dyn == "" {
-		t.Skip("no dynamically linked /bin/true here")
+		testenv.Skip(t, "no dynamically linked /bin/true here")
 	}
 	_, err := gvisor.New(gvisor.Config{Dir: filepath.Join(t.TempDir(), "g"), InitPath: dyn})
 	if !errors.Is(err, gvisor.ErrUnsupported) || !strings.Contains(err.Error(), "CGO_ENABLED=0 go install github.com/boxrun/boxrun/cmd/boxrun") {

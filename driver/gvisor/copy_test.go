@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -159,7 +160,7 @@ func TestDriver_Scratch(t *testing.T) {
 	os.Mkdir(rootfs, 0o755)
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skip("no /bin/busybox")
+		testenv.Skip(t, "no /bin/busybox")
 	}
 	if err := os.WriteFile(filepath.Join(rootfs, "busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -50,7 +51,7 @@ func TestCrashChild(t *testing.T) {
 // mount under Dir, no runsc process, no state, no cgroup.
 func TestDriver_CrashCleanup(t *testing.T) {
 	if _, err := newDriverOnly(t); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err.Error())
 	}
 	rootfs := busyboxRootfs(t)
 	for _, tc := range []struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/internal/mountutil"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -27,7 +29,7 @@ func newDriver(t testing.TB) (*gvisor.Driver, string) {
 	rec := &handleRecorder{seen: map[string]bool{}}
 	d, err := gvisor.New(gvisor.Config{Dir: dir, Logger: slog.New(rec)})
 	if errors.Is(err, gvisor.ErrUnsupported) {
-		t.Skipf("gvisor driver unsupported here: %v", err)
+		testenv.Skip(t, fmt.Sprintf("gvisor driver unsupported here: %v", err))
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -187,7 +188,7 @@ func TestDriver_CreateFails(t *testing.T) {
 		rec := &handleRecorder{seen: map[string]bool{}}
 		d, err := gvisor.New(gvisor.Config{Dir: dir, InitPath: bogus, Logger: slog.New(rec)})
 		if err != nil {
-			t.Skip(err)
+			testenv.Skip(t, err.Error())
 		}
 		defer d.Close()
 		_, err = d.Create(ctx, sandbox.Spec{BoxID: "bad", Image: img})
@@ -208,7 +209,7 @@ func TestDriver_StopGraceful(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "gvisor")
 	d, err := gvisor.New(gvisor.Config{Dir: dir, StopGrace: 1500 * time.Millisecond})
 	if errors.Is(err, gvisor.ErrUnsupported) {
-		t.Skip(err)
+		testenv.Skip(t, err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/internal/testinet"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -31,7 +32,7 @@ func netDriver(t *testing.T) (*gvisor.Driver, *testinet.Internet, *denials) {
 	dir := filepath.Join(t.TempDir(), "gvisor")
 	d, err := gvisor.New(gvisor.Config{Dir: dir, DNS: []string{in.DNS}})
 	if errors.Is(err, gvisor.ErrUnsupported) {
-		t.Skipf("gvisor driver unsupported here: %v", err)
+		testenv.Skip(t, fmt.Sprintf("gvisor driver unsupported here: %v", err))
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -53,7 +54,7 @@ func TestDriver_Volumes(t *testing.T) {
 func TestDriver_Limits(t *testing.T) {
 	d, _ := newDriver(t)
 	if !d.Limits().Memory {
-		t.Skip("no memory cgroup controller on this host")
+		testenv.Skip(t, "no memory cgroup controller on this host")
 	}
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	h := create(t, d, sandbox.Spec{BoxID: "lim", Image: img, CPU: 1, MemoryMB: 200})

@@ -15,6 +15,7 @@ import (
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -28,12 +29,10 @@ const rootlessUID = 65534
 // child builds its own busybox rootfs under its own TMPDIR (owned by it,
 // as an image store run by that user would unpack it).
 func TestRootless(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user (as non-root, the other tests already run rootless)")
-	}
+	testenv.NeedRoot(t)
 	runsc, init := os.Getenv(gvisor.RunscEnv), os.Getenv(gvisor.InitEnv)
 	if runsc == "" || init == "" {
-		t.Skip("runsc or the helper missing")
+		testenv.Skip(t, "runsc or the helper missing")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -82,7 +81,7 @@ func TestRootless(t *testing.T) {
 	cmd.Env = append(filteredEnv(gvisor.RunscEnv, gvisor.InitEnv, "TMPDIR", "HOME"),
 		gvisor.RunscEnv+"="+filepath.Join(bin, gvisor.RunscName),
 		gvisor.InitEnv+"="+filepath.Join(bin, gvisor.InitName),
-		"TMPDIR="+tmp, "HOME="+dir)
+		"TMPDIR="+tmp, "HOME="+dir, testenv.RootlessRerunEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: rootlessUID, Gid: rootlessUID, Groups: []uint32{}},
 		Pdeathsig:  syscall.SIGKILL,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -33,10 +34,10 @@ type benchEnv struct {
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		b.Skip("qemu-system-x86_64 not installed")
+		testenv.Skip(b, "qemu-system-x86_64 not installed")
 	}
 	if _, err := FindKernel(); err != nil {
-		b.Skip("no guest kernel")
+		testenv.Skip(b, "no guest kernel")
 	}
 	tmp := b.TempDir()
 	agent := filepath.Join(tmp, AgentName)

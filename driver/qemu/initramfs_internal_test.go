@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // readCpio parses a newc archive into name → content (directories map to
@@ -138,7 +140,7 @@ func TestHelloMagicNotInAgentSource(t *testing.T) {
 // TCG (hardware KVM is not available on the CI machines).
 func TestProbeBoot(t *testing.T) {
 	if _, err := FindKernel(); err != nil {
-		t.Skip("no guest kernel")
+		testenv.Skip(t, "no guest kernel")
 	}
 	agent := filepath.Join(t.TempDir(), AgentName)
 	if err := BuildAgent(t.Context(), agent); err != nil {
@@ -146,7 +148,7 @@ func TestProbeBoot(t *testing.T) {
 	}
 	d, err := New(Config{Dir: t.TempDir(), Agent: agent, Accel: AccelTCG})
 	if errors.Is(err, ErrUnsupported) {
-		t.Skip(err)
+		testenv.Skip(t, err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

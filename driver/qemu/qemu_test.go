@@ -13,6 +13,7 @@ import (
 
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -46,10 +47,10 @@ func (a *agentBuild) get(t testing.TB) string {
 func requireQEMU(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
+		testenv.Skip(t, "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
 	}
 	if _, err := qemu.FindKernel(); err != nil {
-		t.Skip("no guest kernel in /boot (apt-get install linux-image-cloud-amd64)")
+		testenv.Skip(t, "no guest kernel in /boot (apt-get install linux-image-cloud-amd64)")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/image"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -41,7 +43,7 @@ const BusyboxPath = "/bin/busybox"
 func BusyboxImage(tb testing.TB) v1.Image {
 	tb.Helper()
 	if _, err := os.Stat(BusyboxPath); err != nil {
-		tb.Skipf("no %s (install busybox-static): %v", BusyboxPath, err)
+		testenv.Skip(tb, fmt.Sprintf("no %s (install busybox-static): %v", BusyboxPath, err))
 	}
 	img, err := image.BusyboxImage(context.Background(), BusyboxPath)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun/internal/mountutil"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,9 +20,7 @@ func TestUnescape(t *testing.T) {
 // TestUnmountUnder mounts nested tmpfs (one on a path with a space) and
 // checks they are listed deepest first and all removed.
 func TestUnmountUnder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	testenv.NeedRoot(t)
 	dir := t.TempDir()
 	outer := filepath.Join(dir, "a b")
 	inner := filepath.Join(outer, "inner")

@@ -19,6 +19,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // Internet is one test internet. Its names resolve (A records, TTL 60) as:
@@ -48,13 +50,11 @@ const (
 // not root or without the ip command.
 func New(t testing.TB) *Internet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("testinet: needs root")
-	}
+	testenv.NeedRoot(t)
 	ip, err := exec.LookPath("ip")
 	if err != nil {
 		if ip = "/usr/sbin/ip"; !exists(ip) {
-			t.Skip("testinet: ip command missing")
+			testenv.Skip(t, "testinet: ip command missing")
 		}
 	}
 	var r [3]byte
