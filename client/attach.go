@@ -150,12 +150,14 @@ func pumpStdin(ctx context.Context, conn *websocket.Conn, r io.Reader) {
 	}
 }
 
-// stdinEOF tells the program that terminal input ended. The protocol has no
-// end-of-input message, so it sends what a terminal sends: an EOT (Ctrl-D),
-// which a line-reading program such as a shell takes as end of input, just
-// as the local Manager's terminal does when Stdin ends.
+// stdinEOF tells the program that terminal input ended, with the
+// {"type":"eof"} control frame (an extension of BoxRun servers: the
+// program's terminal then reads end of file, as the local Manager's does
+// when Stdin ends; see docs/api-extensions.md). A server without the
+// extension ignores the frame and the program keeps its input open.
 func stdinEOF(ctx context.Context, conn *websocket.Conn) {
-	_ = conn.Write(ctx, websocket.MessageBinary, []byte{0x04})
+	b, _ := json.Marshal(wsControl{Type: "eof"})
+	_ = conn.Write(ctx, websocket.MessageText, b)
 }
 
 // pumpResize sends a resize text frame for every size received.

@@ -73,6 +73,10 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request, p params) 
 	m.HandleMessage(func(ms *melody.Session, msg []byte) {
 		if size, ok := parseResize(msg); ok {
 			sess.pushResize(size)
+		} else if isEOF(msg) {
+			// End of input (extension): the program's terminal gets end of
+			// file; later binary frames are dropped.
+			sess.stdin.Close()
 		}
 	})
 	m.HandleSentMessageBinary(func(*melody.Session, []byte) { <-sess.slots })
@@ -180,6 +184,15 @@ func parseResize(msg []byte) (boxapi.TermSize, bool) {
 		size.Rows = *ctl.Rows
 	}
 	return size, true
+}
+
+// isEOF reports whether msg is the {"type":"eof"} control frame, the
+// end-of-input extension (docs/api-extensions.md).
+func isEOF(msg []byte) bool {
+	var ctl struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(msg, &ctl) == nil && ctl.Type == "eof"
 }
 
 // attachRequest reads the query: shell (default /bin/bash, spec §7.1),

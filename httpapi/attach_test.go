@@ -240,3 +240,26 @@ func TestAttach_Errors(t *testing.T) {
 		}
 	})
 }
+
+// The {"type":"eof"} text frame (extension) ends the program's input: the
+// server delivers end of file on the terminal even mid-line (where one
+// Ctrl-D byte would only end the line), and input sent after it is dropped.
+func TestAttach_EOFFrame(t *testing.T) {
+	e := newEnv(t)
+	box := e.createBox(`{"image":"busybox"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := e.attach(ctx, box.ID, url.Values{"cmd": {"sh", "-c", "n=$(wc -c); echo count=$n; echo done"}})
+	c.send(ctx, "abc")
+	if err := c.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"eof"}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.send(ctx, "dropped")
+	m := c.finish(ctx)
+	if m["type"] != "exit" || m["code"] != float64(0) {
+		t.Errorf("final frame %v (output %q)", m, c.out.String())
+	}
+	if out := c.out.String(); !strings.Contains(out, "count=3") || !strings.Contains(out, "done") || strings.Contains(out, "dropped") {
+		t.Errorf("output %q: want count=3 and done, nothing after the end of input", out)
+	}
+}
