@@ -44,6 +44,15 @@ fuzz:
 fuzz-short:
 	FUZZTIME=$${FUZZTIME:-3s} ./scripts/fuzz.sh
 
+# Crash suite: the server SIGKILLed at random moments of a mixed workload,
+# checked after every restart (root package TestChaos; every `go test` runs
+# a short version with 3 kills).
+chaos:
+	BOXRUN_CHAOS_KILLS=$${BOXRUN_CHAOS_KILLS:-50} $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m .
+
+chaos-short:
+	BOXRUN_CHAOS_KILLS=3 $(GO) test -count=1 -run '^TestChaos$$' -v .
+
 bench: runsc
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -run '^$$' -bench . -benchtime 5x ./...
 
