@@ -110,7 +110,8 @@ func (a *acked) add(execID string, seq int64, data string) {
 
 // chaosWorkload runs a mix of creates, streaming execs, uploads and removes
 // against c until ctx ends.
-func chaosWorkload(ctx context.Context, c *client.Client, rng *rand.Rand, ack *acked) {
+func chaosWorkload(ctx context.Context, c *client.Client, seed uint64, ack *acked) {
+	rng := rand.New(rand.NewPCG(seed, 2))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var boxes []string
@@ -195,7 +196,8 @@ func TestChaos(t *testing.T) {
 	for range kills {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); chaosWorkload(ctx, srv.c, rng, ack) }()
+		wseed := rng.Uint64()
+		go func() { defer close(done); chaosWorkload(ctx, srv.c, wseed, ack) }()
 		time.Sleep(time.Duration(100+rng.IntN(1500)) * time.Millisecond)
 		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
