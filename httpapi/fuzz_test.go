@@ -110,6 +110,9 @@ func (stubService) LoadImages(_ context.Context, r io.Reader, _ boxapi.LoadImage
 func (stubService) TagImage(context.Context, string, string) (*boxapi.ImageInfo, error) {
 	return nil, notFound()
 }
+func (stubService) Watch(context.Context, string, string, boxapi.WatchOptions, func(boxapi.FileEvent) error) error {
+	return notFound()
+}
 func (stubService) SaveImages(context.Context, io.Writer, []string) error { return notFound() }
 
 var fuzzMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead}
