@@ -29,8 +29,10 @@ build: runsc
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The kubernetes driver is linked only with -tags kubernetes: vet that build too.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags kubernetes ./cmd/boxrun
 
 test: runsc mcp-ts-deps fmt-check vet
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -race -timeout 40m ./...
