@@ -52,7 +52,7 @@ func waitHibernated(t *testing.T, m *boxrun.Manager, box string) {
 		}
 		if time.Now().After(deadline) {
 			b, _ := m.Get(context.Background(), box)
-			t.Fatalf("box %s not hibernated (lifetime %+v, status %s)", box, lt, b.Status)
+			t.Fatalf("box %s not hibernated (lifetime %+v, box %+v)", box, lt, b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

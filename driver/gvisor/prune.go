@@ -80,8 +80,13 @@ func (d *Driver) Prune(ctx context.Context, keep []string) error {
 			if mp == filepath.Join(d.runDir, "null-netns") {
 				continue
 			}
+			// Every mount of a live box stays: its overlay (rootfs) and, for
+			// a box with its own disk and ID shift, the disk, the ID-mapped
+			// layer and volumes under it. (Detaching a live box's disk
+			// broke checkpoints after a restart, and a later remount of
+			// the same image would have mounted one ext4 twice.)
 			rel, _ := filepath.Rel(d.boxesDir, mp)
-			if h, rest, _ := strings.Cut(rel, string(filepath.Separator)); live[h] && rest == "rootfs" {
+			if h, rest, _ := strings.Cut(rel, string(filepath.Separator)); live[h] && rest != "" {
 				continue
 			}
 			errs = append(errs, mountutil.Unmount(mp))
