@@ -47,13 +47,16 @@ fuzz-short:
 	FUZZTIME=$${FUZZTIME:-3s} ./scripts/fuzz.sh
 
 # Crash suite: the server SIGKILLed at random moments of a mixed workload,
-# checked after every restart (root package TestChaos; every `go test` runs
-# a short version with 3 kills).
-chaos:
+# checked after every restart (internal/chaostest): TestChaos of the root
+# package (fake driver) and of driver/gvisor (real gVisor, root only). Every
+# `go test` runs a short version with 3 kills.
+chaos: runsc
 	BOXRUN_CHAOS_KILLS=$${BOXRUN_CHAOS_KILLS:-50} $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m .
+	BOXRUN_CHAOS_KILLS=$${BOXRUN_CHAOS_KILLS:-50} BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./driver/gvisor/
 
-chaos-short:
+chaos-short: runsc
 	BOXRUN_CHAOS_KILLS=3 $(GO) test -count=1 -run '^TestChaos$$' -v .
+	BOXRUN_CHAOS_KILLS=3 BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 20m ./driver/gvisor/
 
 bench: runsc
 	BOXRUN_RUNSC=$(CURDIR)/bin/runsc $(GO) test -run '^$$' -bench . -benchtime 5x ./...

@@ -57,6 +57,18 @@ func validateSpec(spec *BoxSpec) error {
 // fails after the box row exists, the box is kept with status error and
 // ErrorCode/ErrorMessage set, and its reservation is released.
 func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
+	b, err := m.create(ctx, spec, false)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// create is Create; run marks the box as an ephemeral run's (run_boxes:
+// the next Open deletes it if a crash interrupts the run). On an error,
+// the returned box is the row that was kept with status error, if any, so
+// that a run can remove it.
+func (m *Manager) create(ctx context.Context, spec BoxSpec, run bool) (box *Box, err error) {
 	if err := m.enter(); err != nil {
 		return nil, err
 	}
@@ -95,7 +107,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 		ID: newID("box_"), Name: spec.Name, Status: StatusCreating, Image: spec.Image,
 		CPU: spec.CPU, MemoryMB: spec.MemoryMB, DiskSizeGB: spec.DiskSizeGB, Network: spec.Network,
 		Workdir: spec.Workdir, Env: spec.Env, Volumes: spec.Volumes, CreatedAt: now,
-	}}
+	}, run: run}
 	if b.Workdir == "" {
 		b.Workdir = DefaultWorkdir
 	}
@@ -106,6 +118,13 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 		return nil, err
 	}
 	m.bus.publish(ev)
+	rowKept := true
+	defer func() {
+		if err != nil && rowKept {
+			kept := b.Box
+			box = &kept
+		}
+	}()
 	if spec.TTL > 0 || spec.IdleTimeout > 0 || spec.OnExpire != ExpireStop {
 		if err := m.store.insertLifetime(ctx, b.ID, spec.TTL, spec.IdleTimeout, spec.OnExpire); err != nil {
 			return nil, m.failCreate(b, err)
@@ -153,6 +172,7 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	if errors.Is(err, ErrPortInUse) {
 		// Bad input found by the driver: no box, as for any other.
 		if ev, _, derr := m.store.deleteBox(context.WithoutCancel(ctx), b, FormatTime(m.now())); derr == nil {
+			rowKept = false
 			m.bus.publish(ev)
 		}
 		return nil, &Error{Code: CodeValidationError, Message: err.Error(), Err: err}
@@ -171,8 +191,8 @@ func (m *Manager) Create(ctx context.Context, spec BoxSpec) (*Box, error) {
 	m.bus.publish(ev)
 	reserved = false
 	m.armLifetime(b.ID, spec.TTL, spec.IdleTimeout, spec.OnExpire, b.StartedAt, b.StartedAt)
-	box := b.Box
-	return &box, nil
+	made := b.Box
+	return &made, nil
 }
 
 // pullImage resolves ref through the image store, publishing progress.
@@ -454,6 +474,23 @@ func (m *Manager) getLocked(ctx context.Context, box string) (*boxRow, func(), e
 
 // recover reconciles the database with the driver after a restart.
 func (m *Manager) recover(ctx context.Context) error {
+	// Boxes of runs a crash interrupted go first, with their execs and
+	// output logs; their sandboxes are pruned below with everything else
+	// no row keeps.
+	runBoxes, err := m.store.runBoxes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range runBoxes {
+		m.log.Warn("recover: removing the box of an interrupted run", "box", b.ID)
+		_, logs, err := m.store.deleteBox(ctx, b, FormatTime(m.now()))
+		if err != nil {
+			return err
+		}
+		for _, id := range logs {
+			_ = os.Remove(outLogPath(m.outDir, id))
+		}
+	}
 	execs, err := m.store.runningExecs(ctx)
 	if err != nil {
 		return err
@@ -473,6 +510,9 @@ func (m *Manager) recover(ctx context.Context) error {
 		if _, err := m.store.failOrphanExec(ctx, e, "server restarted", FormatTime(m.now()), size, last); err != nil {
 			return err
 		}
+	}
+	if err := m.repairLogs(ctx); err != nil {
+		return err
 	}
 	// Logs the database does not know (a crash between a box's deletion
 	// and the removal of its files, or before an exec's row committed).
@@ -518,6 +558,20 @@ func (m *Manager) recover(ctx context.Context) error {
 			b.StoppedAt = m.now()
 			if _, err := m.store.updateBox(ctx, b, EventBoxStopped, FormatTime(b.StoppedAt)); err != nil {
 				return err
+			}
+		case b.Handle != "":
+			// A box that is not running has no sandbox, but a crash during
+			// Start (between the driver's Start and the row's update, or
+			// with runsc still starting it) leaves one running: it holds
+			// memory, cgroups and network that nothing accounts for, and
+			// the next Start would fail. The database is the truth: the
+			// box stays stopped and its sandbox goes (Prune then releases
+			// the rest).
+			if state, err := m.driver.State(ctx, b.Handle); err == nil && state == sandbox.Running {
+				m.log.Warn("recover: the sandbox of a box that is not running runs (a crash interrupted its start); stopping it", "box", b.ID, "status", b.Status)
+				if err := m.driver.Stop(ctx, b.Handle); err != nil {
+					m.log.Warn("recover: stop the sandbox of a box that is not running", "box", b.ID, "err", err)
+				}
 			}
 		}
 	}

@@ -64,6 +64,25 @@ func (b *bus) publishExec(ev ExecEvent) {
 	}
 }
 
+// wantsOutput reports whether an output event of the exec would reach
+// anyone: an output subscriber of the exec, or a Manager subscriber whose
+// filter takes exec output of the box. A subscriber added after this
+// returns false replays the stored output (stored before the check).
+func (b *bus) wantsOutput(execID, boxID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.execs[execID]) > 0 {
+		return true
+	}
+	ev := Event{Type: EventExecOutput, BoxID: boxID, ExecID: execID}
+	for s := range b.subs {
+		if matchEvent(s.filter, ev) {
+			return true
+		}
+	}
+	return false
+}
+
 // finishExec closes every output subscription of an exec: its stream is over.
 func (b *bus) finishExec(execID string) {
 	b.mu.Lock()

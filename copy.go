@@ -51,6 +51,24 @@ func (m *Manager) agentHandle(ctx context.Context, box string) (*boxRow, func(),
 	return b, done, nil
 }
 
+// fileHandle is agentHandle for a file operation on the path p (called
+// what in the error): it refuses a p that holds a NUL and enters the
+// Manager first. done ends both.
+func (m *Manager) fileHandle(ctx context.Context, box, what, p string) (*boxRow, func(), error) {
+	if err := checkPath(what, p); err != nil {
+		return nil, nil, err
+	}
+	if err := m.enter(); err != nil {
+		return nil, nil, err
+	}
+	b, done, err := m.agentHandle(ctx, box)
+	if err != nil {
+		m.leave()
+		return nil, nil, err
+	}
+	return b, func() { done(); m.leave() }, nil
+}
+
 // boxPath makes p absolute against the box's workdir and cleans it.
 func boxPath(b *boxRow, p string) string {
 	if !strings.HasPrefix(p, "/") {
@@ -65,14 +83,7 @@ func boxPath(b *boxRow, p string) string {
 // RUNTIME_ERROR (wrapping ErrInvalid for unsafe entries), VALIDATION_ERROR
 // (NUL in dst).
 func (m *Manager) CopyIn(ctx context.Context, box, dst string, r io.Reader) error {
-	if err := checkPath("path", dst); err != nil {
-		return err
-	}
-	if err := m.enter(); err != nil {
-		return err
-	}
-	defer m.leave()
-	b, done, err := m.agentHandle(ctx, box)
+	b, done, err := m.fileHandle(ctx, box, "path", dst)
 	if err != nil {
 		return err
 	}
@@ -91,14 +102,7 @@ func (m *Manager) CopyIn(ctx context.Context, box, dst string, r io.Reader) erro
 // FILE_NOT_FOUND (src missing), VALIDATION_ERROR (NUL in src),
 // RUNTIME_ERROR.
 func (m *Manager) CopyOut(ctx context.Context, box, src string, w io.Writer) error {
-	if err := checkPath("path", src); err != nil {
-		return err
-	}
-	if err := m.enter(); err != nil {
-		return err
-	}
-	defer m.leave()
-	b, done, err := m.agentHandle(ctx, box)
+	b, done, err := m.fileHandle(ctx, box, "path", src)
 	if err != nil {
 		return err
 	}
@@ -136,14 +140,7 @@ func downloadError(src string, err error) error {
 // BOX_NOT_RUNNING, RUNTIME_ERROR (no file name in dest, copy failure),
 // VALIDATION_ERROR (NUL in dest).
 func (m *Manager) UploadFile(ctx context.Context, box, dest string, r io.Reader) error {
-	if err := checkPath("dest", dest); err != nil {
-		return err
-	}
-	if err := m.enter(); err != nil {
-		return err
-	}
-	defer m.leave()
-	b, done, err := m.agentHandle(ctx, box)
+	b, done, err := m.fileHandle(ctx, box, "dest", dest)
 	if err != nil {
 		return err
 	}
@@ -217,14 +214,7 @@ func (m *Manager) sized(r io.Reader) (int64, io.Reader, func(), error) {
 // name, file missing: "File '…' not found in box", not a regular file),
 // VALIDATION_ERROR (NUL in p).
 func (m *Manager) DownloadFile(ctx context.Context, box, p string, w io.Writer) error {
-	if err := checkPath("path", p); err != nil {
-		return err
-	}
-	if err := m.enter(); err != nil {
-		return err
-	}
-	defer m.leave()
-	b, done, err := m.agentHandle(ctx, box)
+	b, done, err := m.fileHandle(ctx, box, "path", p)
 	if err != nil {
 		return err
 	}

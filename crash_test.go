@@ -1,21 +1,19 @@
 package boxrun_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun"
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
+	"github.com/boxrun/boxrun/internal/chaostest"
+	"github.com/boxrun/boxrun/internal/crashtest"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // TestCrashChild is the child half of TestManager_CrashRecovery: it runs
@@ -51,55 +49,13 @@ func TestCrashChild(t *testing.T) {
 // with "server restarted", its events gapless and ended by one exit event.
 func TestManager_CrashRecovery(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "BOXRUN_CRASH_DIR="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "READY" {
-				ready <- f[1:]
-			}
-		}
-		close(ready)
-	}()
-	var ids []string
-	select {
-	case ids = <-ready:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("child never got ready")
-	}
-	if ids == nil {
-		t.Fatal("child exited before ready")
-	}
+	child := crashtest.Start(t, "TestCrashChild", []string{"BOXRUN_CRASH_DIR=" + dir}, "-test.v")
+	f := child.MustAwait(t, "the child", "READY", 3, 60*time.Second)
 	time.Sleep(100 * time.Millisecond) // let it be mid-write
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	boxID, execID := ids[0], ids[1]
+	child.Kill()
+	boxID, execID := f[1], f[2]
 
-	conn, err := sqlite.OpenConn(filepath.Join(dir, "boxrun.db"), sqlite.OpenReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var integrity string
-	if err := sqlitex.ExecuteTransient(conn, "PRAGMA integrity_check;", &sqlitex.ExecOptions{
-		ResultFunc: func(stmt *sqlite.Stmt) error { integrity = stmt.ColumnText(0); return nil },
-	}); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
-	if integrity != "ok" {
+	if integrity := chaostest.Integrity(t, filepath.Join(dir, "boxrun.db")); integrity != "ok" {
 		t.Fatalf("integrity_check = %q", integrity)
 	}
 
@@ -139,5 +95,48 @@ func TestManager_CrashRecovery(t *testing.T) {
 	_ = m2.ExecEvents(ctx, execID, -1, func(boxrun.ExecEvent) error { again++; return nil })
 	if again != len(evs) {
 		t.Fatalf("second reopen: %d events, want %d", again, len(evs))
+	}
+}
+
+// TestManager_RecoverInterruptedStart: a crash between the driver's Start
+// of a stopped box and the update of its row (found by the gVisor
+// TestChaos) left its sandbox running while the database says stopped.
+// The next Open stops that sandbox: the box stays stopped, and Start
+// starts it again.
+func TestManager_RecoverInterruptedStart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	m := boxruntest.OpenManager(t, dir)
+	b, err := m.Create(ctx, boxapi.BoxSpec{Image: "busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Stop(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	h := b.Handle
+	if h == "" {
+		t.Fatalf("box %+v has no handle", b)
+	}
+	// What the crashed Start did: the sandbox runs, the row is not updated.
+	d := boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if got := chaostest.Handles(t, dir)[h]; got != boxapi.StatusStopped {
+		t.Fatalf("status in the database: %q, want stopped", got)
+	}
+
+	m = boxruntest.OpenManager(t, dir)
+	defer m.Close()
+	if st, err := d.State(ctx, h); err != nil || st != sandbox.Stopped {
+		t.Errorf("sandbox of the stopped box after the restart: %v %v, want stopped", st, err)
+	}
+	if got, err := m.Get(ctx, b.ID); err != nil || got.Status != boxapi.StatusStopped {
+		t.Fatalf("box after the restart: %+v %v, want stopped", got, err)
+	}
+	if got, err := m.Start(ctx, b.ID); err != nil || got.Status != boxapi.StatusRunning {
+		t.Errorf("Start after the restart: %+v %v", got, err)
 	}
 }

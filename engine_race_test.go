@@ -1,17 +1,14 @@
 package boxrun_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/image/imagetest"
+	"github.com/boxrun/boxrun/internal/crashtest"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -77,35 +75,10 @@ func TestLockChild(t *testing.T) {
 // that process is killed (SIGKILL: no Close), the directory opens.
 func TestOpen_StateLockedOtherProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
-	cmd.Env = append(os.Environ(), "BOXRUN_LOCK_DIR="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == "READY" {
-				ready <- true
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatal("child exited before ready")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("child never got ready")
-	}
-	_, err = boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))))
+	child := crashtest.Start(t, "TestLockChild", []string{"BOXRUN_LOCK_DIR=" + dir})
+	child.MustAwait(t, "the child", "READY", 1, 30*time.Second)
+	cmd := child.Cmd
+	_, err := boxrun.Open(dir, boxrun.WithDriver(boxruntest.NewFakeDriver(filepath.Join(dir, "fake"))))
 	var le *boxrun.StateLockedError
 	if !errors.As(err, &le) || le.PID != cmd.Process.Pid || !errors.Is(err, boxrun.ErrStateLocked) {
 		t.Fatalf("Open while another process holds it = %v, want pid %d", err, cmd.Process.Pid)
@@ -113,8 +86,7 @@ func TestOpen_StateLockedOtherProcess(t *testing.T) {
 	if !strings.Contains(err.Error(), strconv.Itoa(cmd.Process.Pid)) {
 		t.Fatalf("message %q does not name pid %d", err, cmd.Process.Pid)
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
+	child.Kill()
 	m := boxruntest.OpenManager(t, dir)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

@@ -16,14 +16,6 @@ import (
 	"github.com/boxrun/boxrun/sandbox"
 )
 
-// maxPendingOutput bounds the output an exec may have buffered but not yet
-// stored; a process that outpaces the store waits (output is never dropped).
-const maxPendingOutput = 8 << 20
-
-// maxEventData is the most text consecutive writes of one stream are
-// merged into while the store is busy (one event, one record).
-const maxEventData = 64 << 10
-
 func validateExec(req *ExecRequest) error {
 	switch {
 	case len(req.Cmd) == 0:
@@ -110,37 +102,11 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 	if req.OutputLimit > 0 && (r.limit <= 0 || req.OutputLimit < r.limit) {
 		r.limit = req.OutputLimit
 	}
-	logPath := outLogPath(m.outDir, e.ID)
-	lg, err := createOutLog(logPath)
+	ev, err := m.registerRun(ctx, r)
 	if err != nil {
-		return nil, Errorf(CodeRuntimeError, "Failed to start execution: %w", err)
-	}
-	r.log = lg
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		lg.discard()
-		os.Remove(logPath)
-		return nil, ErrClosed
-	}
-	m.runs[e.ID] = r
-	m.wg.Add(1)
-	m.mu.Unlock()
-	m.beginBusy(b.ID) // ended by finish (or below)
-
-	ev, err := m.store.insertExec(ctx, e)
-	if err != nil {
-		lg.discard()
-		os.Remove(logPath)
-		m.mu.Lock()
-		delete(m.runs, e.ID)
-		m.mu.Unlock()
-		m.endBusy(b.ID)
-		m.wg.Done()
 		return nil, err
 	}
 	m.bus.publish(ev)
-	go r.flusher()
 
 	dir := req.Workdir
 	if dir == "" {
@@ -163,6 +129,13 @@ func (m *Manager) startExec(ctx context.Context, box string, req ExecRequest, st
 
 // execRun is a running exec: it turns output into stored, published events
 // and finishes the record when the process ends.
+//
+// Output is stored synchronously by the driver's writer goroutine that
+// delivers it: one record per write, written with one writev(2) straight
+// from the driver's buffer, then published (copied into an event only when
+// someone listens). There is no second goroutine and no queue, so no copy
+// and no allocation per chunk, and a process that outpaces the disk is
+// slowed by its own pipe, as with any pipe (output is never dropped).
 type execRun struct {
 	m    *Manager
 	exec *Exec
@@ -170,19 +143,22 @@ type execRun struct {
 	done chan struct{} // closed once final is stored
 	fin  sync.Once
 
+	// wmu serializes stores (both streams and finish): records reach the
+	// log, and events the bus, in seq order. Held across the write; never
+	// taken under mu.
+	wmu     sync.Mutex
+	log     *outLog
+	lastSeq int64 // seq of the last stored output event (wmu)
+	batch   []outChunk
+
 	mu        sync.Mutex
-	cond      *sync.Cond // signaled when pending output is taken for storage
 	proc      sandbox.Process
 	seq       int64
-	pending   []pendingChunk
-	pendBytes int
-	limit     int64 // the output cap of this exec (0: none)
-	queued    int64 // output bytes accepted for storage (the cap counts these)
-	truncated bool  // the output cap was hit: the rest is dropped
-	storeErr  error // storing output failed: the exec fails, nothing more is stored
-	log       *outLog
-	written   atomic.Int64      // end of the last whole batch in the log
-	lastSeq   int64             // seq of the last stored output event
+	limit     int64             // the output cap of this exec (0: none)
+	queued    int64             // output bytes accepted for storage (the cap counts these)
+	truncated bool              // the output cap was hit: the rest is dropped
+	storeErr  error             // storing output failed: the exec fails, nothing more is stored
+	written   atomic.Int64      // end of the last whole record in the log
 	carry     map[string][]byte // incomplete UTF-8 tail per stream
 	endStatus ExecStatus        // set by kill: canceled or failed
 	endReason string
@@ -190,19 +166,49 @@ type execRun struct {
 	timer     *time.Timer
 	final     *Exec
 	ended     bool // finish has begun: later output is discarded
+}
 
-	wake    chan struct{} // nudges the flusher
-	flushed chan struct{} // closed when the flusher has stored everything
-	stop    chan struct{} // closed when no more output will come
+// registerRun creates the output log of r's exec, registers r with the
+// Manager (m.runs, the wait group Close waits on, the box's busy count;
+// finish undoes them) and inserts the exec record, whose event it returns
+// for the caller to publish. On failure none of that is left.
+func (m *Manager) registerRun(ctx context.Context, r *execRun) (Event, error) {
+	e := r.exec
+	logPath := outLogPath(m.outDir, e.ID)
+	lg, err := createOutLog(logPath)
+	if err != nil {
+		return Event{}, Errorf(CodeRuntimeError, "Failed to start execution: %w", err)
+	}
+	r.log = lg
+	dropLog := func() {
+		lg.discard()
+		os.Remove(logPath)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		dropLog()
+		return Event{}, ErrClosed
+	}
+	m.runs[e.ID] = r
+	m.wg.Add(1)
+	m.mu.Unlock()
+	m.beginBusy(e.BoxID)
+	ev, err := m.store.insertExec(ctx, e)
+	if err != nil {
+		dropLog()
+		m.mu.Lock()
+		delete(m.runs, e.ID)
+		m.mu.Unlock()
+		m.endBusy(e.BoxID)
+		m.wg.Done()
+		return Event{}, err
+	}
+	return ev, nil
 }
 
 func newExecRun(m *Manager, e *Exec, tee map[string]io.Writer) *execRun {
-	r := &execRun{
-		m: m, exec: e, tee: tee, done: make(chan struct{}), carry: map[string][]byte{}, lastSeq: -1,
-		wake: make(chan struct{}, 1), flushed: make(chan struct{}), stop: make(chan struct{}),
-	}
-	r.cond = sync.NewCond(&r.mu)
-	return r
+	return &execRun{m: m, exec: e, tee: tee, done: make(chan struct{}), carry: map[string][]byte{}, lastSeq: -1}
 }
 
 func (r *execRun) started(p sandbox.Process) {
@@ -210,16 +216,38 @@ func (r *execRun) started(p sandbox.Process) {
 	defer r.mu.Unlock()
 	r.proc = p
 	if r.exec.TimeoutMS > 0 {
-		r.timer = time.AfterFunc(time.Duration(r.exec.TimeoutMS)*time.Millisecond, func() {
-			r.mu.Lock()
-			r.timedOut = r.endStatus == ""
-			r.mu.Unlock()
-			r.signal()
-		})
+		limit := time.Duration(r.exec.TimeoutMS) * time.Millisecond
+		if sn, ok := p.(sandbox.StartNotifier); ok {
+			// The command starts later than its process handle (a one-shot
+			// sandbox boots first): the timeout counts from its start, as
+			// for an exec in a running box.
+			go func() {
+				select {
+				case <-sn.Started():
+				case <-r.done:
+					return
+				}
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if !r.ended {
+					r.timer = time.AfterFunc(limit, r.timeout)
+				}
+			}()
+		} else {
+			r.timer = time.AfterFunc(limit, r.timeout)
+		}
 	}
 	if r.endStatus != "" { // killed before the process started
 		go r.signal()
 	}
+}
+
+// timeout ends the exec as timed out (unless it is ending already).
+func (r *execRun) timeout() {
+	r.mu.Lock()
+	r.timedOut = r.endStatus == ""
+	r.mu.Unlock()
+	r.signal()
 }
 
 // kill ends the exec with status (canceled, or failed on shutdown) and reason.
@@ -254,24 +282,26 @@ func (w streamWriter) Write(p []byte) (int, error) { return w.r.write(w.stream, 
 
 func (r *execRun) writer(stream string) io.Writer { return streamWriter{r, stream} }
 
-// write turns a chunk of output into an event. The event keeps the raw
-// bytes (invalid UTF-8 included: byte-exact clients read them through the
-// base64 encoding of the events stream, text clients get them made valid at
-// the edge). Bytes of a UTF-8 sequence split across writes are held back
-// until the sequence is complete, so text clients never see a character cut
-// in two.
+// write turns a chunk of output into an event, stored before write
+// returns. The event keeps the raw bytes (invalid UTF-8 included:
+// byte-exact clients read them through the base64 encoding of the events
+// stream, text clients get them made valid at the edge). Bytes of a UTF-8
+// sequence split across writes are held back until the sequence is
+// complete, so text clients never see a character cut in two.
 func (r *execRun) write(stream string, p []byte) (int, error) {
 	if w := r.tee[stream]; w != nil {
 		_, _ = w.Write(p) // the caller's writer; its errors are its own
 	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.ended || r.storeErr != nil || r.truncated {
 		// Finished without its process (Close), unstorable, or over the
 		// cap: the output goes nowhere.
+		r.mu.Unlock()
 		return len(p), nil
 	}
-	buf := p // the caller's: queue copies what it keeps
+	buf := p // the caller's: stored before write returns, never kept
 	if c := r.carry[stream]; len(c) > 0 {
 		buf = append(c, p...)
 		r.carry[stream] = nil
@@ -280,64 +310,54 @@ func (r *execRun) write(stream string, p []byte) (int, error) {
 	if cut < len(buf) {
 		r.carry[stream] = append([]byte(nil), buf[cut:]...)
 	}
+	batch := r.batch[:0]
 	if cut > 0 {
-		r.queue(stream, buf[:cut])
+		batch = r.queue(batch, stream, buf[:cut])
 	}
-	for r.pendBytes > maxPendingOutput {
-		r.cond.Wait()
-	}
+	r.mu.Unlock()
+	r.store(batch)
+	r.batch = batch[:0]
 	return len(p), nil
 }
 
-// pendingChunk is output queued for storage: one future event.
-type pendingChunk struct {
+// outChunk is output on its way to the log: one future event. data is
+// borrowed from the writer until stored.
+type outChunk struct {
 	seq    int64
 	stream string
 	at     time.Time
 	data   []byte
-	own    bool // never merged into (the truncation marker)
 }
 
-// queue appends output text as a log event, merging it into the last
-// queued event of the same stream while the store is busy (r.mu held).
-// Past the output cap it queues the part that fits, then a truncation
-// marker (a stderr log event), and drops the rest.
-func (r *execRun) queue(stream string, text []byte) {
+// queue appends output text to batch as a log event (r.mu held). Past
+// the output cap it appends the part that fits, then a truncation marker
+// (a stderr log event), and drops the rest.
+func (r *execRun) queue(batch []outChunk, stream string, text []byte) []outChunk {
 	if r.truncated {
-		return
+		return batch
 	}
 	if limit := r.limit; limit > 0 && r.queued+int64(len(text)) > limit {
 		fit := int(limit - r.queued)
 		for back := 0; back < utf8.UTFMax && fit > 0 && !utf8.RuneStart(text[fit]); back++ {
 			fit-- // do not cut a character in two
 		}
-		r.add(stream, text[:fit], false)
-		r.add("stderr", []byte(TruncationMarker(limit)), true)
+		batch = r.add(batch, stream, text[:fit])
+		batch = r.add(batch, "stderr", []byte(TruncationMarker(limit)))
 		r.truncated = true
-		return
+		return batch
 	}
-	r.add(stream, text, false)
+	return r.add(batch, stream, text)
 }
 
-// add copies text into the pending output (r.mu held).
-func (r *execRun) add(stream string, text []byte, own bool) {
+// add appends text as the next event (r.mu held).
+func (r *execRun) add(batch []outChunk, stream string, text []byte) []outChunk {
 	if len(text) == 0 {
-		return
+		return batch
 	}
 	r.queued += int64(len(text))
-	r.pendBytes += len(text)
-	if n := len(r.pending); !own && n > 0 {
-		if last := &r.pending[n-1]; !last.own && last.stream == stream && len(last.data)+len(text) <= maxEventData {
-			last.data = append(last.data, text...)
-			return
-		}
-	}
-	r.pending = append(r.pending, pendingChunk{seq: r.seq, stream: stream, at: r.m.now(), data: append([]byte(nil), text...), own: own})
+	batch = append(batch, outChunk{seq: r.seq, stream: stream, at: r.m.now(), data: text})
 	r.seq++
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	return batch
 }
 
 // utf8Complete returns the length of the longest prefix of b that does not
@@ -354,69 +374,51 @@ func utf8Complete(b []byte) int {
 	return len(b)
 }
 
-// flusher stores pending output in batches (one write to the exec's log)
-// and publishes each batch once it is stored, in seq order, until stop.
-// A batch that cannot be stored fails the exec and is never published.
-func (r *execRun) flusher() {
-	defer close(r.flushed)
-	for {
-		select {
-		case <-r.wake:
-		case <-r.stop:
-			return
-		}
-		if batch := r.takePending(); len(batch) > 0 && r.store(batch) {
-			r.publishOutput(batch)
-		}
+// store appends batch to the log and publishes it (r.wmu held). A batch
+// that cannot be stored fails the exec (killing its process) and is never
+// published.
+func (r *execRun) store(batch []outChunk) {
+	if len(batch) == 0 {
+		return
 	}
-}
-
-// store appends batch to the log; on failure it fails the exec (killing
-// its process) and reports false.
-func (r *execRun) store(batch []ExecEvent) bool {
 	r.mu.Lock()
 	failed := r.storeErr != nil
 	r.mu.Unlock()
 	if failed {
-		return false
+		return
 	}
 	off, err := r.log.append(batch)
-	if err == nil {
-		r.written.Store(off)
-		r.lastSeq = batch[len(batch)-1].Seq
-		return true
+	if err != nil {
+		r.m.log.Error("exec: store output", "exec", r.exec.ID, "err", err)
+		r.mu.Lock()
+		r.storeErr = err
+		r.endStatus, r.endReason = ExecFailed, "output storage failed: "+err.Error()
+		r.mu.Unlock()
+		go r.signal()
+		return
 	}
-	r.m.log.Error("exec: store output", "exec", r.exec.ID, "err", err)
-	r.mu.Lock()
-	r.storeErr = err
-	r.endStatus, r.endReason = ExecFailed, "output storage failed: "+err.Error()
-	r.pending, r.pendBytes = nil, 0
-	r.cond.Broadcast()
-	r.mu.Unlock()
-	go r.signal()
-	return false
+	r.written.Store(off)
+	r.lastSeq = batch[len(batch)-1].seq
+	r.publishOutput(batch)
 }
 
-// takePending removes and returns the queued output as events, waking
-// writers held back by the pending limit.
-func (r *execRun) takePending() []ExecEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	batch := make([]ExecEvent, len(r.pending))
-	for i, c := range r.pending {
-		batch[i] = ExecEvent{ExecID: r.exec.ID, Seq: c.seq, Kind: KindLog, Stream: c.stream, Data: string(c.data), CreatedAt: c.at}
+// publishOutput publishes stored chunks to exec streams and subscribers.
+// The copy into an event is made only when someone listens: a reader that
+// subscribes later replays the log, which already holds the chunks.
+func (r *execRun) publishOutput(batch []outChunk) {
+	if !r.m.bus.wantsOutput(r.exec.ID, r.exec.BoxID) {
+		return
 	}
-	r.pending, r.pendBytes = nil, 0
-	r.cond.Broadcast()
-	return batch
+	for _, c := range batch {
+		ev := ExecEvent{ExecID: r.exec.ID, Seq: c.seq, Kind: KindLog, Stream: c.stream, Data: string(c.data), CreatedAt: c.at}
+		r.publishEvent(ev)
+	}
 }
 
-// publishOutput publishes stored events to exec streams and subscribers.
-func (r *execRun) publishOutput(batch []ExecEvent) {
-	for _, ev := range batch {
-		r.m.bus.publishExec(ev)
-		r.m.bus.publish(Event{Time: ev.CreatedAt, Type: EventExecOutput, BoxID: r.exec.BoxID, ExecID: r.exec.ID, Output: &ev})
-	}
+// publishEvent publishes one stored event of the exec.
+func (r *execRun) publishEvent(ev ExecEvent) {
+	r.m.bus.publishExec(ev)
+	r.m.bus.publish(Event{Time: ev.CreatedAt, Type: EventExecOutput, BoxID: r.exec.BoxID, ExecID: r.exec.ID, Output: &ev})
 }
 
 // pump waits for the process and finishes the exec.
@@ -438,33 +440,28 @@ func (r *execRun) finish(code *int, waitErr string) {
 	r.fin.Do(func() {
 		m := r.m
 		defer m.wg.Done()
+		// Wait for a store in progress; every later write sees ended.
+		r.wmu.Lock()
 		r.mu.Lock()
 		r.ended = true
 		if r.timer != nil {
 			r.timer.Stop()
 		}
+		var rest []outChunk
 		for _, stream := range []string{"stdout", "stderr"} {
-			if rest := r.carry[stream]; len(rest) > 0 {
+			if tail := r.carry[stream]; len(tail) > 0 {
 				r.carry[stream] = nil
-				r.queue(stream, rest)
+				rest = r.queue(rest, stream, tail)
 			}
 		}
 		r.mu.Unlock()
-		close(r.stop)
-		<-r.flushed
-		rest := r.takePending()
-		if len(rest) > 0 && !r.store(rest) {
-			rest = nil
-		}
-		logSize := r.written.Load()
-		if r.storeErr == nil {
-			if err := r.log.finish(); err != nil {
-				r.mu.Lock()
-				r.storeErr = err
-				r.endStatus, r.endReason = ExecFailed, "output storage failed: "+err.Error()
-				r.mu.Unlock()
-			}
-		} else {
+		r.store(rest)
+		logSize, lastSeq := r.written.Load(), r.lastSeq
+		r.wmu.Unlock()
+		r.mu.Lock()
+		storeErr := r.storeErr
+		r.mu.Unlock()
+		if storeErr != nil {
 			r.log.discard()
 		}
 
@@ -494,16 +491,25 @@ func (r *execRun) finish(code *int, waitErr string) {
 		data, _ := json.Marshal(info)
 		// The exit follows the last stored event: output that could not
 		// be stored is not counted.
-		exit := ExecEvent{ExecID: e.ID, Seq: r.lastSeq + 1, Kind: KindExit, Data: string(data), CreatedAt: e.FinishedAt}
+		exit := ExecEvent{ExecID: e.ID, Seq: lastSeq + 1, Kind: KindExit, Data: string(data), CreatedAt: e.FinishedAt}
 		truncated := r.truncated
 		r.mu.Unlock()
 
-		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, []ExecEvent{exit}, logSize, truncated)
-		final := append(rest, exit)
+		// The log is synced after the commit (outsync.go); a log never
+		// written to has nothing to sync.
+		synced := storeErr != nil || logSize == 0
+		ev, err := m.store.finishExec(context.WithoutCancel(m.ctx), &e, []ExecEvent{exit}, logSize, truncated, synced)
+		if storeErr == nil {
+			if logSize == 0 || err != nil {
+				r.log.discard() // nothing to sync, or Open checks it
+			} else {
+				m.syncLater(e.ID, r.log.file())
+			}
+		}
 		if err != nil {
 			m.log.Error("exec: store exit", "exec", e.ID, "err", err)
 		} else {
-			r.publishOutput(final)
+			r.publishEvent(exit)
 			m.bus.publish(ev)
 		}
 		m.bus.finishExec(e.ID)

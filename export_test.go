@@ -76,3 +76,26 @@ func CheckpointForTest(ctx context.Context, m *Manager) error {
 		return sqlitex.ExecuteTransient(conn, "PRAGMA wal_checkpoint(TRUNCATE);", nil)
 	})
 }
+
+// OutputSyncForTest returns the committed size of an exec's output log and
+// whether it is marked synced.
+func OutputSyncForTest(ctx context.Context, m *Manager, execID string) (size int64, synced bool, err error) {
+	err = m.store.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT size, synced FROM exec_output WHERE exec_id = ?;", &sqlitex.ExecOptions{
+			Args: []any{execID},
+			ResultFunc: func(stmt *sqlite.Stmt) error {
+				size, synced = stmt.ColumnInt64(0), stmt.ColumnInt64(1) != 0
+				return nil
+			},
+		})
+	})
+	return size, synced, err
+}
+
+// MarkUnsyncedForTest marks an exec's output log as not known to be on
+// disk, as a crash before the background sync leaves it.
+func MarkUnsyncedForTest(ctx context.Context, m *Manager, execID string) error {
+	return m.store.write(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "UPDATE exec_output SET synced = 0 WHERE exec_id = ?;", &sqlitex.ExecOptions{Args: []any{execID}})
+	})
+}

@@ -22,19 +22,8 @@ import (
 // the next exec, file transfer, attach or Start resumes it where it was.
 // Errors: as Checkpoint.
 func (m *Manager) Hibernate(ctx context.Context, box string) (*Box, error) {
-	if err := m.enter(); err != nil {
-		return nil, err
-	}
-	defer m.leave()
-	if _, err := m.checkpointer(); err != nil {
-		return nil, err
-	}
-	b, unlock, err := m.getLocked(ctx, box)
+	b, _, err := m.checkpointBox(ctx, box, false, snapHibernated)
 	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if _, err := m.checkpointLocked(ctx, b, box, false, snapHibernated); err != nil {
 		return nil, err
 	}
 	return &b.Box, nil
@@ -52,6 +41,9 @@ func (m *Manager) resumeLocked(ctx context.Context, b *boxRow) (bool, error) {
 	}
 	cp, err := m.checkpointer()
 	if err != nil {
+		return true, err
+	}
+	if err := m.verifySnapshot(ctx, h); err != nil {
 		return true, err
 	}
 	if err := m.reserve(b.CPU, b.MemoryMB, false); err != nil {
@@ -121,7 +113,7 @@ func (m *Manager) dropHibernation(boxID string) {
 
 // hibernateExpired hibernates a box whose idle timeout or ttl fired with
 // on_expire hibernate (b is locked by the caller); a box that cannot be
-// hibernated (a network, a driver without checkpoints) is stopped.
+// hibernated (a driver without checkpoints, a rootless driver) is stopped.
 func (m *Manager) hibernateExpired(ctx context.Context, b *boxRow) {
 	_, err := m.checkpointLocked(ctx, b, b.ID, false, snapHibernated)
 	if err == nil {

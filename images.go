@@ -138,6 +138,22 @@ func (m *Manager) imageArchiver() (sandbox.ImageArchiver, error) {
 	return a, nil
 }
 
+// useArchiver returns the image store's archiver for a load, tag or save,
+// with the Manager entered and the image cache read-locked (no prune runs
+// meanwhile); done ends both.
+func (m *Manager) useArchiver() (sandbox.ImageArchiver, func(), error) {
+	if err := m.enter(); err != nil {
+		return nil, nil, err
+	}
+	a, err := m.imageArchiver()
+	if err != nil {
+		m.leave()
+		return nil, nil, err
+	}
+	m.imageMu.RLock()
+	return a, func() { m.imageMu.RUnlock(); m.leave() }, nil
+}
+
 // LoadImages imports the images of a docker-archive (`docker save`) or
 // OCI-layout tarball read from r, plain or gzip/zstd-compressed, named by
 // the archive's own tags and opts.Tags, publishing image.pull progress
@@ -146,16 +162,11 @@ func (m *Manager) imageArchiver() (sandbox.ImageArchiver, error) {
 // returns one ImageInfo per name. Errors: VALIDATION_ERROR (bad archive
 // or name; nothing is recorded), CANCELED, TIMEOUT.
 func (m *Manager) LoadImages(ctx context.Context, r io.Reader, opts LoadImagesOptions) ([]ImageInfo, error) {
-	if err := m.enter(); err != nil {
-		return nil, err
-	}
-	defer m.leave()
-	a, err := m.imageArchiver()
+	a, done, err := m.useArchiver()
 	if err != nil {
 		return nil, err
 	}
-	m.imageMu.RLock()
-	defer m.imageMu.RUnlock()
+	defer done()
 	return a.LoadArchive(ctx, r, opts.Tags, opts.Size, func(p PullProgress) {
 		m.bus.publish(Event{Time: m.now(), Type: EventImagePull, Pull: &p})
 	})
@@ -165,16 +176,11 @@ func (m *Manager) LoadImages(ctx context.Context, r io.Reader, opts LoadImagesOp
 // digest) the name dst, as `docker tag`; it never pulls. Errors:
 // VALIDATION_ERROR (unknown src, bad dst).
 func (m *Manager) TagImage(ctx context.Context, src, dst string) (*ImageInfo, error) {
-	if err := m.enter(); err != nil {
-		return nil, err
-	}
-	defer m.leave()
-	a, err := m.imageArchiver()
+	a, done, err := m.useArchiver()
 	if err != nil {
 		return nil, err
 	}
-	m.imageMu.RLock()
-	defer m.imageMu.RUnlock()
+	defer done()
 	return a.Tag(ctx, src, dst)
 }
 
@@ -182,15 +188,10 @@ func (m *Manager) TagImage(ctx context.Context, src, dst string) (*ImageInfo, er
 // that `docker load` and LoadImages read. Every ref is checked before the
 // first byte: an unknown one is VALIDATION_ERROR with nothing written.
 func (m *Manager) SaveImages(ctx context.Context, w io.Writer, refs []string) error {
-	if err := m.enter(); err != nil {
-		return err
-	}
-	defer m.leave()
-	a, err := m.imageArchiver()
+	a, done, err := m.useArchiver()
 	if err != nil {
 		return err
 	}
-	m.imageMu.RLock()
-	defer m.imageMu.RUnlock()
+	defer done()
 	return a.Save(ctx, w, refs)
 }

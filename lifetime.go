@@ -40,8 +40,9 @@ func (m *Manager) validateLifetime(spec *BoxSpec) error {
 		return invalid("idle_timeout must not be negative")
 	}
 	if spec.IdleTimeout == 0 && spec.OnExpire == "" && !spec.Network && m.cfg.hibernateAfter > 0 {
-		// WithHibernateAfter: idle boxes hibernate (boxes with a network
-		// cannot be checkpointed, so the default idle timeout applies).
+		// WithHibernateAfter: idle boxes hibernate. Not boxes with a
+		// network, unless they ask (on_expire): a hibernated box holds no
+		// host port, so its resume could find one taken.
 		spec.IdleTimeout, spec.OnExpire = m.cfg.hibernateAfter, ExpireHibernate
 	}
 	if spec.TTL == 0 {

@@ -1,18 +1,16 @@
 package boxrun_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
+	"github.com/boxrun/boxrun/internal/crashtest"
 )
 
 // waitEvent waits (bounded) for the next event of sub with type typ.
@@ -177,40 +175,10 @@ const crashTTL = 8 * time.Second
 // machine may take seconds to reopen.
 func TestLifetime_SurvivesCrash(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLifetimeCrashChild$")
-	cmd.Env = append(os.Environ(), "BOXRUN_LIFETIME_CRASH_DIR="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
-				ready <- f[1]
-			}
-		}
-		close(ready)
-	}()
-	var boxID string
-	select {
-	case boxID = <-ready:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("child never got ready")
-	}
-	if boxID == "" {
-		t.Fatal("child exited before ready")
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	child := crashtest.Start(t, "TestLifetimeCrashChild", []string{"BOXRUN_LIFETIME_CRASH_DIR=" + dir})
+	f := child.MustAwait(t, "the child", "READY", 2, 60*time.Second)
+	boxID := f[1]
+	child.Kill()
 	time.Sleep(1500 * time.Millisecond)
 
 	m := boxruntest.OpenManager(t, dir)

@@ -54,12 +54,18 @@ type Manager struct {
 
 	checkpointing map[string]bool // boxes being checkpointed (see useAgent)
 	agentUse      map[string]int  // attach sessions and file transfers per box
+	oneShots      map[string]bool // boxes of one-shot runs (oneshot.go), by ID
 
 	lifeMu   sync.Mutex
 	life     map[string]*lifeState // running boxes with a ttl or idle timeout
 	lifeWake chan struct{}         // nudges the reaper
 
 	maintainWake chan struct{} // nudges the maintainer (retention.go)
+
+	syncMu   sync.Mutex // guards syncQ
+	syncQ    []syncItem // finished output logs to fdatasync (outsync.go)
+	syncWake chan struct{}
+	syncRun  sync.Mutex // held by the batch being synced
 
 	statsMu    sync.Mutex
 	cpuSamples map[string]cpuSample // box ID → last CPU reading
@@ -147,10 +153,10 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		dir: dir, outDir: outDir, cfg: cfg, log: cfg.logger, store: st, bus: newBus(), lock: lock,
 		driver: cfg.driver, images: cfg.images, ctx: ctx, cancel: cancel,
 		runs: map[string]*execRun{}, locks: map[string]*boxLock{},
-		checkpointing: map[string]bool{}, agentUse: map[string]int{},
+		checkpointing: map[string]bool{}, agentUse: map[string]int{}, oneShots: map[string]bool{},
 		cpuSamples: map[string]cpuSample{}, lastStats: map[string]Stats{},
 		life: map[string]*lifeState{}, lifeWake: make(chan struct{}, 1),
-		maintainWake: make(chan struct{}, 1),
+		maintainWake: make(chan struct{}, 1), syncWake: make(chan struct{}, 1),
 	}
 	di := m.DriverInfo()
 	attrs := []any{"driver", di.Name}
@@ -180,6 +186,8 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 		closeParts(cfg)
 		return nil, fmt.Errorf("boxrun: lifetimes: %w", err)
 	}
+	m.wg.Add(1)
+	go m.syncer()
 	m.wg.Add(1)
 	go m.reaper()
 	m.wg.Add(1)
@@ -273,6 +281,7 @@ func (m *Manager) Close() error {
 				m.log.Warn("close: background work did not finish in time", "timeout", m.cfg.stopTimeout)
 			}
 		}
+		m.syncPending() // every finished exec's log is on disk before the store closes
 		m.bus.closeAll()
 		var errs []error
 		errs = append(errs, m.store.close())

@@ -16,15 +16,15 @@ func TestOutLog_RecoverTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	evs := []ExecEvent{
-		{Seq: 0, Stream: "stdout", Data: "hello\n", CreatedAt: now},
-		{Seq: 1, Stream: "stderr", Data: "oops\n", CreatedAt: now},
+	evs := []outChunk{
+		{seq: 0, stream: "stdout", data: []byte("hello\n"), at: now},
+		{seq: 1, stream: "stderr", data: []byte("oops\n"), at: now},
 	}
 	good, err := l.append(evs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.append([]ExecEvent{{Seq: 2, Stream: "stdout", Data: "torn record data", CreatedAt: now}}); err != nil {
+	if _, err := l.append([]outChunk{{seq: 2, stream: "stdout", data: []byte("torn record data"), at: now}}); err != nil {
 		t.Fatal(err)
 	}
 	l.discard()

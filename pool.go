@@ -24,6 +24,12 @@ type PoolSpec struct {
 // poolRetry is how long the refiller waits after a failed refill.
 const poolRetry = 5 * time.Second
 
+// poolRefillDelay is how long after the last take the refiller waits
+// before it starts a sandbox: a sandbox start takes the host's CPU for a
+// while, and the box just handed out (its first exec) and the rest of a
+// burst of creates come first.
+const poolRefillDelay = 300 * time.Millisecond
+
 // WithPool keeps warm sandboxes (see PoolSpec). A Create takes one when its
 // spec has the pool's image and shape and nothing a pooled sandbox cannot
 // have: no network, volumes, env, ports, workdir or disk size of its own,
@@ -58,10 +64,11 @@ func WithPool(specs ...PoolSpec) Option {
 
 // warmPool holds the ready sandboxes of every PoolSpec.
 type warmPool struct {
-	mu      sync.Mutex
-	entries []*poolEntry
-	closed  bool
-	wake    chan struct{}
+	mu       sync.Mutex
+	entries  []*poolEntry
+	closed   bool
+	lastTake time.Time // when a Create last took (or missed) a sandbox
+	wake     chan struct{}
 }
 
 type poolEntry struct {
@@ -127,6 +134,7 @@ func (m *Manager) takePooled(e *poolEntry, img *sandbox.Image) string {
 	} else {
 		e.misses++
 	}
+	p.lastTake = time.Now()
 	p.mu.Unlock()
 	for _, h := range stale {
 		if err := m.driver.Remove(context.WithoutCancel(m.ctx), h); err != nil {
@@ -150,6 +158,13 @@ func (m *Manager) refiller() {
 			return
 		case <-m.pool.wake:
 		case <-t.C:
+		}
+		m.pool.mu.Lock()
+		wait := poolRefillDelay - time.Since(m.pool.lastTake)
+		m.pool.mu.Unlock()
+		if wait > 0 {
+			t.Reset(wait)
+			continue
 		}
 		failed := false
 		for _, e := range m.pool.entries {

@@ -60,6 +60,9 @@ func (m *Manager) restore(ctx context.Context, s *snapRow, name string) (*Box, e
 			return nil, nameExists(name)
 		}
 	}
+	if err := m.verifySnapshot(ctx, s); err != nil {
+		return nil, err
+	}
 	if err := m.reserve(s.CPU, s.MemoryMB, true); err != nil {
 		return nil, err
 	}
@@ -73,6 +76,7 @@ func (m *Manager) restore(ctx context.Context, s *snapRow, name string) (*Box, e
 	b := &boxRow{Box: Box{
 		ID: newID("box_"), Name: name, Status: StatusCreating, Image: s.Image,
 		CPU: s.CPU, MemoryMB: s.MemoryMB, DiskSizeGB: s.DiskSizeGB, Workdir: s.Workdir, Env: s.Env, CreatedAt: now,
+		Network: s.Network,
 	}, ImageDigest: s.ImageDigest}
 	unlockBox := m.lockBox(b.ID)
 	defer unlockBox()

@@ -44,39 +44,53 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if l := m.cfg.outputLimit; l > 0 && l < limit {
 		limit = l
 	}
-	b, err := m.Create(ctx, BoxSpec{
+	spec := BoxSpec{
 		Image: req.Image, CPU: req.CPU, MemoryMB: req.MemoryMB, DiskSizeGB: req.DiskSizeGB,
 		Network: req.Network, Env: req.Env, Volumes: req.Volumes,
-	})
+	}
+	if shot := m.oneShotter(&spec); shot != nil {
+		return m.runOneShot(ctx, shot, spec, req, limit)
+	}
+	// The box is marked as a run's (a crash before the end leaves it to
+	// the next Open), and removed however the run ends, a failed create
+	// included.
+	b, err := m.create(ctx, spec, true)
+	if b != nil {
+		defer func() {
+			if err := m.Remove(context.WithoutCancel(ctx), b.ID, true); err != nil {
+				m.log.Warn("run: remove box", "box", b.ID, "err", err)
+			}
+		}()
+	}
 	if err != nil {
 		return nil, canceled(ctx, err)
 	}
-	defer func() {
-		if err := m.Remove(context.WithoutCancel(ctx), b.ID, true); err != nil {
-			m.log.Warn("run: remove box", "box", b.ID, "err", err)
-		}
-	}()
 	out := &runOutput{limit: limit}
 	e, err := m.Exec(ctx, b.ID, ExecRequest{Cmd: req.Cmd, Env: req.Env, TimeoutMS: req.TimeoutMS, OutputLimit: limit},
 		out.writer(&out.stdout), out.writer(&out.stderr))
 	if err != nil {
 		return nil, canceled(ctx, err)
 	}
-	out.mu.Lock()
-	if out.truncated {
-		out.stderr.WriteString(TruncationMarker(limit))
+	return out.result(e, limit), nil
+}
+
+// result is the RunResult of exec e whose output o collected.
+func (o *runOutput) result(e *Exec, limit int64) *RunResult {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.truncated {
+		o.stderr.WriteString(TruncationMarker(limit))
 	}
 	res := &RunResult{
 		ExitCode: e.ExitCode,
-		Stdout:   strings.ToValidUTF8(out.stdout.String(), "\uFFFD"),
-		Stderr:   strings.ToValidUTF8(out.stderr.String(), "\uFFFD"),
+		Stdout:   strings.ToValidUTF8(o.stdout.String(), "\uFFFD"),
+		Stderr:   strings.ToValidUTF8(o.stderr.String(), "\uFFFD"),
 	}
-	out.mu.Unlock()
 	if e.ErrorMessage != "" {
 		msg := e.ErrorMessage
 		res.ErrorMessage = &msg
 	}
-	return res, nil
+	return res
 }
 
 // runOutput collects a Run's stdout and stderr, together at most limit

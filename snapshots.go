@@ -41,26 +41,39 @@ func (m *Manager) snapPath(id string) string { return filepath.Join(m.dir, "snap
 // A checkpoint is refused while execs or attach sessions run in the box
 // (the driver must close its connection to the box's agent for the save);
 // file transfers that start during a checkpoint are refused with BOX_BUSY.
+// A box with a network is saved without it; each box restored from the
+// snapshot gets a network of its own with the source's egress policy.
 // Errors: BOX_NOT_FOUND, BOX_NOT_RUNNING, BOX_BUSY, VALIDATION_ERROR (a
-// driver without checkpoints, a box with a network), RUNTIME_ERROR.
+// driver without checkpoints), RUNTIME_ERROR.
 func (m *Manager) Checkpoint(ctx context.Context, box string, opts CheckpointOptions) (*Snapshot, error) {
-	if err := m.enter(); err != nil {
-		return nil, err
-	}
-	defer m.leave()
-	if _, err := m.checkpointer(); err != nil {
-		return nil, err
-	}
-	b, unlock, err := m.getLocked(ctx, box)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	s, err := m.checkpointLocked(ctx, b, box, opts.LeaveRunning, snapReady)
+	_, s, err := m.checkpointBox(ctx, box, opts.LeaveRunning, snapReady)
 	if err != nil {
 		return nil, err
 	}
 	return &s.Snapshot, nil
+}
+
+// checkpointBox is Checkpoint and Hibernate: it saves the box named box
+// under its lock and moves the snapshot to state final (see
+// checkpointLocked). It returns the box's row as the checkpoint left it.
+func (m *Manager) checkpointBox(ctx context.Context, box string, leaveRunning bool, final string) (*boxRow, *snapRow, error) {
+	if err := m.enter(); err != nil {
+		return nil, nil, err
+	}
+	defer m.leave()
+	if _, err := m.checkpointer(); err != nil {
+		return nil, nil, err
+	}
+	b, unlock, err := m.getLocked(ctx, box)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	s, err := m.checkpointLocked(ctx, b, box, leaveRunning, final)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, s, nil
 }
 
 // checkpointLocked saves the box b, whose lock the caller holds, and moves
@@ -77,8 +90,6 @@ func (m *Manager) checkpointLocked(ctx context.Context, b *boxRow, name string, 
 		return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running", name)
 	case b.Handle == "":
 		return nil, Errorf(CodeRuntimeError, "Box has no BoxLite ID")
-	case b.Network:
-		return nil, invalid(fmt.Sprintf("Box '%s' has a network: boxes with a network cannot be checkpointed yet", name))
 	}
 	done, err := m.beginCheckpoint(b.ID, name)
 	if err != nil {
@@ -89,7 +100,7 @@ func (m *Manager) checkpointLocked(ctx context.Context, b *boxRow, name string, 
 		ID: newID("snap_"), SourceBoxID: b.ID, Image: b.Image, ImageDigest: b.ImageDigest,
 		CPU: b.CPU, MemoryMB: b.MemoryMB, DiskSizeGB: b.DiskSizeGB, Workdir: b.Workdir, Env: b.Env,
 		Driver: m.driver.Name(), CPUFeatures: hostCPUFeatures(), CreatedAt: m.now(),
-	}}
+	}, Network: b.Network}
 	if err := os.MkdirAll(filepath.Dir(m.snapPath(s.ID)), 0o700); err != nil {
 		return nil, Errorf(CodeRuntimeError, "Failed to checkpoint box: %w", err)
 	}
@@ -115,11 +126,17 @@ func (m *Manager) checkpointLocked(ctx context.Context, b *boxRow, name string, 
 		return nil, Errorf(CodeRuntimeError, "Failed to checkpoint box: %w", err)
 	}
 	s.SizeBytes = diskUsage(m.snapPath(s.ID))
+	// The seal (snapseal.go): what every restore checks the files against.
+	manifest, err := snapshotManifest(context.WithoutCancel(ctx), m.snapPath(s.ID))
+	if err == nil {
+		err = m.store.sealSnapshot(context.WithoutCancel(ctx), s.ID, final, s.SizeBytes, manifest)
+	}
+	if err != nil {
+		m.dropSnapshot(s.ID)
+		return nil, Errorf(CodeRuntimeError, "Failed to seal the snapshot: %w", err)
+	}
+	m.log.Debug("snapshot sealed", "snapshot", s.ID, "seal", sealDigest(manifest))
 	if final != "" {
-		if err := m.store.setSnapshotState(context.WithoutCancel(ctx), s.ID, final, s.SizeBytes); err != nil {
-			m.dropSnapshot(s.ID)
-			return nil, err
-		}
 		s.State = final
 	}
 	if !leaveRunning {
@@ -253,6 +270,7 @@ func (m *Manager) recoverSnapshots(ctx context.Context) error {
 	for _, r := range rows {
 		if r.State == snapReady {
 			known[r.ID] = true
+			m.sealLegacy(ctx, r.ID)
 			continue
 		}
 		if r.State == snapHibernated {
@@ -260,6 +278,7 @@ func (m *Manager) recoverSnapshots(ctx context.Context) error {
 			// after its resume (running) or removal (gone).
 			if b, err := m.store.getBox(ctx, r.SourceBoxID); err == nil && b.Status == StatusStopped {
 				known[r.ID] = true
+				m.sealLegacy(ctx, r.ID)
 				continue
 			}
 		}
@@ -303,4 +322,22 @@ func diskUsage(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// sealLegacy seals a finished snapshot that has no seal (taken before
+// seals existed) with its files as they are now: trust on first use, once.
+func (m *Manager) sealLegacy(ctx context.Context, id string) {
+	if _, ok, err := m.store.snapshotManifest(ctx, id); err != nil || ok {
+		return
+	}
+	manifest, err := snapshotManifest(ctx, m.snapPath(id))
+	if err != nil {
+		m.log.Warn("recover: cannot seal a snapshot taken before seals; it will not restore", "snapshot", id, "err", err)
+		return
+	}
+	if err := m.store.sealSnapshot(ctx, id, "", diskUsage(m.snapPath(id)), manifest); err != nil {
+		m.log.Warn("recover: seal a snapshot", "snapshot", id, "err", err)
+		return
+	}
+	m.log.Warn("recover: sealed a snapshot taken before seals with its files as they are now", "snapshot", id)
 }

@@ -22,53 +22,69 @@ type cpuSample struct {
 }
 
 // Stats samples the resource use of a running box. CPUCores is computed
-// against the box's previous sample when one is at most 10 s old (an open
-// StatsStream keeps one), else from two readings statsWindow apart.
-// Errors: BOX_NOT_FOUND, BOX_NOT_RUNNING, RUNTIME_ERROR (the driver cannot
-// measure boxes).
+// against the box's previous sample when one is between minCPUWindow and
+// 10 s old (an open StatsStream keeps one), else from two readings
+// statsWindow apart. Errors: BOX_NOT_FOUND, BOX_NOT_RUNNING, RUNTIME_ERROR
+// (the driver cannot measure boxes).
 func (m *Manager) Stats(ctx context.Context, box string) (*Stats, error) {
 	if err := m.enter(); err != nil {
 		return nil, err
 	}
 	defer m.leave()
+	s, _, err := m.stats(ctx, box)
+	return s, err
+}
+
+// minCPUWindow is the shortest interval CPUCores is computed over: CPU
+// counters advance in ticks, so a shorter one (two readers sampling one
+// box moments apart) would turn a tick into hundreds of cores.
+const minCPUWindow = 100 * time.Millisecond
+
+// stats is Stats, also returning the reading CPUCores of a next sample is
+// computed against.
+func (m *Manager) stats(ctx context.Context, box string) (*Stats, cpuSample, error) {
 	b, err := m.store.getBox(ctx, box)
 	if err != nil {
-		return nil, err
+		return nil, cpuSample{}, err
 	}
 	st, ok := m.driver.(sandbox.Statser)
 	if !ok {
-		return nil, Errorf(CodeRuntimeError, "The %s driver does not report box stats", m.driver.Name())
+		return nil, cpuSample{}, Errorf(CodeRuntimeError, "The %s driver does not report box stats", m.driver.Name())
 	}
 	if b.Status != StatusRunning || b.Handle == "" {
-		return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running (status: %s)", box, b.Status)
+		return nil, cpuSample{}, Errorf(CodeBoxNotRunning, "Box '%s' is not running (status: %s)", box, b.Status)
 	}
 	m.statsMu.Lock()
 	prev, havePrev := m.cpuSamples[b.ID]
 	m.statsMu.Unlock()
-	if !havePrev || m.now().Sub(prev.at) > 10*time.Second {
-		if _, err := m.sample(ctx, st, b); err != nil {
-			return nil, err
+	if age := m.now().Sub(prev.at); !havePrev || age > 10*time.Second || age < minCPUWindow {
+		_, first, err := m.sample(ctx, st, b, nil)
+		if err != nil {
+			return nil, cpuSample{}, err
 		}
 		t := time.NewTimer(statsWindow)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return nil, cpuSample{}, ctx.Err()
 		case <-t.C:
 		}
+		prev = first
 	}
-	return m.sample(ctx, st, b)
+	return m.sample(ctx, st, b, &prev)
 }
 
-// sample reads the driver once and turns the reading into Stats, using and
-// updating the box's previous CPU reading.
-func (m *Manager) sample(ctx context.Context, st sandbox.Statser, b *boxRow) (*Stats, error) {
+// sample reads the driver once and turns the reading into Stats, with
+// CPUCores over the time since prev (the caller's previous reading; none
+// or one less than minCPUWindow old: CPUCores 0). It returns the new
+// reading, which is also kept as the box's latest (for Stats and metrics).
+func (m *Manager) sample(ctx context.Context, st sandbox.Statser, b *boxRow, prev *cpuSample) (*Stats, cpuSample, error) {
 	raw, err := st.Stats(ctx, b.Handle)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
-			return nil, Errorf(CodeBoxNotRunning, "Box '%s' is not running", b.ID)
+			return nil, cpuSample{}, Errorf(CodeBoxNotRunning, "Box '%s' is not running", b.ID)
 		}
-		return nil, Errorf(CodeRuntimeError, "Failed to read stats of box '%s': %w", b.ID, err)
+		return nil, cpuSample{}, Errorf(CodeRuntimeError, "Failed to read stats of box '%s': %w", b.ID, err)
 	}
 	now := m.now()
 	s := &Stats{
@@ -79,18 +95,17 @@ func (m *Manager) sample(ctx context.Context, st sandbox.Statser, b *boxRow) (*S
 	if s.MemoryLimitBytes <= 0 {
 		s.MemoryLimitBytes = b.MemoryMB << 20
 	}
-	m.statsMu.Lock()
-	prev, ok := m.cpuSamples[b.ID]
-	m.cpuSamples[b.ID] = cpuSample{at: now, cpu: raw.CPUTime}
-	m.lastStats[b.ID] = *s
-	m.statsMu.Unlock()
-	if ok && now.After(prev.at) && raw.CPUTime >= prev.cpu {
+	if prev != nil && now.Sub(prev.at) >= minCPUWindow && raw.CPUTime >= prev.cpu {
 		s.CPUCores = float64(raw.CPUTime-prev.cpu) / float64(now.Sub(prev.at))
-		m.statsMu.Lock()
-		m.lastStats[b.ID] = *s
-		m.statsMu.Unlock()
 	}
-	return s, nil
+	cur := cpuSample{at: now, cpu: raw.CPUTime}
+	m.statsMu.Lock()
+	if p, ok := m.cpuSamples[b.ID]; !ok || !p.at.After(now) {
+		m.cpuSamples[b.ID] = cur
+		m.lastStats[b.ID] = *s
+	}
+	m.statsMu.Unlock()
+	return s, cur, nil
 }
 
 // forgetStats drops what the Manager keeps of a box's samples (on stop and
@@ -126,7 +141,9 @@ func (m *Manager) StatsStream(ctx context.Context, box string, opts StatsOptions
 		return err
 	}
 	defer sub.Close()
-	s, err := m.Stats(ctx, b.ID)
+	// Each stream computes CPUCores against its own previous reading, so
+	// other readers of the box do not shorten its window.
+	s, prev, err := m.stats(ctx, b.ID)
 	if err != nil {
 		return err
 	}
@@ -157,7 +174,7 @@ func (m *Manager) StatsStream(ctx context.Context, box string, opts StatsOptions
 		if cur.Status != StatusRunning {
 			return nil
 		}
-		if s, err = m.sample(ctx, st, cur); err != nil {
+		if s, prev, err = m.sample(ctx, st, cur, &prev); err != nil {
 			if ErrorCode(err) == CodeBoxNotRunning {
 				return nil
 			}

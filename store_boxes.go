@@ -16,6 +16,9 @@ const boxColumns = `id, name, status, image, cpu, memory_mb, disk_size_gb, netwo
 type boxRow struct {
 	Box
 	ImageDigest string
+	// run marks the box of an ephemeral run (inserted into run_boxes with
+	// the row: Open deletes it).
+	run bool
 }
 
 func scanBox(stmt *sqlite.Stmt) *boxRow {
@@ -125,6 +128,11 @@ func (s *store) insertBox(ctx context.Context, b *boxRow, ev EventType) (Event, 
 		if err != nil {
 			return fmt.Errorf("insert box: %w", err)
 		}
+		if b.run {
+			if err := sqlitex.Execute(conn, "INSERT INTO run_boxes(box_id) VALUES (?);", &sqlitex.ExecOptions{Args: []any{b.ID}}); err != nil {
+				return fmt.Errorf("insert box: %w", err)
+			}
+		}
 		box := b.Box
 		out, err = appendJournal(conn, FormatTime(b.CreatedAt), journalEntry{Type: ev, BoxID: b.ID, Box: &box})
 		return err
@@ -205,4 +213,20 @@ func (s *store) gcCandidates(ctx context.Context, cutoff string) ([]string, erro
 		})
 	})
 	return ids, err
+}
+
+// runBoxes returns the boxes of ephemeral runs (see boxRow.run).
+func (s *store) runBoxes(ctx context.Context) ([]*boxRow, error) {
+	var out []*boxRow
+	err := s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT "+boxColumns+" FROM boxes WHERE id IN (SELECT box_id FROM run_boxes) ORDER BY created_at;", &sqlitex.ExecOptions{
+			ResultFunc: func(stmt *sqlite.Stmt) error {
+				b := scanBox(stmt)
+				b.run = true
+				out = append(out, b)
+				return nil
+			},
+		})
+	})
+	return out, err
 }

@@ -129,8 +129,9 @@ func (s *store) appendEvents(ctx context.Context, evs []ExecEvent) error {
 // reader ever sees one without the others.
 //
 // logSize is the committed size of the exec's output log, truncated whether
-// output was cut at the exec's cap.
-func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent, logSize int64, truncated bool) (Event, error) {
+// output was cut at the exec's cap, synced whether the log is on disk up to
+// logSize (otherwise the Manager syncs it later, see markSynced).
+func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent, logSize int64, truncated, synced bool) (Event, error) {
 	var out Event
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
 		var code any
@@ -145,8 +146,8 @@ func (s *store) finishExec(ctx context.Context, e *Exec, events []ExecEvent, log
 		if conn.Changes() == 0 {
 			return execNotFound(e.ID) // its box was removed meanwhile
 		}
-		if err := sqlitex.Execute(conn, "UPDATE exec_output SET size=?, truncated=? WHERE exec_id=?;",
-			&sqlitex.ExecOptions{Args: []any{logSize, truncated, e.ID}}); err != nil {
+		if err := sqlitex.Execute(conn, "UPDATE exec_output SET size=?, truncated=?, synced=? WHERE exec_id=?;",
+			&sqlitex.ExecOptions{Args: []any{logSize, truncated, synced, e.ID}}); err != nil {
 			return fmt.Errorf("finish exec: %w", err)
 		}
 		for _, ev := range events {
@@ -172,6 +173,39 @@ func (s *store) outputSize(ctx context.Context, execID string) (size int64, ok b
 		})
 	})
 	return size, ok, err
+}
+
+// markSynced records that the output logs of execs are on disk up to
+// their committed sizes.
+func (s *store) markSynced(ctx context.Context, execIDs []string) error {
+	return s.write(ctx, func(conn *sqlite.Conn) error {
+		for _, id := range execIDs {
+			if err := sqlitex.Execute(conn, "UPDATE exec_output SET synced=1 WHERE exec_id=?;", &sqlitex.ExecOptions{Args: []any{id}}); err != nil {
+				return fmt.Errorf("mark output synced: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// unsyncedLogs returns the committed sizes of the output logs of finished
+// execs not known to be on disk.
+func (s *store) unsyncedLogs(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT o.exec_id, o.size FROM exec_output o JOIN execs e ON e.id = o.exec_id WHERE o.synced = 0 AND e.status != 'running';", &sqlitex.ExecOptions{
+			ResultFunc: func(stmt *sqlite.Stmt) error { out[stmt.ColumnText(0)] = stmt.ColumnInt64(1); return nil },
+		})
+	})
+	return out, err
+}
+
+// repairOutput sets the committed size of an exec's log to what survived
+// (see Manager.repairLogs) and marks it synced.
+func (s *store) repairOutput(ctx context.Context, execID string, size int64) error {
+	return s.write(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "UPDATE exec_output SET size=?, synced=1 WHERE exec_id=?;", &sqlitex.ExecOptions{Args: []any{size, execID}})
+	})
 }
 
 // outputLogs returns the IDs of every exec with an output log.

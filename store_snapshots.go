@@ -20,12 +20,14 @@ const (
 )
 
 const snapColumns = `id, state, source_box_id, image, image_digest, cpu, memory_mb, disk_size_gb, workdir, env,
-	size_bytes, driver, cpu_features, created_at`
+	size_bytes, driver, cpu_features, created_at, network`
 
 // snapRow is a Snapshot with its row state.
 type snapRow struct {
 	Snapshot
 	State string
+	// Network: the source box had a network (restored boxes get their own).
+	Network bool
 }
 
 func scanSnap(stmt *sqlite.Stmt) *snapRow {
@@ -48,16 +50,17 @@ func scanSnap(stmt *sqlite.Stmt) *snapRow {
 	s.Driver = stmt.ColumnText(11)
 	s.CPUFeatures = stmt.ColumnText(12)
 	s.CreatedAt, _ = ParseTime(stmt.ColumnText(13))
+	s.Network = stmt.ColumnInt64(14) != 0
 	return s
 }
 
 // insertSnapshot records the intent of a checkpoint (state creating).
 func (s *store) insertSnapshot(ctx context.Context, r *snapRow) error {
 	return s.write(ctx, func(conn *sqlite.Conn) error {
-		err := sqlitex.Execute(conn, "INSERT INTO snapshots("+snapColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?);",
+		err := sqlitex.Execute(conn, "INSERT INTO snapshots("+snapColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);",
 			&sqlitex.ExecOptions{Args: []any{r.ID, r.State, r.SourceBoxID, r.Image, nullStr(r.ImageDigest), r.CPU,
 				r.MemoryMB, r.DiskSizeGB, r.Workdir, jsonText(r.Env, r.Env == nil), r.SizeBytes, r.Driver,
-				r.CPUFeatures, FormatTime(r.CreatedAt)}})
+				r.CPUFeatures, FormatTime(r.CreatedAt), r.Network}})
 		if err != nil {
 			return fmt.Errorf("insert snapshot: %w", err)
 		}
@@ -65,16 +68,30 @@ func (s *store) insertSnapshot(ctx context.Context, r *snapRow) error {
 	})
 }
 
-// setSnapshotState marks a snapshot complete (state) with its size.
-func (s *store) setSnapshotState(ctx context.Context, id, state string, size int64) error {
+// sealSnapshot stores the manifest and size of a saved snapshot and moves
+// it to state (kept when "").
+func (s *store) sealSnapshot(ctx context.Context, id, state string, size int64, manifest string) error {
 	return s.write(ctx, func(conn *sqlite.Conn) error {
-		err := sqlitex.Execute(conn, "UPDATE snapshots SET state = ?, size_bytes = ? WHERE id = ?;",
-			&sqlitex.ExecOptions{Args: []any{state, size, id}})
+		err := sqlitex.Execute(conn, "UPDATE snapshots SET state = coalesce(nullif(?, ''), state), size_bytes = ?, manifest = ? WHERE id = ?;",
+			&sqlitex.ExecOptions{Args: []any{state, size, manifest, id}})
 		if err != nil {
-			return fmt.Errorf("update snapshot: %w", err)
+			return fmt.Errorf("seal snapshot: %w", err)
 		}
 		return nil
 	})
+}
+
+// snapshotManifest returns the seal of snapshot id; ok is false when it
+// has none.
+func (s *store) snapshotManifest(ctx context.Context, id string) (manifest string, ok bool, err error) {
+	err = s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT manifest FROM snapshots WHERE id = ? AND manifest IS NOT NULL;",
+			&sqlitex.ExecOptions{Args: []any{id}, ResultFunc: func(stmt *sqlite.Stmt) error {
+				manifest, ok = stmt.ColumnText(0), true
+				return nil
+			}})
+	})
+	return manifest, ok, err
 }
 
 // deleteSnapshot deletes a snapshot row; it reports whether there was one.

@@ -195,6 +195,8 @@ var (
 	ErrCanceled         = boxapi.ErrCanceled
 	ErrRuntime          = boxapi.ErrRuntime
 	ErrClosed           = boxapi.ErrClosed
+	// ErrSnapshotCorrupt: see boxapi.ErrSnapshotCorrupt.
+	ErrSnapshotCorrupt = boxapi.ErrSnapshotCorrupt
 )
 
 // ErrorCode returns the API code of err (CodeRuntimeError for an error

@@ -29,7 +29,7 @@ func (m *Manager) watchSandboxes() {
 			continue
 		}
 		for _, b := range boxes {
-			if b.Handle == "" || m.sandboxRuns(b.Handle) {
+			if b.Handle == "" || m.isOneShot(b.ID) || m.sandboxRuns(b.Handle) {
 				continue
 			}
 			m.sandboxDied(b.ID)
@@ -62,7 +62,7 @@ func (m *Manager) sandboxDied(id string) {
 		return
 	}
 	defer unlock()
-	if b.Status != StatusRunning || b.Handle == "" || m.sandboxRuns(b.Handle) {
+	if b.Status != StatusRunning || b.Handle == "" || m.isOneShot(b.ID) || m.sandboxRuns(b.Handle) {
 		return
 	}
 	reason := "sandbox exited"

@@ -30,8 +30,9 @@ func (e *RemoteError) Error() string { return e.Op + ": " + e.Msg }
 // Close ends every operation (and the agent then kills the execs this
 // connection started).
 type Conn struct {
-	conn net.Conn
-	sess *yamux.Session
+	conn    net.Conn
+	sess    *yamux.Session
+	dialOut OutDialer // nil: output is relayed in frames (see SetOutDialer)
 }
 
 // Handshake runs the connection handshake (see Hello) on conn and starts
@@ -187,6 +188,9 @@ type Process struct {
 	pid  int
 	st   *yamux.Stream
 
+	out   outWriters
+	drain *outDrain // host-connected output; nil when relayed in frames
+
 	done chan struct{} // closed when the output is written and the exit known
 	code int
 	err  error
@@ -195,17 +199,32 @@ type Process struct {
 // Exec starts req (Op exec; ID set by NewExecID when empty) and returns
 // once the agent reports the process running. stdin (nil: none) is sent
 // until its EOF; stdout and stderr (nil: discarded) receive the output.
-// ctx bounds the start only.
+// ctx bounds the start only. A non-TTY req with HostOut asks for
+// host-connected output when c has an OutDialer (SetOutDialer); Exec
+// clears HostOut otherwise.
 func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, stderr io.Writer) (*Process, error) {
 	req.Op = OpExec
 	if req.ID == "" {
 		req.ID = NewExecID()
 	}
+	_, validID := OutSocketName(req.ID)
+	req.HostOut = req.HostOut && c.dialOut != nil && !req.TTY && validID
 	st, release, err := c.Open(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	res, err := readResult(st, OpExec)
+	var outs []net.Conn
+	if err == nil && res.HostOut {
+		if !req.HostOut {
+			err = fmt.Errorf("agent exec %s: output socket not asked for: %w", req.ID, ErrProtocol)
+		} else if outs, err = c.connectOut(ctx, req.ID); err == nil {
+			res, err = readResult(st, OpExec)
+			if err == nil && res.HostOut {
+				err = fmt.Errorf("agent exec %s: second output socket answer: %w", req.ID, ErrProtocol)
+			}
+		}
+	}
 	if !release() && err == nil {
 		// ctx ended just as the start result arrived: the stream is being
 		// closed under us (the agent kills an exec whose stream closes), so
@@ -213,14 +232,24 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 		err = fmt.Errorf("agent exec start: %w", context.Cause(ctx))
 	}
 	if err != nil {
+		closeAll(outs)
 		st.Close()
 		return nil, ctxErr(ctx, err)
 	}
 	p := &Process{conn: c, id: req.ID, pid: res.PID, st: st, done: make(chan struct{})}
+	p.out.stdout, p.out.stderr = stdout, stderr
+	if outs != nil {
+		p.drain = &outDrain{conns: outs}
+		p.drain.start(&p.out)
+	}
 	go p.pumpStdin(stdin)
-	go p.readOutput(stdout, stderr)
+	go p.readOutput()
 	return p, nil
 }
+
+// HostOut reports whether the exec's output comes over host-connected
+// sockets rather than relayed frames.
+func (p *Process) HostOut() bool { return p.drain != nil }
 
 // ID returns the exec ID; PID the process's PID inside the box.
 func (p *Process) ID() string { return p.id }
@@ -240,15 +269,12 @@ func (p *Process) pumpStdin(r io.Reader) {
 	_ = WriteFrame(p.st, FrameEOF, nil)
 }
 
-func (p *Process) readOutput(stdout, stderr io.Writer) {
+func (p *Process) readOutput() {
 	defer close(p.done)
 	defer p.st.Close()
-	write := func(w *io.Writer, b []byte) {
-		if *w != nil {
-			if _, err := (*w).Write(b); err != nil {
-				*w = nil // keep reading: the process must not block
-			}
-		}
+	if p.drain != nil {
+		// Exit is delivered only after the sockets drained.
+		defer p.drain.finish()
 	}
 	// Writers must not retain what they are given (io.Writer), so one
 	// buffer serves every frame.
@@ -264,9 +290,9 @@ func (p *Process) readOutput(stdout, stderr io.Writer) {
 		}
 		switch typ {
 		case FrameStdout:
-			write(&stdout, payload)
+			p.out.write(&p.out.stdout, payload)
 		case FrameStderr:
-			write(&stderr, payload)
+			p.out.write(&p.out.stderr, payload)
 		case FrameExit:
 			var ex Exit
 			if err := json.Unmarshal(payload, &ex); err != nil {
@@ -310,7 +336,8 @@ func (p *Process) Resize(ctx context.Context, rows, cols uint16) error {
 	return err
 }
 
-// Close abandons the exec: its stream is closed, so the agent kills it.
+// Close abandons the exec: its stream is closed, so the agent kills it
+// (and Wait returns after the output drained).
 func (p *Process) Close() error { return p.st.Close() }
 
 // CopyIn sends the tar stream r to be extracted into dst inside the box.

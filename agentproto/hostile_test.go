@@ -3,7 +3,6 @@ package agentproto_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -11,57 +10,9 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/agentproto/agentprototest"
 	"github.com/hashicorp/yamux"
 )
-
-// fakeAgent answers the handshake on conn and serves every stream with
-// serve, which may break the protocol at will.
-func fakeAgent(t *testing.T, conn net.Conn, serve func(st *yamux.Stream)) {
-	t.Helper()
-	go func() {
-		magic := agentproto.HelloMagic()
-		hello := make([]byte, len(magic)+agentproto.NonceLen)
-		if _, err := io.ReadFull(conn, hello); err != nil {
-			return
-		}
-		conn.Write(agentproto.Ready(string(hello[len(magic):])))
-		sess, err := yamux.Server(conn, agentproto.Config())
-		if err != nil {
-			return
-		}
-		for {
-			st, err := sess.AcceptStream()
-			if err != nil {
-				return
-			}
-			go func() {
-				var req agentproto.Request
-				if agentproto.ReadJSON(st, agentproto.FrameRequest, &req) != nil {
-					return
-				}
-				serve(st)
-			}()
-		}
-	}()
-}
-
-func dialFake(t *testing.T, serve func(st *yamux.Stream)) *agentproto.Conn {
-	t.Helper()
-	host, agent := net.Pipe()
-	fakeAgent(t, agent, serve)
-	c, err := agentproto.Handshake(context.Background(), host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func rawFrame(typ byte, n uint32, payload []byte) []byte {
-	b := []byte{typ, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(b[1:], n)
-	return append(b, payload...)
-}
 
 // TestHostileAgent feeds the host forged frame streams: each fails only
 // that operation, with an error wrapping ErrProtocol (or a clear remote
@@ -76,7 +27,7 @@ func TestHostileAgent(t *testing.T) {
 	}{
 		"OversizedFrame": {exec: true, serve: func(st *yamux.Stream) {
 			started(st)
-			st.Write(rawFrame(agentproto.FrameStdout, agentproto.MaxPayload+1, nil))
+			st.Write(agentprototest.RawFrame(agentproto.FrameStdout, agentproto.MaxPayload+1, nil))
 		}},
 		"UnknownFrameType": {exec: true, serve: func(st *yamux.Stream) {
 			started(st)
@@ -91,7 +42,7 @@ func TestHostileAgent(t *testing.T) {
 		}},
 		"TruncatedFrame": {exec: true, serve: func(st *yamux.Stream) {
 			started(st)
-			st.Write(rawFrame(agentproto.FrameStdout, 100, []byte("short")))
+			st.Write(agentprototest.RawFrame(agentproto.FrameStdout, 100, []byte("short")))
 			st.Close()
 		}},
 		"CopyOutUnknownFrame": {serve: func(st *yamux.Stream) {
@@ -100,7 +51,7 @@ func TestHostileAgent(t *testing.T) {
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := dialFake(t, tc.serve)
+			c := agentprototest.Dial(t, tc.serve)
 			var err error
 			if tc.exec {
 				var p *agentproto.Process
@@ -140,8 +91,8 @@ func TestHandshakeSilentAgent(t *testing.T) {
 // FuzzReadFrame checks that no input makes the decoder panic or allocate
 // more than MaxPayload.
 func FuzzReadFrame(f *testing.F) {
-	f.Add(rawFrame(agentproto.FrameStdout, 3, []byte("abc")))
-	f.Add(rawFrame(agentproto.FrameExit, 0xffffffff, nil))
+	f.Add(agentprototest.RawFrame(agentproto.FrameStdout, 3, []byte("abc")))
+	f.Add(agentprototest.RawFrame(agentproto.FrameExit, 0xffffffff, nil))
 	f.Add([]byte{1, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
@@ -164,7 +115,7 @@ func FuzzDataReader(f *testing.F) {
 	agentproto.WriteFrame(&ok, agentproto.FrameData, []byte("hello"))
 	agentproto.WriteFrame(&ok, agentproto.FrameEOF, nil)
 	f.Add(ok.Bytes())
-	f.Add(rawFrame(agentproto.FrameStderr, 1, []byte("x")))
+	f.Add(agentprototest.RawFrame(agentproto.FrameStderr, 1, []byte("x")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = io.Copy(io.Discard, &agentproto.DataReader{R: bytes.NewReader(b)})
 	})

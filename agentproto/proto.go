@@ -8,7 +8,9 @@
 //
 // A frame is a 1-byte type, a 4-byte big-endian payload length and the
 // payload. JSON frames hold a Request, Result or Exit; data frames hold raw
-// bytes of one stream (stdin, stdout, stderr or a tar stream).
+// bytes of one stream (stdin, stdout, stderr or a tar stream). An exec may
+// instead get its stdout and stderr over host-connected sockets (see
+// Request.HostOut and hostout.go).
 //
 // The host treats every frame from an agent as hostile: the agent runs
 // inside the box, and code in the box can replace it. ReadFrame never
@@ -62,13 +64,16 @@ const (
 	OpShutdown = "shutdown" // kill everything, sync, power off; Result first
 	OpStats    = "stats"    // Result with Stats: the box's own view of its use
 	OpWatch    = "watch"    // Result (watching or not), then FrameEvent frames (see Watch)
+	OpList     = "list"     // Result with Entries: the directory Path (see List)
 )
 
 // AgentInfo is Result.Info of ping and setup: the agent's protocol
 // version. Bump it when the agent learns something the host relies on (2:
-// Request.User, TTY stdin EOF; 3: Request.Session; 4: Setup.Net, OpStats);
-// the host refuses an agent that differs.
-const AgentInfo = "boxrun-agent/4"
+// Request.User, TTY stdin EOF; 3: Request.Session; 4: Setup.Net, OpStats;
+// 5: Request.HostOut, see hostout.go); the QEMU driver refuses an agent
+// that differs. A capability a host may find missing in a box started
+// with an older agent is negotiated per request instead (HostOut).
+const AgentInfo = "boxrun-agent/5"
 
 // Error kinds (Result.Kind), mapped to boxrun error kinds by the driver.
 const (
@@ -99,6 +104,10 @@ type Request struct {
 	Recursive bool   `json:"recursive,omitempty"`
 	Setup     *Setup `json:"setup,omitempty"`
 	User      *User  `json:"user,omitempty"` // exec: run as; nil is root
+	// HostOut (exec, not TTY) asks the agent to give the process a
+	// host-connected stdout and stderr instead of relaying them in
+	// frames (see hostout.go). An agent that cannot ignores it.
+	HostOut bool `json:"host_out,omitempty"`
 }
 
 // User is the identity of an exec.
@@ -136,6 +145,10 @@ type Stats struct {
 	MemoryBytes      int64 `json:"memory_bytes"`       // in use: total minus available
 	MemoryTotalBytes int64 `json:"memory_total_bytes"` // what the kernel manages
 	Processes        int64 `json:"processes"`
+	// CPUTimeNS is the CPU time the box's kernel has spent on it (user,
+	// nice, system, irq and steal of /proc/stat's cpu line), cumulative;
+	// nil when unknown (an older agent sends none).
+	CPUTimeNS *int64 `json:"cpu_time_ns,omitempty"`
 }
 
 // Mount is a virtiofs volume: Tag mounted at Path inside the rootfs.
@@ -153,6 +166,14 @@ type Result struct {
 	Info   string `json:"info,omitempty"`   // ping/setup: agent description
 	Uptime int64  `json:"uptime,omitempty"` // ping/setup: guest uptime in ms
 	Stats  *Stats `json:"stats,omitempty"`  // stats
+	// Entries (list) are the directory's entries, sorted by name; Truncated
+	// says that more did not fit (ListLimit, MaxPayload).
+	Entries   []DirEntry `json:"entries,omitempty"`
+	Truncated bool       `json:"truncated,omitempty"`
+	// HostOut (exec) is a first Result, before the one with PID: the
+	// agent listens on the exec's output socket (OutSocketName) and the
+	// host is to connect its stdout and stderr there.
+	HostOut bool `json:"host_out,omitempty"`
 }
 
 // Exit ends an exec stream.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/agentproto/agentprototest"
 	"github.com/hashicorp/yamux"
 )
 
@@ -39,7 +40,7 @@ func TestWatch_HostileAgent(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialFake(t, func(st *yamux.Stream) {
+			c := agentprototest.Dial(t, func(st *yamux.Stream) {
 				agentproto.WriteJSON(st, agentproto.FrameResult, agentproto.Result{})
 				agentproto.WriteFrame(st, agentproto.FrameEvent, []byte(`{"type":"created","path":"/w/ok"}`))
 				agentproto.WriteFrame(st, tc.typ, []byte(tc.event))
@@ -60,7 +61,7 @@ func TestWatch_HostileAgent(t *testing.T) {
 		})
 	}
 	t.Run("GoodEvents", func(t *testing.T) {
-		c := dialFake(t, func(st *yamux.Stream) {
+		c := agentprototest.Dial(t, func(st *yamux.Stream) {
 			agentproto.WriteJSON(st, agentproto.FrameResult, agentproto.Result{})
 			for _, e := range []string{
 				`{"type":"created","path":"/w","dir":true}`,
@@ -86,7 +87,7 @@ func TestWatch_HostileAgent(t *testing.T) {
 		}
 	})
 	t.Run("RemoteError", func(t *testing.T) {
-		c := dialFake(t, func(st *yamux.Stream) {
+		c := agentprototest.Dial(t, func(st *yamux.Stream) {
 			agentproto.WriteJSON(st, agentproto.FrameResult, agentproto.Result{Error: "no such file", Kind: agentproto.KindNotFound})
 		})
 		_, err := c.Watch(context.Background(), "/nope", false)

@@ -2,6 +2,7 @@ package boxapi
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -46,6 +47,12 @@ type RestoreSpec struct {
 	// existing box (NAME_ALREADY_EXISTS).
 	Name string `json:"name,omitempty"`
 }
+
+// ErrSnapshotCorrupt is wrapped by the RUNTIME_ERROR of a restore (or of
+// the resume of a hibernated box) whose snapshot files differ from what
+// the checkpoint saved: the Manager seals each snapshot's directory at
+// checkpoint and verifies it before the driver reads it.
+var ErrSnapshotCorrupt = fmt.Errorf("snapshot files modified since the checkpoint: %w", ErrRuntime)
 
 // MaxFork is the largest count Snapshotter.Fork accepts in one call.
 const MaxFork = 16

@@ -301,25 +301,7 @@ func (s *stream) pump() {
 		}
 	}
 	// Cut by finish: take what is buffered, without blocking.
-	if err := s.f.SetReadDeadline(time.Time{}); err != nil {
-		return
-	}
-	rc, err := s.f.SyscallConn()
-	if err != nil {
-		return
-	}
-	// Bounded in time: a background child may keep writing forever.
-	for end := time.Now().Add(drainIdle); time.Now().Before(end); {
-		var n int
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, rerr = syscall.Read(int(fd), buf)
-			return true
-		}); err != nil || rerr != nil || n <= 0 {
-			return
-		}
-		write(buf[:n])
-	}
+	ptyutil.ReadAvailable(s.f, buf, func(b []byte) bool { write(b); return true })
 }
 
 // finish is called once the process has exited: it gives the stream until

@@ -46,6 +46,10 @@ type DriverHarness struct {
 	// internet's server): the Network subtest creates a test internet
 	// (internal/testinet) and runs on it. nil skips that subtest (an
 	// environment skip: BOXRUN_REQUIRE_ALL=1 fails it).
+	// NoCheckpoints skips the Snapshot subtest for a driver that
+	// implements sandbox.Checkpointer but refuses here (gVisor rootless).
+	NoCheckpoints bool
+
 	NewNetworked func(t *testing.T, dns []string) sandbox.Driver
 }
 
@@ -93,7 +97,9 @@ func TestDriver(t *testing.T, h DriverHarness) {
 	t.Run("User", s.testUser)
 	t.Run("Copy", s.testCopy)
 	t.Run("Stats", s.testStats)
+	t.Run("Watch", s.testWatch)
 	t.Run("Network", s.testNetwork)
+	t.Run("Snapshot", s.testSnapshot)
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("Remove", s.testRemove)
 	t.Run("Close", func(t *testing.T) {

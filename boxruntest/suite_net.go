@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,8 +46,8 @@ func (s *suite) testNetwork(t *testing.T) {
 	if !ok {
 		t.Fatalf("driver %s: NewNetworked's driver does not implement sandbox.NetworkDriver", d.Name())
 	}
-	dn := &netDenials{}
-	nd.OnNetDenied(dn.add)
+	dn := &NetDenials{}
+	nd.OnNetDenied(dn.Add)
 	ctx := t.Context()
 	ns := &netSuite{suite: &suite{d: d, h: s.h}, nd: nd, in: in, dn: dn}
 
@@ -66,15 +65,15 @@ func (s *suite) testNetwork(t *testing.T) {
 
 	t.Run("Internet", func(t *testing.T) {
 		for _, url := range []string{"http://" + in.Addr.String() + "/", "http://" + testinet.AllowedName + "/"} {
-			if body, code := ns.fetch(t, a, url); code != 0 || body != in.Body {
+			if body, code := Fetch(t, ns.d, a, url); code != 0 || body != in.Body {
 				t.Errorf("%s from the box: %q, exit %d", url, body, code)
 			}
 		}
 	})
 
 	t.Run("HostDenied", func(t *testing.T) {
-		loopPort := hostHTTP(t, "127.0.0.1:0")
-		anyPort := hostHTTP(t, "0.0.0.0:0")
+		loopPort := HostHTTP(t, "127.0.0.1:0")
+		anyPort := HostHTTP(t, "0.0.0.0:0")
 		ns.serve(t, b, "BOX B")
 		blocked := map[string]string{
 			"host loopback (the box's own)":  fmt.Sprintf("127.0.0.1:%d", loopPort),
@@ -85,14 +84,14 @@ func (s *suite) testNetwork(t *testing.T) {
 			"another box":                    infoB.Address + ":8080",
 		}
 		for what, addr := range blocked {
-			if body, code := ns.fetch(t, a, "http://"+addr+"/"); code == 0 {
+			if body, code := Fetch(t, ns.d, a, "http://"+addr+"/"); code == 0 {
 				t.Errorf("%s (%s) reachable from the box: %q", what, addr, body)
 			}
 		}
 		// Box b's server does run: the host reaches it directly.
 		waitDial(t, infoB.Address+":8080")
-		dn.waitFor(t, a, in.MetadataAddr.String()+":80/tcp", 1)
-		dn.waitFor(t, a, fmt.Sprintf("%s:%d/tcp", in.HostAddr, anyPort), 1)
+		dn.WaitFor(t, a, in.MetadataAddr.String()+":80/tcp", 1)
+		dn.WaitFor(t, a, fmt.Sprintf("%s:%d/tcp", in.HostAddr, anyPort), 1)
 	})
 
 	t.Run("Ports", func(t *testing.T) {
@@ -132,30 +131,30 @@ func (s *suite) testNetwork(t *testing.T) {
 		}}); err != nil {
 			t.Fatalf("SetEgress: %v", err)
 		}
-		if body, code := ns.fetch(t, a, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
+		if body, code := Fetch(t, ns.d, a, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
 			t.Errorf("allowed name: %q, exit %d", body, code)
 		}
-		if _, code := ns.fetch(t, a, "http://"+testinet.DeniedName+"/"); code == 0 {
+		if _, code := Fetch(t, ns.d, a, "http://"+testinet.DeniedName+"/"); code == 0 {
 			t.Errorf("denied name reachable")
 		}
-		dn.waitFor(t, a, testinet.DeniedName, 1)
-		if _, code := ns.fetch(t, a, "http://"+in.Denied.String()+"/"); code == 0 {
+		dn.WaitFor(t, a, testinet.DeniedName, 1)
+		if _, code := Fetch(t, ns.d, a, "http://"+in.Denied.String()+"/"); code == 0 {
 			t.Errorf("an address no allowed name resolved to is reachable")
 		}
-		if got := dn.waitFor(t, a, in.Denied.String()+":80/tcp", 1); len(got) == 1 && got[0].Rule != "default deny" {
+		if got := dn.WaitFor(t, a, in.Denied.String()+":80/tcp", 1); len(got) == 1 && got[0].Rule != "default deny" {
 			t.Errorf("rule of the denial: %q, want default deny", got[0].Rule)
 		}
-		if _, code := ns.fetch(t, a, "http://"+in.Other.String()+"/"); code == 0 {
+		if _, code := Fetch(t, ns.d, a, "http://"+in.Other.String()+"/"); code == 0 {
 			t.Errorf("denied cidr reachable")
 		}
-		if got := dn.waitFor(t, a, in.Other.String()+":80/tcp", 1); len(got) == 1 && got[0].Rule != "deny cidr "+in.Other.String()+"/32" {
+		if got := dn.WaitFor(t, a, in.Other.String()+":80/tcp", 1); len(got) == 1 && got[0].Rule != "deny cidr "+in.Other.String()+"/32" {
 			t.Errorf("rule of the cidr denial: %q", got[0].Rule)
 		}
 		// Back to the default: the internet by address again.
 		if err := nd.SetEgress(ctx, a, boxrun.EgressPolicy{}); err != nil {
 			t.Fatal(err)
 		}
-		if body, code := ns.fetch(t, a, "http://"+in.Denied.String()+"/"); code != 0 || body != in.Body {
+		if body, code := Fetch(t, ns.d, a, "http://"+in.Denied.String()+"/"); code != 0 || body != in.Body {
 			t.Errorf("after SetEgress back to the default: %q, exit %d", body, code)
 		}
 		if err := nd.SetEgress(ctx, a, boxrun.EgressPolicy{Default: "open"}); !errors.Is(err, boxrun.ErrInvalid) {
@@ -178,7 +177,7 @@ type netSuite struct {
 	*suite
 	nd sandbox.NetworkDriver
 	in *testinet.Internet
-	dn *netDenials
+	dn *NetDenials
 }
 
 // box creates a running networked box (removed at the end of t).
@@ -197,41 +196,11 @@ func (ns *netSuite) box(t *testing.T, name string, egress *boxrun.EgressPolicy, 
 	return h
 }
 
-// fetch runs busybox wget in box h and returns the body (trimmed) and the
-// exit code.
-func (ns *netSuite) fetch(t *testing.T, h, url string) (string, int) {
-	t.Helper()
-	r := ns.run(t, h, sandbox.ProcessSpec{Cmd: []string{"timeout", "10", "wget", "-q", "-O", "-", url}, Dir: "/"})
-	return strings.TrimSpace(r.stdout), r.code
-}
-
-// serve starts busybox httpd on port 8080 of box h, serving body.
+// serve starts ServeHTTP in box h; it is stopped when t ends.
 func (ns *netSuite) serve(t *testing.T, h, body string) {
 	t.Helper()
-	if r := ns.run(t, h, sh("/", "mkdir -p /tmp/www && echo '"+body+"' > /tmp/www/index.html")); r.code != 0 {
-		t.Fatalf("cannot write index.html: %+v", r)
-	}
-	p, err := ns.d.Exec(t.Context(), h, sandbox.ProcessSpec{Cmd: []string{"httpd", "-f", "-p", "8080", "-h", "/tmp/www"}, Dir: "/"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := ServeHTTP(t, ns.d, h, body)
 	t.Cleanup(func() { stopBackground(p) })
-}
-
-// hostHTTP serves HTTP on addr of the host until t ends and returns its
-// port.
-func hostHTTP(t *testing.T, addr string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "HOST SERVER\n")
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func httpGet(url string) string {
@@ -279,48 +248,4 @@ func AssertNoNetworkLeft(t testing.TB, h string) {
 	if strings.Contains(string(out), h) {
 		t.Errorf("nftables table of %s left: %s", h, out)
 	}
-}
-
-// netDenials records NetDenial reports.
-type netDenials struct {
-	mu  sync.Mutex
-	all []sandbox.NetDenial
-}
-
-func (d *netDenials) add(n sandbox.NetDenial) {
-	d.mu.Lock()
-	d.all = append(d.all, n)
-	d.mu.Unlock()
-}
-
-// waitFor waits until want denials of box h match dest, then a moment more
-// to see that no duplicate follows, and checks there are exactly want.
-func (d *netDenials) waitFor(t *testing.T, h, dest string, want int) []sandbox.NetDenial {
-	t.Helper()
-	var got []sandbox.NetDenial
-	deadline := time.Now().Add(10 * time.Second)
-	var seenAt time.Time
-	for time.Now().Before(deadline) {
-		d.mu.Lock()
-		got = got[:0]
-		for _, n := range d.all {
-			if n.Handle == h && n.Destination == dest {
-				got = append(got, n)
-			}
-		}
-		d.mu.Unlock()
-		if len(got) >= want && seenAt.IsZero() {
-			seenAt = time.Now()
-		}
-		if !seenAt.IsZero() && time.Since(seenAt) > time.Second {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(got) != want {
-		d.mu.Lock()
-		t.Errorf("denials for %s of box %s: got %d, want %d (all: %+v)", dest, h, len(got), want, d.all)
-		d.mu.Unlock()
-	}
-	return got
 }

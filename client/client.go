@@ -234,3 +234,28 @@ func decodeError(resp *http.Response) error {
 	}
 	return &boxapi.Error{Code: boxapi.CodeRuntimeError, Message: msg}
 }
+
+// Reach connects to the server's address (its Unix socket, or the host and
+// port of its URL) and closes the connection again, sending no request: it
+// tells whether anything listens there at the cost of a connect. Errors wrap
+// ErrUnavailable. Requests check reachability themselves; Reach is for
+// callers that act on it before a request (such as starting a server).
+func (c *Client) Reach(ctx context.Context) error {
+	network, addr := "unix", c.socket
+	if addr == "" {
+		network, addr = "tcp", c.base.Host
+		if c.base.Port() == "" {
+			port := "80"
+			if c.base.Scheme == "https" {
+				port = "443"
+			}
+			addr = net.JoinHostPort(c.base.Hostname(), port)
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return fmt.Errorf("%w: connect %s: %w", ErrUnavailable, addr, err)
+	}
+	return conn.Close()
+}

@@ -75,7 +75,7 @@ func (c *Client) Exec(ctx context.Context, box string, req boxapi.ExecRequest, s
 	if ctx.Err() != nil {
 		return c.cancelAfter(ctx, e.ID)
 	}
-	err = c.ExecEvents(ctx, e.ID, -1, func(ev boxapi.ExecEvent) error {
+	fin, err := c.execEvents(ctx, e.ID, -1, func(ev boxapi.ExecEvent) error {
 		if ev.Kind != boxapi.KindLog {
 			return nil
 		}
@@ -95,6 +95,9 @@ func (c *Client) Exec(ctx context.Context, box string, req boxapi.ExecRequest, s
 			return c.cancelAfter(ctx, e.ID)
 		}
 		return nil, err
+	}
+	if fin != nil { // the exit event carried it (extension)
+		return fin, nil
 	}
 	// The exit event and the final record are stored together, so the
 	// record is final now; on servers where it lags (the original BoxRun),
@@ -182,6 +185,33 @@ func (c *Client) CancelExec(ctx context.Context, execID string) (*boxapi.Exec, e
 		return nil, err
 	}
 	return &e, nil
+}
+
+// resume runs stream, one connection of a resumable stream, until it
+// reports done (then its err is the result), connecting again at the
+// pace of a retrier after a connection that broke; a connection that made
+// progress resets the pace, one that ended without an error counts as
+// failing with ended. It returns ctx's error once ctx ends.
+func resume(ctx context.Context, stream func() (done, progressed bool, err error), ended error) error {
+	var r retrier
+	for {
+		done, progressed, err := stream()
+		if done {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progressed {
+			r.reset()
+		}
+		if err == nil {
+			err = ended
+		}
+		if werr := r.wait(ctx, err); werr != nil {
+			return werr
+		}
+	}
 }
 
 // retrier paces reconnects: 100 ms doubling to 2 s, giving up after

@@ -20,25 +20,8 @@ import (
 // it gives up after 30 s without being able to reconnect, or at once when
 // the server no longer knows the watch.
 func (c *Client) Watch(ctx context.Context, box, path string, opts boxapi.WatchOptions, fn func(boxapi.FileEvent) error) error {
-	var r retrier
-	for {
-		done, progressed, err := c.streamWatch(ctx, box, path, &opts, fn)
-		if done {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if progressed {
-			r.reset()
-		}
-		if err == nil {
-			err = fmt.Errorf("%w: watch of %s in %s: stream ended", ErrUnavailable, path, box)
-		}
-		if werr := r.wait(ctx, err); werr != nil {
-			return werr
-		}
-	}
+	return resume(ctx, func() (bool, bool, error) { return c.streamWatch(ctx, box, path, &opts, fn) },
+		fmt.Errorf("%w: watch of %s in %s: stream ended", ErrUnavailable, path, box))
 }
 
 // streamWatch reads one SSE connection of a watch, updating opts to

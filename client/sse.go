@@ -19,9 +19,10 @@ const maxEventSize = 8 << 20
 
 // sseData is the data object of an exec SSE event (spec §6.2).
 type sseData struct {
-	Stream *string `json:"stream"`
-	Data   string  `json:"data"`
-	Seq    int64   `json:"seq"`
+	Stream *string      `json:"stream"`
+	Data   string       `json:"data"`
+	Seq    int64        `json:"seq"`
+	Exec   *boxapi.Exec `json:"exec"` // exit event with ?record=1 (extension)
 }
 
 // seqTracker remembers which seqs were delivered: every seq up to mark, plus
@@ -29,6 +30,7 @@ type sseData struct {
 type seqTracker struct {
 	mark  int64
 	above map[int64]bool
+	final *boxapi.Exec // the record the exit event carried, if any
 }
 
 func (t *seqTracker) seen(seq int64) bool { return seq <= t.mark || t.above[seq] }
@@ -48,29 +50,21 @@ func (t *seqTracker) add(seq int64) {
 // event once and in order of arrival; it gives up after 30 s without being
 // able to reconnect.
 func (c *Client) ExecEvents(ctx context.Context, execID string, afterSeq int64, fn func(boxapi.ExecEvent) error) error {
+	_, err := c.execEvents(ctx, execID, afterSeq, fn)
+	return err
+}
+
+// execEvents is ExecEvents that also returns the final record when the
+// server put it on the exit event (extension ?record=1; nil from a server
+// without it).
+func (c *Client) execEvents(ctx context.Context, execID string, afterSeq int64, fn func(boxapi.ExecEvent) error) (*boxapi.Exec, error) {
 	if afterSeq < -1 {
 		afterSeq = -1
 	}
 	t := &seqTracker{mark: afterSeq, above: map[int64]bool{}}
-	var r retrier
-	for {
-		done, progressed, err := c.streamExec(ctx, execID, t, fn)
-		if done {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if progressed {
-			r.reset()
-		}
-		if err == nil {
-			err = fmt.Errorf("%w: exec %s event stream ended before exit", ErrUnavailable, execID)
-		}
-		if werr := r.wait(ctx, err); werr != nil {
-			return werr
-		}
-	}
+	err := resume(ctx, func() (bool, bool, error) { return c.streamExec(ctx, execID, t, fn) },
+		fmt.Errorf("%w: exec %s event stream ended before exit", ErrUnavailable, execID))
+	return t.final, err
 }
 
 // streamExec reads one SSE connection. done reports that ExecEvents must
@@ -80,7 +74,9 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 	// Byte-exact output: the server sends log data as base64 and says so in
 	// a header; a server without the extension ignores the parameter and
 	// sends text.
-	q := url.Values{"encoding": {"base64"}}
+	// The final record comes on the exit event (?record=1), so Exec needs
+	// no GET after the stream; a server without it sends none.
+	q := url.Values{"encoding": {"base64"}, "record": {"1"}}
 	if t.mark >= 0 {
 		q.Set("since", strconv.FormatInt(t.mark, 10))
 	}
@@ -138,6 +134,9 @@ func (c *Client) streamExec(ctx context.Context, execID string, t *seqTracker, f
 			return true, progressed, err
 		}
 		if kind == boxapi.KindExit {
+			if d.Exec != nil && d.Exec.ID == execID && d.Exec.Status != boxapi.ExecRunning {
+				t.final = d.Exec
+			}
 			return true, progressed, nil
 		}
 	}

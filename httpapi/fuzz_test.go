@@ -148,6 +148,7 @@ func FuzzServeHTTP(f *testing.F) {
 		{1, "/v1/boxes/b1/exec", "", "application/json", `{"cmd":["sh","-c","echo hi"],"env":{"X":"1"},"workdir":"/root","timeout_ms":1000,"tty":false}`},
 		{0, "/v1/boxes/b1/exec/exec_000000000001", "", "", ""},
 		{0, "/v1/boxes/b1/exec/exec_000000000001/events", "after_seq=3&encoding=base64", "", ""},
+		{0, "/v1/boxes/b1/exec/exec_000000000001/events", "record=1&since=2", "", ""},
 		{1, "/v1/boxes/b1/exec/exec_000000000001:cancel", "", "", ""},
 		{0, "/v1/boxes/b1/execs", "", "", ""},
 		{1, "/v1/boxes/b1/files/upload", "", ct, string(mp)},

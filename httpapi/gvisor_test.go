@@ -2,38 +2,18 @@ package httpapi_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun"
-	"github.com/boxrun/boxrun/boxapi"
-	"github.com/boxrun/boxrun/boxruntest"
-	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/driver/gvisor/gvisortest"
 	"github.com/boxrun/boxrun/httpapi"
 	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
-
-// busyboxStore is an ImageStore that resolves every reference to the
-// busybox rootfs of boxruntest (there is no registry here; the image code
-// has its own tests). The driver under it is real.
-type busyboxStore struct{ img *sandbox.Image }
-
-func (s busyboxStore) Pull(_ context.Context, ref string, _ func(boxapi.PullProgress)) (*sandbox.Image, error) {
-	img := *s.img
-	img.Ref = ref
-	return &img, nil
-}
-func (s busyboxStore) List(context.Context) ([]boxapi.ImageInfo, error) { return nil, nil }
-func (s busyboxStore) Remove(context.Context, string) error             { return nil }
-func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return 0, nil }
 
 // newGVisorEnv serves a Manager over the real gVisor driver, or skips the
 // test when runsc (or root) is unavailable.
@@ -43,50 +23,10 @@ func newGVisorEnv(t *testing.T) *served {
 }
 
 // newGVisorEnvWith is newGVisorEnv with an image store of the test's
-// (nil: the busybox rootfs for every reference).
+// (nil: the busybox rootfs for every reference) and Manager options.
 func newGVisorEnvWith(t *testing.T, store sandbox.ImageStore, opts ...boxrun.Option) *served {
 	t.Helper()
-	runsc := os.Getenv(gvisor.RunscEnv)
-	if runsc == "" {
-		runsc, _ = filepath.Abs("../bin/runsc")
-	}
-	if _, err := os.Stat(runsc); err != nil {
-		if runsc, err = exec.LookPath("runsc"); err != nil {
-			testenv.Skip(t, "runsc not available (build it: cd tools && CGO_ENABLED=0 go build -o ../bin/runsc gvisor.dev/gvisor/runsc)")
-		}
-	}
-	testenv.NeedRoot(t)
-	img := boxruntest.BusyboxImage(t)
-	dir := t.TempDir()
-	init := filepath.Join(dir, "bin", gvisor.InitName)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := gvisor.BuildInit(ctx, init); err != nil {
-		t.Fatalf("build the in-box helper: %v", err)
-	}
-	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor"), Runsc: runsc, InitPath: init})
-	if errors.Is(err, gvisor.ErrUnsupported) {
-		testenv.Skip(t, fmt.Sprintf("gVisor unsupported here: %v", err))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if store == nil {
-		store = busyboxStore{img}
-	}
-	mgr, err := boxrun.Open(dir, append([]boxrun.Option{boxrun.WithDriver(d), boxrun.WithImages(store), boxrun.WithLimits(64, 64<<10)}, opts...)...)
-	if err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Remove every box so no sandbox outlives the test.
-		boxes, _ := mgr.List(context.Background(), boxapi.BoxFilter{})
-		for _, b := range boxes {
-			mgr.Remove(context.Background(), b.ID, true)
-		}
-		mgr.Close()
-	})
+	mgr := gvisortest.Manager(t, store, opts...)
 	ln, err := httpapi.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -306,6 +306,8 @@ func (s *Server) route(segs []string) (routes, params) {
 		return routes{http.MethodGet: s.handleLifetime}, p
 	case n == 4 && segs[3] == "stats":
 		return routes{http.MethodGet: s.handleStats}, p
+	case n == 4 && segs[3] == "files":
+		return routes{http.MethodGet: s.handleListFiles}, p
 	case n == 4 && segs[3] == "watch":
 		return routes{http.MethodGet: s.handleWatch}, p
 	case n == 4 && segs[3] == "network":

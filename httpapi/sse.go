@@ -67,6 +67,9 @@ type sseData struct {
 	Stream *string `json:"stream"`
 	Data   string  `json:"data"`
 	Seq    int64   `json:"seq"`
+	// Exec is the final exec record on the exit event when the client
+	// asked for it with ?record=1 (extension); never sent otherwise.
+	Exec *boxapi.Exec `json:"exec,omitempty"`
 }
 
 // resumeFrom reads the resume point of the extension: ?since=N, else the
@@ -94,7 +97,9 @@ func resumeFrom(r *http.Request) (after int64, ok bool, err error) {
 // With ?encoding=base64 (extension), the data of stdout/stderr events is the
 // standard base64 of the output's raw bytes, and the response carries
 // "X-Boxrun-Encoding: base64"; without it, data is text as the spec says
-// (invalid UTF-8 replaced by U+FFFD, as the original did).
+// (invalid UTF-8 replaced by U+FFFD, as the original did). With ?record=1
+// (extension), the exit event also carries the final exec record under
+// "exec", so a client needs no GET after the stream.
 func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p params) error {
 	after, resume, err := resumeFrom(r)
 	if err != nil {
@@ -107,6 +112,14 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 		b64 = true
 	default:
 		return badRequest("Unknown encoding: " + enc + " (expected text or base64)")
+	}
+	withRecord := false
+	switch v := r.URL.Query().Get("record"); v {
+	case "", "0", "false":
+	case "1", "true":
+		withRecord = true
+	default:
+		return badRequest("Invalid record: " + v + " (expected 1 or 0)")
 	}
 	if _, err := s.svc.GetExec(r.Context(), p.exec); err != nil {
 		return err
@@ -153,6 +166,13 @@ func (s *Server) handleExecEvents(w http.ResponseWriter, r *http.Request, p para
 			}
 			if ev.Stream != "" {
 				d.Stream = &ev.Stream
+			}
+			if withRecord && ev.Kind == boxapi.KindExit {
+				// The exit event and the final record are stored together:
+				// the record read now is final. Without it the client GETs.
+				if e, err := s.svc.GetExec(ctx, p.exec); err == nil && e.Status != boxapi.ExecRunning {
+					d.Exec = e
+				}
 			}
 			data, _ := json.Marshal(d)
 			if err := sw.event(string(ev.Kind), id, data); err != nil {

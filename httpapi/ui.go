@@ -9,9 +9,10 @@ import (
 	"strings"
 )
 
-// uiFiles is the web UI: ui/index.html and the vendored xterm.js.
+// uiFiles is the web UI: ui/index.html (the box list), ui/pages.js (the
+// box page and the image cache) and the vendored xterm.js.
 //
-//go:embed ui/index.html ui/vendor/xterm.js ui/vendor/xterm.css ui/vendor/LICENSE.xterm
+//go:embed ui/index.html ui/pages.js ui/vendor/xterm.js ui/vendor/xterm.css ui/vendor/LICENSE.xterm
 var uiFiles embed.FS
 
 // handleUI serves GET /ui (the page, spec §5.18) and /ui/vendor/* assets.

@@ -196,7 +196,7 @@ func TestUI_Browser(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := serve(t, ln)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // generous: CI machines are loaded
 	defer cancel()
 	page := startChromium(t, ctx, s.url+"/ui")
 

@@ -235,7 +235,7 @@ func (s *Store) ready(ctx context.Context, src *source, remoteDigest string, e *
 	if err := s.recordRef(src, remoteDigest, e, "", false); err != nil {
 		s.log.Warn("image: record reference", "ref", src.given, "err", err)
 	}
-	return &sandbox.Image{Ref: src.given, Digest: e.Digest, Rootfs: s.rootfsPath(chain), Config: e.Config}, true
+	return &sandbox.Image{Ref: src.given, Digest: e.Digest, Remote: remoteDigest, Rootfs: s.rootfsPath(chain), Config: e.Config}, true
 }
 
 // recordRef points src at image e in the index (adding e if add is set).
@@ -280,7 +280,7 @@ func (s *Store) build(ctx context.Context, src *source, remoteDigest, digest str
 	if err := s.recordRef(src, remoteDigest, e, endpoint, true); err != nil {
 		return nil, err
 	}
-	return &sandbox.Image{Ref: src.given, Digest: e.Digest, Rootfs: rootfs, Config: e.Config}, nil
+	return &sandbox.Image{Ref: src.given, Digest: e.Digest, Remote: remoteDigest, Rootfs: rootfs, Config: e.Config}, nil
 }
 
 // importImage fetches and unpacks the layers of img, keeps its config and

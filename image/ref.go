@@ -65,6 +65,11 @@ func parseRef(ref string, opts []name.Option) (*source, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The key must parse back to the same layout and selector (a
+		// missing path holding '@' or ':' would split differently).
+		if ap, asel := splitExisting(abs+sel, "@:"); ap != abs || asel != sel {
+			return nil, fmt.Errorf("ambiguous OCI layout reference %q: name an existing layout directory", ref)
+		}
 		src.path, src.key = abs, PrefixOCI+abs+sel
 		switch {
 		case strings.HasPrefix(sel, "@"):
@@ -85,6 +90,9 @@ func parseRef(ref string, opts []name.Option) (*source, error) {
 		abs, err := localPath(p)
 		if err != nil {
 			return nil, err
+		}
+		if ap, _ := splitExisting(abs, ":"); ap != abs {
+			return nil, fmt.Errorf("ambiguous docker-archive reference %q: name an existing archive file", ref)
 		}
 		src.path, src.key = abs, PrefixDockerArchive+abs
 		if sel != "" {

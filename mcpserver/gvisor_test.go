@@ -2,13 +2,9 @@ package mcpserver_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,69 +13,16 @@ import (
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxruntest"
-	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/driver/gvisor/gvisortest"
 	"github.com/boxrun/boxrun/httpapi"
 	"github.com/boxrun/boxrun/mcpserver"
-	"github.com/boxrun/boxrun/sandbox"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// busyboxStore resolves every reference to the busybox rootfs of
-// boxruntest (image pulls have their own tests); the driver is real.
-type busyboxStore struct{ img *sandbox.Image }
-
-func (s busyboxStore) Pull(_ context.Context, ref string, _ func(boxrun.PullProgress)) (*sandbox.Image, error) {
-	img := *s.img
-	img.Ref = ref
-	return &img, nil
-}
-func (s busyboxStore) List(context.Context) ([]boxrun.ImageInfo, error) { return nil, nil }
-func (s busyboxStore) Remove(context.Context, string) error             { return nil }
-func (s busyboxStore) Prune(context.Context, []string) (int, error)     { return 0, nil }
 
 // gvisorManager opens a Manager over the real gVisor driver, or skips.
 func gvisorManager(t *testing.T) *boxrun.Manager {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		boxruntest.SkipEnv(t, "the gVisor driver needs root")
-	}
-	runsc := os.Getenv(gvisor.RunscEnv)
-	if runsc == "" {
-		runsc, _ = filepath.Abs("../bin/runsc")
-	}
-	if _, err := os.Stat(runsc); err != nil {
-		if runsc, err = exec.LookPath("runsc"); err != nil {
-			boxruntest.SkipEnv(t, "runsc not available (set "+gvisor.RunscEnv+")")
-		}
-	}
-	img := boxruntest.BusyboxImage(t)
-	dir := t.TempDir()
-	init := filepath.Join(dir, "bin", gvisor.InitName)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := gvisor.BuildInit(ctx, init); err != nil {
-		t.Fatalf("build the in-box helper: %v", err)
-	}
-	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor"), Runsc: runsc, InitPath: init})
-	if errors.Is(err, gvisor.ErrUnsupported) {
-		boxruntest.SkipEnv(t, "gVisor unsupported here: "+err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(busyboxStore{img}), boxrun.WithLimits(64, 64<<10))
-	if err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		boxes, _ := m.List(context.Background(), boxrun.BoxFilter{})
-		for _, b := range boxes {
-			m.Remove(context.Background(), b.ID, true)
-		}
-		m.Close()
-	})
-	return m
+	return gvisortest.Manager(t, nil)
 }
 
 // serveMCP serves the API with the MCP endpoint mounted at /mcp on

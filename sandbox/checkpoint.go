@@ -10,7 +10,8 @@ type CheckpointOptions struct {
 }
 
 // Checkpointer is implemented by drivers that can save a running sandbox's
-// memory and files and bring them back in a new sandbox (driver/gvisor does).
+// memory and files and bring them back in a new sandbox (driver/gvisor and
+// driver/qemu do).
 // The Manager type-asserts it; drivers without it refuse snapshots.
 type Checkpointer interface {
 	// Checkpoint saves the running sandbox of handle, memory and files,

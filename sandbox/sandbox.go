@@ -9,6 +9,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"io"
 	"syscall"
 
@@ -142,8 +143,13 @@ type Process interface {
 // Image is an image ready for a sandbox: an unpacked, read-only root
 // filesystem shared by every box of that image, and its config.
 type Image struct {
-	Ref    string      // the reference as given
-	Digest string      // the manifest digest ("sha256:…"), "" for a plain directory
+	Ref    string // the reference as given
+	Digest string // the manifest digest ("sha256:…"), "" for a plain directory
+	// Remote is the digest a registry gave for Ref (an index or manifest
+	// digest): what a node pulling Ref from that registry gets. "" for an
+	// image loaded, built or read locally, whose Digest no registry knows
+	// (a docker-archive's is its config digest).
+	Remote string
 	Rootfs string      // absolute path of the unpacked rootfs; drivers must not modify it
 	Config ImageConfig // defaults from the image
 	// Endpoint is what served a registry pull that fetched something: a
@@ -213,3 +219,34 @@ type Describer interface {
 type BoxDescriber interface {
 	DescribeBox(ctx context.Context, handle string) map[string]string
 }
+
+// OneShotter is implemented by drivers that can run a single command as
+// the first process of a new sandbox, with no init and no agent: the fast
+// path of an ephemeral run. The sandbox has the isolation, limits, files
+// and network of one made by Create with the same spec. OneShot returns
+// once the command was handed to the sandbox; Wait then returns its exit
+// code, or an error when the command could not start (wrapping ErrInvalid)
+// or the sandbox failed. Signal signals the command (SIGKILL ends the
+// sandbox). Once Wait has returned the sandbox is stopped; the caller
+// removes it with Remove(handle) as any other. A driver that cannot run
+// this spec one-shot (for example rootless, or with stdin or a terminal)
+// returns an error wrapping ErrNoOneShot before making anything, and the
+// caller uses Create and Exec instead.
+type OneShotter interface {
+	// CanOneShot reports whether OneShot works on this driver as
+	// configured; when false, callers use Create and Exec.
+	CanOneShot() bool
+	OneShot(ctx context.Context, spec Spec, proc ProcessSpec) (handle string, p Process, err error)
+}
+
+// StartNotifier is implemented by a Process whose command starts after
+// the process was handed out (a OneShotter's, while its sandbox boots).
+// Started is closed once the command runs (or will never run); callers
+// count a timeout from then.
+type StartNotifier interface {
+	Started() <-chan struct{}
+}
+
+// ErrNoOneShot is wrapped by OneShotter.OneShot when the driver cannot run
+// the given spec one-shot.
+var ErrNoOneShot = errors.New("sandbox: one-shot not supported for this spec")

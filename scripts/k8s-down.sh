@@ -56,6 +56,7 @@ for _ in 1 2 3; do
 done
 
 ip link del brk8s0 2>/dev/null
+nft delete table inet boxrun_k8s 2>/dev/null
 
 # cgroups the kubelet and runsc made for pods (every v1 controller and v2).
 for base in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/ /sys/fs/cgroup/; do

@@ -16,7 +16,8 @@
 #   /run/boxrun-k8s        sockets, pid files, runsc state
 #   /var/log/boxrun-k8s    component logs
 #   /tmp/hostpath_provisioner   volumes of the hostPath provisioner
-#   bridge brk8s0, cgroups named kubepods*, the kubelet's mounts
+#   bridge brk8s0, nft table inet boxrun_k8s, cgroups named kubepods*,
+#   the kubelet's mounts
 #
 # Ranges: pods 172.31.200.0/24 on brk8s0, services 172.31.201.0/24 (no
 # kube-proxy: nothing on the host is rewritten), well away from boxnet's
@@ -161,6 +162,30 @@ fi
 ip addr show dev brk8s0 | grep -q "inet $node_ip/" || ip addr add "$node_ip/24" dev brk8s0
 ip link set brk8s0 up
 
+# Pods are hostile: nothing on this host is theirs to reach. Traffic from the
+# pod bridge to the host (the node IP included: the kubelet is reached by
+# the API server over loopback, never by pods) and forwarding off the bridge
+# are dropped; only replies to what the host opened pass. One table of our
+# own, replaced whole (k8s-down.sh deletes it); no rules elsewhere.
+nft -f - <<EOF_NFT
+add table inet boxrun_k8s
+delete table inet boxrun_k8s
+table inet boxrun_k8s {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "brk8s0" ct state established,related accept
+		iifname "brk8s0" drop
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "brk8s0" oifname "brk8s0" accept
+		iifname "brk8s0" drop
+		oifname "brk8s0" ct state established,related accept
+		oifname "brk8s0" drop
+	}
+}
+EOF_NFT
+
 # --- containerd + CNI + gVisor shim ------------------------------------------
 for p in bridge host-local loopback; do ln -sfn "$bin/$p" "$state/cni/bin/$p"; done
 cat >"$state/cni/net.d/10-boxrun-k8s.conflist" <<EOF
@@ -168,7 +193,7 @@ cat >"$state/cni/net.d/10-boxrun-k8s.conflist" <<EOF
   "cniVersion": "1.0.0",
   "name": "boxrun-k8s",
   "plugins": [{
-    "type": "bridge", "bridge": "brk8s0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    "type": "bridge", "bridge": "brk8s0", "isGateway": true, "ipMasq": false, "hairpinMode": false, "portIsolation": true,
     "ipam": {"type": "host-local", "dataDir": "$state/cni/ipam", "ranges": [[{"subnet": "$pod_cidr"}]]}
   }]
 }
@@ -187,6 +212,10 @@ state = "$run/containerd"
   address = ""
 [plugins."io.containerd.cri.v1.runtime"]
   enable_selinux = false
+  # No container may get a lower OOM score than containerd's own: these
+  # machines lack CAP_SYS_RESOURCE, so runsc could not set the kubelet's
+  # -998 (pod sandbox) or -997 (Guaranteed pods) and every pod would fail.
+  restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runsc"

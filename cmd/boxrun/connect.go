@@ -67,8 +67,18 @@ func probe(ctx context.Context, cl *client.Client) error {
 	return err
 }
 
+// reach reports whether something listens at cl's address: a connect, no
+// request (see client.Reach), bounded by probeTimeout.
+func reach(ctx context.Context, cl *client.Client) error {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return cl.Reach(pctx)
+}
+
 // service returns the client of the server, starting a local server in the
-// background when none answers at the default address (and --autostart).
+// background when nothing listens at the default address (and
+// --autostart). It sends no request of its own: the command's first
+// request reports a server that is down (or that does not answer).
 func (c *rootConfig) service(ctx context.Context) (*client.Client, error) {
 	if c.svc != nil {
 		return c.svc, nil
@@ -78,16 +88,17 @@ func (c *rootConfig) service(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	err = probe(ctx, cl)
-	if err == nil || !errors.Is(err, client.ErrUnavailable) {
-		c.svc, c.addr = cl, addr // any other error is the server's answer
+	if !local || !c.autostart {
+		c.svc, c.addr = cl, addr
+		return cl, nil
+	}
+	err = reach(ctx, cl)
+	if err == nil {
+		c.svc, c.addr = cl, addr
 		return cl, nil
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
-	}
-	if !local || !c.autostart {
-		return nil, err
 	}
 	if cl, err = c.startServer(ctx); err != nil {
 		return nil, err

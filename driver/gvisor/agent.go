@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/driver/internal/agentexec"
+	"github.com/boxrun/boxrun/driver/internal/unixsock"
 	"github.com/boxrun/boxrun/sandbox"
-	"golang.org/x/sys/unix"
 )
 
 // The agent: the box's init (package boxinit) serves package agentproto on
@@ -55,11 +53,19 @@ type agentBox struct {
 
 // dialAgent connects to the agent of h and runs the handshake.
 func (d *Driver) dialAgent(ctx context.Context, h string) (*agentproto.Conn, error) {
-	c, err := dialUnix(ctx, d.agentDir(h), agentSockName)
+	c, err := unixsock.Dial(ctx, d.agentDir(h), agentSockName)
 	if err != nil {
 		return nil, err
 	}
-	return agentproto.Handshake(ctx, c, agentHandshake)
+	ac, err := agentproto.Handshake(ctx, c, agentHandshake)
+	if err != nil {
+		return nil, err
+	}
+	dir := d.agentDir(h)
+	ac.SetOutDialer(func(ctx context.Context, name string) (net.Conn, error) {
+		return unixsock.DialNoFollow(ctx, dir, name)
+	})
+	return ac, nil
 }
 
 // agent returns the connection to the agent of h, connecting when there
@@ -153,6 +159,17 @@ func (d *Driver) DescribeBox(ctx context.Context, handle string) map[string]stri
 	return map[string]string{"agent": AgentConnected}
 }
 
+// agentOf is the shared exec/copy adapter over the connection c of h:
+// a connection that breaks the protocol is dropped.
+func (d *Driver) agentOf(h string, c *agentproto.Conn) *agentexec.Agent {
+	return &agentexec.Agent{
+		Name:   "gvisor",
+		Conn:   c,
+		Broken: func(err error) { d.dropAgent(h, c, err) },
+		Dead:   func() bool { return !d.running(h) },
+	}
+}
+
 // agentExec runs spec through the agent c. fallback reports that the
 // agent could not take the exec (nothing was started) and runsc exec
 // should.
@@ -162,132 +179,30 @@ func (d *Driver) agentExec(ctx context.Context, h string, c *agentproto.Conn, m 
 		dir = m.Workdir
 	}
 	op := execProcess(m, spec, dir)
-	req := &agentproto.Request{
-		Cmd:       spec.Cmd,
-		Env:       op.Env,
-		Dir:       dir,
-		StrictDir: true, // as runsc exec
-		TTY:       spec.TTY,
-		User:      &agentproto.User{UID: m.User.UID, GID: m.User.GID, Groups: m.User.Groups},
+	req := agentexec.Request(spec, op.Env, dir, agentproto.User{UID: m.User.UID, GID: m.User.GID, Groups: m.User.Groups})
+	if d.relayOutput.Load() {
+		req.HostOut = false
 	}
-	if spec.TTY {
-		req.Rows, req.Cols = spec.Size.Rows, spec.Size.Cols
+	p, err := d.agentOf(h, c).Start(ctx, req, spec, agentStartTimeout)
+	if err == nil {
+		return p, false, nil
 	}
-	var stderr io.Writer = spec.Stderr
-	if spec.TTY {
-		stderr = nil
+	if errors.Is(err, boxapi.ErrInvalid) || ctx.Err() != nil {
+		return nil, false, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, agentStartTimeout)
-	defer cancel()
-	ap, err := c.Exec(sctx, req, spec.Stdin, spec.Stdout, stderr)
-	if err != nil {
-		var re *agentproto.RemoteError
-		switch {
-		case errors.As(err, &re):
-			return nil, false, fmt.Errorf("gvisor: exec %q: %s: %w", spec.Cmd[0], re.Msg, boxapi.ErrInvalid)
-		case ctx.Err() != nil:
-			return nil, false, fmt.Errorf("gvisor: exec: %w", ctx.Err())
-		}
-		// Slow (a loaded box) or stalled? Only a connection that no
-		// longer answers a ping is dropped: dropping it kills every exec
-		// it carries. Either way this exec goes to runsc exec; the agent
-		// kills the process it may still start for the abandoned stream.
-		pctx, pcancel := context.WithTimeout(ctx, agentHandshake)
-		_, perr := c.Call(pctx, &agentproto.Request{Op: agentproto.OpPing})
-		pcancel()
-		if perr == nil && !errors.Is(err, agentproto.ErrProtocol) {
-			d.log.Warn("gvisor: agent slow to start an exec; using runsc exec", "handle", h, "err", err)
-			return nil, true, err
-		}
-		d.dropAgent(h, c, err)
+	// Slow (a loaded box) or stalled? Only a connection that no longer
+	// answers a ping is dropped: dropping it kills every exec it
+	// carries. Either way this exec goes to runsc exec; the agent kills
+	// the process it may still start for the abandoned stream.
+	pctx, pcancel := context.WithTimeout(ctx, agentHandshake)
+	_, perr := c.Call(pctx, &agentproto.Request{Op: agentproto.OpPing})
+	pcancel()
+	if perr == nil && !errors.Is(err, agentproto.ErrProtocol) {
+		d.log.Warn("gvisor: agent slow to start an exec; using runsc exec", "handle", h, "err", err)
 		return nil, true, err
 	}
-	return &agentProcess{d: d, h: h, c: c, p: ap, tty: spec.TTY}, false, nil
-}
-
-// agentProcess is an exec running through the agent.
-type agentProcess struct {
-	d   *Driver
-	h   string
-	c   *agentproto.Conn
-	p   *agentproto.Process
-	tty bool
-}
-
-// Wait returns the exit code once the output is written. A broken agent
-// stream is ErrRuntime (and that connection is dropped).
-func (p *agentProcess) Wait() (int, error) {
-	code, err := p.p.Wait()
-	if err != nil {
-		if errors.Is(err, agentproto.ErrProtocol) {
-			p.d.dropAgent(p.h, p.c, err)
-		}
-		if !p.d.running(p.h) {
-			return -1, fmt.Errorf("gvisor: sandbox %s died: %w: %w", p.h, err, boxapi.ErrRuntime)
-		}
-		return -1, fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrRuntime)
-	}
-	return code, nil
-}
-
-// Signal sends sig to the process group; for a TTY exec, KILL, TERM and
-// HUP go to its whole session (a shell's background jobs included).
-func (p *agentProcess) Signal(ctx context.Context, sig syscall.Signal) error {
-	select {
-	case <-p.p.Done():
-		return nil
-	default:
-	}
-	session := p.tty && (sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGHUP)
-	if err := p.p.Signal(ctx, sig, session); err != nil {
-		select {
-		case <-p.p.Done():
-			return nil
-		default:
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("gvisor: signal: %w", ctx.Err())
-		}
-		if sig == syscall.SIGKILL {
-			// The agent is gone: its session end kills the exec, but
-			// make sure through runsc.
-			p.p.Close()
-		}
-		return fmt.Errorf("gvisor: signal: %w: %w", err, boxapi.ErrRuntime)
-	}
-	return nil
-}
-
-// Resize sets the terminal size of a TTY exec.
-func (p *agentProcess) Resize(ctx context.Context, size boxapi.TermSize) error {
-	if !p.tty {
-		return fmt.Errorf("gvisor: resize: not a TTY process: %w", boxapi.ErrInvalid)
-	}
-	select {
-	case <-p.p.Done():
-		return nil
-	default:
-	}
-	if err := p.p.Resize(ctx, size.Rows, size.Cols); err != nil {
-		return fmt.Errorf("gvisor: resize: %w", err)
-	}
-	return nil
-}
-
-// dialUnix connects to the socket name in dir. Paths longer than a
-// sockaddr_un allows are reached through /proc/self/fd/<dirfd>/name.
-func dialUnix(ctx context.Context, dir, name string) (net.Conn, error) {
-	var dl net.Dialer
-	p := filepath.Join(dir, name)
-	if len(p) < 100 {
-		return dl.DialContext(ctx, "unix", p)
-	}
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	return dl.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
+	d.dropAgent(h, c, err)
+	return nil, true, err
 }
 
 var _ sandbox.BoxDescriber = (*Driver)(nil)

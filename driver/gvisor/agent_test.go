@@ -1,13 +1,11 @@
 package gvisor_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/crashtest"
 	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -207,35 +206,10 @@ func TestAgent_ServerCrash(t *testing.T) {
 	}
 	rootfs := busyboxRootfs(t)
 	dir := filepath.Join(t.TempDir(), "gvisor")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAgentCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), agentCrashEnv+"="+dir, agentCrashEnv+"_ROOTFS="+rootfs)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	h := ""
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
-			h = f[1]
-			break
-		}
-	}
-	if h == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("child did not get ready")
-	}
-	cmd.Process.Kill()
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	cmd.Wait()
+	child := crashtest.Start(t, "TestAgentCrashChild", []string{agentCrashEnv + "=" + dir, agentCrashEnv + "_ROOTFS=" + rootfs}, "-test.v")
+	f := child.MustAwait(t, "the child", "READY", 2, 10*time.Minute)
+	child.Kill()
+	h := f[1]
 
 	d, err := gvisor.New(gvisor.Config{Dir: dir})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/httpapi"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/gorilla/websocket"
 )
 
@@ -99,7 +100,7 @@ func TestHostile_AttachDropped(t *testing.T) {
 	t.Run("CLIKilled", func(t *testing.T) {
 		cli := exec.Command(os.Getenv(gvisor.InitEnv), "attach", "--shell", "/bin/sh", box.ID)
 		if cli.Path == "" || filepath.Base(cli.Path) != gvisor.InitName {
-			t.Skipf("no boxrun binary in $%s", gvisor.InitEnv)
+			testenv.Skip(t, "no boxrun binary in $"+gvisor.InitEnv)
 		}
 		cli.Env = append(os.Environ(), "BOXRUN_HOST=127.0.0.1", fmt.Sprintf("BOXRUN_PORT=%d", port), "HOME="+t.TempDir())
 		stdin, _ := cli.StdinPipe()

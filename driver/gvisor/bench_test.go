@@ -2,6 +2,7 @@ package gvisor_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -73,33 +74,44 @@ func BenchmarkCreate(b *testing.B) {
 }
 
 // BenchmarkExec times an exec round trip (start, output, exit) in a running
-// box against a bare `runsc exec` of the same command in the same sandbox.
+// box against a bare `runsc exec` of the same command in the same sandbox,
+// and against the same exec with its output relayed in frames
+// (relay-ms/op), interleaved.
 func BenchmarkExec(b *testing.B) {
 	d, _ := newDriver(b)
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
 	ctx := context.Background()
 	h := create(b, d, sandbox.Spec{BoxID: "bench", Image: img, CPU: 1, MemoryMB: 256})
 	runsc, global := d.BareRunsc()
-	var box, bare time.Duration
-	b.ResetTimer()
-	for range b.N {
+	run := func(relay bool) time.Duration {
+		d.SetRelayOutput(relay)
+		defer d.SetRelayOutput(false)
+		var out bytes.Buffer
 		start := time.Now()
-		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: io.Discard})
+		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"echo", "hi"}, Stdout: &out})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if code, err := p.Wait(); code != 0 || err != nil {
-			b.Fatal(code, err)
+		if code, err := p.Wait(); code != 0 || err != nil || out.String() != "hi\n" {
+			b.Fatal(code, err, out.String())
 		}
-		box += time.Since(start)
-
+		return time.Since(start)
+	}
+	var box, relay, bare time.Duration
+	b.ResetTimer()
+	for range b.N {
+		box += run(false)
 		bare += bareExec(b, d.BareAttr(), runsc, global, h, []string{"echo", "hi"}, 3)
+		relay += run(true)
 	}
 	report(b, box, bare)
+	b.ReportMetric(float64(relay.Microseconds())/1000/float64(b.N), "relay-ms/op")
 }
 
 // BenchmarkThroughput times 256 MiB of stdout from a box through the driver
-// against a bare `runsc exec` of the same command read from a pipe.
+// (host-connected output, see agentproto.Request.HostOut) against a bare
+// `runsc exec` of the same command read from a pipe, and against the same
+// exec relayed in frames through the agent (relay-MB/s), interleaved.
 func BenchmarkThroughput(b *testing.B) {
 	size := benchSize()
 	d, _ := newDriver(b)
@@ -111,27 +123,37 @@ func BenchmarkThroughput(b *testing.B) {
 	// 4 KiB at a time: every write is a host syscall of the sentry, and both
 	// sides drop to about 60 MB/s.)
 	cmdline := []string{"dd", "if=/dev/zero", "bs=65536", fmt.Sprint("count=", size/65536)}
-	var box, bare time.Duration
-	b.SetBytes(size)
-	b.ResetTimer()
-	for range b.N {
+	run := func(relay bool) time.Duration {
+		d.SetRelayOutput(relay)
+		defer d.SetRelayOutput(false)
 		var n countWriter
 		start := time.Now()
 		p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: cmdline, Stdout: &n})
 		if err != nil {
 			b.Fatal(err)
 		}
+		if ho, ok := p.(interface{ HostOut() bool }); !ok || ho.HostOut() == relay {
+			b.Fatalf("exec with relay=%v: host-connected output %v", relay, ok && ho.HostOut())
+		}
 		if code, err := p.Wait(); code != 0 || err != nil || int64(n) != size {
 			b.Fatal(code, err, n)
 		}
-		box += time.Since(start)
-
+		return time.Since(start)
+	}
+	var box, relay, bare time.Duration
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		box += run(false)
 		bare += bareExec(b, d.BareAttr(), runsc, global, h, cmdline, size)
+		relay += run(true)
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
 	b.ReportMetric(mbps(box), "box-MB/s")
+	b.ReportMetric(mbps(relay), "relay-MB/s")
 	b.ReportMetric(mbps(bare), "bare-MB/s")
 	b.ReportMetric(mbps(box)/mbps(bare), "ratio")
+	b.ReportMetric(mbps(relay)/mbps(bare), "relay-ratio")
 }
 
 // benchSize is the output size of the throughput benchmarks: 256 MiB, or

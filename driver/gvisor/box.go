@@ -165,14 +165,14 @@ type ociSpec struct {
 }
 
 type ociProcess struct {
-	Terminal     bool                      `json:"terminal"`
-	User         struct{ UID, GID uint32 } `json:"user"`
-	Args         []string                  `json:"args"`
-	Env          []string                  `json:"env"`
-	Cwd          string                    `json:"cwd"`
-	Capabilities map[string][]string       `json:"capabilities"`
-	Rlimits      []ociRlimit               `json:"rlimits"`
-	OOMScoreAdj  *int                      `json:"oomScoreAdj,omitempty"`
+	Terminal     bool                `json:"terminal"`
+	User         ociUser             `json:"user"`
+	Args         []string            `json:"args"`
+	Env          []string            `json:"env"`
+	Cwd          string              `json:"cwd"`
+	Capabilities map[string][]string `json:"capabilities"`
+	Rlimits      []ociRlimit         `json:"rlimits"`
+	OOMScoreAdj  *int                `json:"oomScoreAdj,omitempty"`
 }
 
 type ociRlimit struct {

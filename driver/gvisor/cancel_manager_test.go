@@ -2,29 +2,17 @@ package gvisor_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
-	"github.com/boxrun/boxrun/image"
 )
 
 // Canceling a long exec through the Manager ends it: the process in the box
 // is killed through the agent and the exec is recorded canceled.
 func TestManager_CancelExec(t *testing.T) {
 	d, _ := newDriver(t)
-	dir := t.TempDir()
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newManager(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "dir:" + busyboxRootfs(t), CPU: 1, MemoryMB: 256, Workdir: "/"})

@@ -37,8 +37,8 @@ const checkpointTimeout = 5 * time.Minute
 // paused while its files are copied, so memory and files are of the same
 // instant. The agent connection is closed first (gVisor cannot save a
 // sandbox with a host connection open), which ends execs started through it:
-// callers refuse a checkpoint while execs run. Boxes with a network are
-// refused (ErrInvalid): their network namespace cannot be recreated yet.
+// callers refuse a checkpoint while execs run. A box with a network is
+// saved without it: Restore gives the new sandbox its own network.
 func (d *Driver) Checkpoint(ctx context.Context, handle, dir string, opts sandbox.CheckpointOptions) (err error) {
 	if err := d.checkOpen(); err != nil {
 		return err
@@ -56,9 +56,6 @@ func (d *Driver) Checkpoint(ctx context.Context, handle, dir string, opts sandbo
 	}
 	if !d.running(handle) {
 		return fmt.Errorf("gvisor: sandbox %s is not running: %w", handle, boxapi.ErrConflict)
-	}
-	if m.Network {
-		return fmt.Errorf("gvisor: a box with a network cannot be checkpointed yet: %w", boxapi.ErrInvalid)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("gvisor: checkpoint dir: %w", err)
@@ -135,11 +132,19 @@ func (d *Driver) Restore(ctx context.Context, dir string, spec sandbox.Spec) (st
 	if err := json.Unmarshal(b, &m); err != nil {
 		return "", fmt.Errorf("gvisor: checkpoint %s: %w: %w", dir, err, boxapi.ErrInvalid)
 	}
-	if m.Network {
-		return "", fmt.Errorf("gvisor: a checkpoint of a box with a network cannot be restored yet: %w", boxapi.ErrInvalid)
+	if m.Network && d.net == nil {
+		return "", fmt.Errorf("gvisor: the checkpoint is of a box with a network: %v: %w", d.netErr, boxapi.ErrInvalid)
 	}
 	if st, err := os.Stat(m.Lower); err != nil || !st.IsDir() {
 		return "", fmt.Errorf("gvisor: the checkpoint's image rootfs %q is gone: %w", m.Lower, boxapi.ErrInvalid)
+	}
+	if m.Network && spec.BoxID != m.BoxID {
+		// A new box (a restore, a fork) next to its source: its own
+		// network (below) and host ports of its own, picked when it
+		// starts; a hibernated box resumed keeps its ports.
+		for i := range m.Ports {
+			m.Ports[i].HostPort = 0
+		}
 	}
 	m.BoxID = spec.BoxID
 	m.Net = nil
@@ -177,6 +182,15 @@ func (d *Driver) Restore(ctx context.Context, dir string, spec sandbox.Spec) (st
 	mb, _ := json.MarshalIndent(&m, "", "  ")
 	if err := writeFileAtomic(d.metaPath(h), mb); err != nil {
 		return fail(fmt.Errorf("gvisor: %w", err))
+	}
+	// A networked box gets a network of its own (namespace, address,
+	// policy, resolver, ports) before runsc restores it into it: gVisor
+	// builds the restored sandbox's network from its namespace, so the
+	// box never shares its source's address.
+	if m.Network {
+		if err := d.netUp(ctx, h, &m); err != nil {
+			return fail(err)
+		}
 	}
 	if err := d.restore(ctx, h, &m, filepath.Join(dir, ckptImage)); err != nil {
 		return fail(err)

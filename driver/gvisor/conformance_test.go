@@ -2,6 +2,7 @@ package gvisor_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -35,7 +36,8 @@ func TestConformance(t *testing.T) {
 			})
 			return d
 		},
-		Image:     boxruntest.BusyboxImage(t),
-		UserImage: boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
+		Image:         boxruntest.BusyboxImage(t),
+		UserImage:     boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser),
+		NoCheckpoints: os.Geteuid() != 0, // checkpoints are root only
 	})
 }

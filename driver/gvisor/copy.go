@@ -3,7 +3,6 @@ package gvisor
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -102,26 +101,8 @@ func (d *Driver) helper(ctx context.Context, h, mode, p string, stdin io.Reader,
 
 // agentCopy runs a copy through the agent c.
 func (d *Driver) agentCopy(ctx context.Context, h string, c *agentproto.Conn, mode, p string, r io.Reader, w io.Writer) error {
-	var err error
 	if mode == "tar-x" {
-		err = c.CopyIn(ctx, p, r)
-	} else {
-		err = c.CopyOut(ctx, p, w)
+		return d.agentOf(h, c).CopyIn(ctx, p, r)
 	}
-	var re *agentproto.RemoteError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &re) && re.Kind == agentproto.KindNotFound:
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxapi.ErrNotFound)
-	case errors.As(err, &re) && re.Kind == agentproto.KindInvalid:
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxapi.ErrInvalid)
-	case errors.As(err, &re):
-		return fmt.Errorf("gvisor: %s %s: %s: %w", mode, p, re.Msg, boxapi.ErrRuntime)
-	case ctx.Err() != nil:
-		return fmt.Errorf("gvisor: %s %s: %w", mode, p, ctx.Err())
-	case errors.Is(err, agentproto.ErrProtocol):
-		d.dropAgent(h, c, err)
-	}
-	return fmt.Errorf("gvisor: %s %s: %w: %w", mode, p, err, boxapi.ErrRuntime)
+	return d.agentOf(h, c).CopyOut(ctx, p, w)
 }

@@ -1,17 +1,15 @@
 package gvisor_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/crashtest"
 	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -66,34 +64,13 @@ func TestDriver_CrashCleanup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "gvisor")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-			cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_ROOTFS="+rootfs)
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(stdout)
+			child := crashtest.Start(t, "TestCrashChild", []string{crashEnv + "=" + dir, crashEnv + "_ROOTFS=" + rootfs}, "-test.v")
 			handle := ""
-			for sc.Scan() {
-				line := sc.Text()
-				if strings.HasPrefix(line, tc.after) {
-					if f := strings.Fields(line); len(f) == 2 {
-						handle = f[1]
-					}
-					break
-				}
+			if f, err := child.Await(tc.after, 10*time.Minute); err == nil && len(f) == 2 {
+				handle = f[1]
 			}
 			time.Sleep(tc.delay)
-			cmd.Process.Kill()
-			go func() { // drain, so an orphan writing to the pipe is not blocked
-				for sc.Scan() {
-				}
-			}()
-			cmd.Wait()
+			child.Kill()
 			if handle != "" {
 				if ps := processesMentioning(t, handle); len(ps) == 0 {
 					t.Fatal("the sandbox did not survive its owner: nothing to clean up")

@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
-	"github.com/boxrun/boxrun/driver/gvisor"
-	"github.com/boxrun/boxrun/image"
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // TestManager_SandboxDeath: the sandbox process of a running box is
@@ -24,16 +22,7 @@ import (
 // back with its files.
 func TestManager_SandboxDeath(t *testing.T) {
 	d, _ := newDriver(t)
-	dir := t.TempDir()
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := newManager(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	box, err := m.Create(ctx, boxapi.BoxSpec{Image: "dir:" + busyboxRootfs(t), MemoryMB: 256, Workdir: "/"})
@@ -119,7 +108,7 @@ func sandboxPID(t *testing.T, handle string) int {
 func TestManager_OOM(t *testing.T) {
 	d, _ := newDriver(t)
 	if !d.Limits().Memory {
-		t.Skip("memory limits are not enforced here (rootless or no memory cgroup): nothing kills a hog")
+		testenv.Skip(t, "memory limits are not enforced here (rootless or no memory cgroup): nothing kills a hog")
 	}
 	m := newManager(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -176,20 +165,4 @@ func TestManager_OOM(t *testing.T) {
 	if err != nil || e.ExitCode == nil || *e.ExitCode != 0 || out.String() != "back\n" {
 		t.Fatalf("exec after start: %v %+v %q", err, e, out.String())
 	}
-}
-
-// newManager opens a Manager on d in a fresh directory (closed at cleanup).
-func newManager(t *testing.T, d *gvisor.Driver) *boxrun.Manager {
-	t.Helper()
-	dir := t.TempDir()
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
 }

@@ -79,13 +79,23 @@
 //     through an ID-mapped mount, <box>/layer. The image below is not
 //     shifted: box root sees the image's files as its own and copies them up
 //     as needed.
-//   - Volumes are NOT shifted yet: they are plain bind mounts (nosuid and
-//     nodev in the box), so files box root creates in a read-write volume
-//     still belong to host root (setuid bits included). The ID-mapped
-//     volume mount (<box>/vols/N) is written but off (shiftVolumes in
-//     layer.go): through it box root could not create files even in a
-//     world-writable directory of another owner, which is not understood
-//     yet.
+//   - Every volume is mounted into the box from an ID-mapped mount of its
+//     host path, <box>/vols/N (nosuid, nodev; read-only on the host side
+//     too for a read-only volume; not recursive: mounts below the host path
+//     are not seen; its file system must support ID-mapped mounts, as ext4,
+//     xfs, btrfs and tmpfs do, or Create fails). The mapping is the box's,
+//     except that box root (user and group separately) is the owner of the
+//     volume's host path when that is an ordinary host ID, as for the
+//     original clients' `-v $PWD:/work`: box root then writes there as that
+//     user (a setuid program it leaves is that user's), other box users as
+//     IDBase+n. Host root (ID 0) is never mapped: its files are nobody's to
+//     the box, readable only through their "other" bits, and the kernel
+//     lets nothing write through an ID-mapped mount to a file whose owner or
+//     group is unmapped (so world-writable changes nothing). Hence Create
+//     refuses (ErrInvalid) a read-write volume whose host path belongs to
+//     host root (user or group 0): give it to a user or to the box range
+//     (`chown IDBASE:IDBASE`), or mount it read-only. Files of other host
+//     users in a volume are likewise read-only to the box.
 //   - DiskSizeGB: the writable layer lives on its own ext4 file system in a
 //     sparse image file <box>/disk.img of that size, loop-mounted (nosuid,
 //     nodev) at <box>/disk. A box that fills it gets ENOSPC and the host
@@ -157,6 +167,21 @@
 // collect it. Every frame from the agent is hostile input: a malformed
 // stream fails that exec or copy with ErrRuntime and drops the connection.
 // DescribeBox reports the agent's state.
+//
+// A non-TTY exec's stdout and stderr do not go through the agent: the
+// agent listens on a per-exec socket in the box's agent directory (a host
+// socket, like the agent's own), the driver connects to it twice (opened
+// without following links: box root can write that directory), and the
+// agent gives the two accepted connections to the process as fd 1 and 2
+// and removes the socket (agentproto.Request.HostOut). Output then goes
+// from the process to the host as it does for `runsc exec` with donated
+// pipes, at more than twice the relayed rate (BENCHMARKS.md). Wait
+// returns after the exit and once both sockets reached EOF or stayed idle
+// for 50 ms (at most 2 s: a background child may keep them open). No
+// other box can reach the socket: the directory is mounted into this box
+// only, and --host-uds=create never lets a box connect to a host socket.
+// An agent without the capability (a box started by an older driver)
+// relays output in frames as before.
 //
 // When the agent does not answer (box root killed or replaced it, or a box
 // made by an older driver) the driver falls back to `runsc exec`, as

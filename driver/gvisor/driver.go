@@ -50,7 +50,11 @@ type Driver struct {
 	locks  map[string]*sync.Mutex // per-handle lifecycle locks
 	agents map[string]*agentBox   // per-handle agent connections (agent.go)
 	rootMu sync.RWMutex           // R: runsc create; W: null-netns cleanup
+	tmplMu sync.Mutex             // disk templates (layer.go)
 	closed atomic.Bool
+	// relayOutput makes agent execs relay their output in frames instead
+	// of host-connected sockets (set by benchmarks, for the comparison).
+	relayOutput atomic.Bool
 
 	// net sets up box networks (nil when unavailable: netErr says why).
 	net      *boxnet.Host
@@ -143,6 +147,9 @@ func New(cfg Config) (*Driver, error) {
 		}
 	}
 	d.newNet(cfg)
+	if d.userns == nil {
+		d.stopInterruptedCheckpoints(context.Background())
+	}
 	d.restoreNet(context.Background())
 	d.log.Debug("gvisor driver ready", "runsc", runscPath, "init", initPath, "cgroups", d.limits.Cgroups,
 		"cpu_limit", d.limits.CPU, "memory_limit", d.limits.Memory, "rootless", d.limits.Rootless,
@@ -224,18 +231,47 @@ func (d *Driver) State(ctx context.Context, handle string) (sandbox.State, error
 // Create makes the box's directories and overlay, then creates and starts
 // its sandbox. On failure nothing is left behind.
 func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) {
-	if err := d.checkOpen(); err != nil {
+	h, m, unlock, err := d.prepare(ctx, spec)
+	if err != nil {
 		return "", err
+	}
+	defer unlock()
+	if err := d.start(ctx, h, m); err != nil {
+		if derr := d.destroy(ctx, h); derr != nil {
+			d.log.Warn("gvisor: cleanup after failed create", "handle", h, "err", derr)
+		}
+		return "", err
+	}
+	d.log.Debug("gvisor: created", "handle", h, "box", spec.BoxID)
+	return h, nil
+}
+
+// prepare checks spec and makes a new box's directories, writable layer
+// and meta: everything but the sandbox. It returns with the box's
+// lifecycle lock held (unlock releases it). On failure nothing is left.
+func (d *Driver) prepare(ctx context.Context, spec sandbox.Spec) (h string, m *boxMeta, unlock func(), err error) {
+	if err := d.checkOpen(); err != nil {
+		return "", nil, nil, err
 	}
 	if err := validateSpec(spec); err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
-	h, err := newHandle()
+	if err := d.checkVolumeOwners(spec.Volumes); err != nil {
+		return "", nil, nil, err
+	}
+	h, err = newHandle()
 	if err != nil {
-		return "", fmt.Errorf("gvisor: %w", err)
+		return "", nil, nil, fmt.Errorf("gvisor: %w", err)
 	}
-	defer d.lock(h)()
-	m := &boxMeta{
+	// A local: a failing return sets the named result unlock to nil
+	// before this deferred call runs.
+	release := d.lock(h)
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	m = &boxMeta{
 		BoxID:    spec.BoxID,
 		Lower:    d.emptyDir,
 		CPU:      spec.CPU,
@@ -246,17 +282,17 @@ func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) 
 		Volumes:  spec.Volumes,
 	}
 	if err := d.netSpec(spec, m); err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	if spec.Image != nil {
 		st, err := os.Stat(spec.Image.Rootfs)
 		if err != nil || !st.IsDir() {
-			return "", fmt.Errorf("gvisor: image rootfs %q is not a directory: %w", spec.Image.Rootfs, boxapi.ErrInvalid)
+			return "", nil, nil, fmt.Errorf("gvisor: image rootfs %q is not a directory: %w", spec.Image.Rootfs, boxapi.ErrInvalid)
 		}
 		m.Lower = filepath.Clean(spec.Image.Rootfs)
 	}
 	if m.User, err = resolveUser(m.Lower, spec.User); err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	if m.Workdir == "" {
 		m.Workdir = "/"
@@ -272,26 +308,19 @@ func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) 
 	for _, p := range []string{bd, d.rootfs(h), d.agentDir(h)} {
 		if err := os.Mkdir(p, 0o700); err != nil {
 			_ = d.destroy(ctx, h)
-			return "", fmt.Errorf("gvisor: %w", err)
+			return "", nil, nil, fmt.Errorf("gvisor: %w", err)
 		}
 	}
 	if err := d.newLayer(ctx, h, m); err != nil {
 		_ = d.destroy(context.WithoutCancel(ctx), h)
-		return "", fmt.Errorf("gvisor: %w", err)
+		return "", nil, nil, fmt.Errorf("gvisor: %w", err)
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
 	if err := writeFileAtomic(d.metaPath(h), mb); err != nil {
 		_ = d.destroy(ctx, h)
-		return "", fmt.Errorf("gvisor: %w", err)
+		return "", nil, nil, fmt.Errorf("gvisor: %w", err)
 	}
-	if err := d.start(ctx, h, m); err != nil {
-		if derr := d.destroy(ctx, h); derr != nil {
-			d.log.Warn("gvisor: cleanup after failed create", "handle", h, "err", derr)
-		}
-		return "", err
-	}
-	d.log.Debug("gvisor: created", "handle", h, "box", spec.BoxID)
-	return h, nil
+	return h, m, release, nil
 }
 
 // start mounts the overlay, writes the bundle and runs runsc create + start.
@@ -299,24 +328,13 @@ func (d *Driver) Create(ctx context.Context, spec sandbox.Spec) (string, error) 
 // files stay. Rootless, the mount and the preparation of the root happen
 // in the sandbox's own namespaces instead (see rootless.go).
 func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
-	root := d.rootfs(h)
 	defer func() {
 		if err != nil {
 			d.teardown(context.WithoutCancel(ctx), h, m)
 		}
 	}()
-	if d.userns == nil {
-		if err := d.mountRoot(ctx, h, m); err != nil {
-			return fmt.Errorf("gvisor: %w", err)
-		}
-		if err := rootfs.Prepare(root, m.Workdir); err != nil {
-			return fmt.Errorf("gvisor: %w", err)
-		}
-	}
-	if m.Network {
-		if err := d.netUp(ctx, h, m); err != nil {
-			return err
-		}
+	if err := d.mountAndNet(ctx, h, m); err != nil {
+		return err
 	}
 	// The agent's directory (boxes made before the agent get it here).
 	if err := os.Mkdir(d.agentDir(h), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -331,6 +349,26 @@ func (d *Driver) start(ctx context.Context, h string, m *boxMeta) (err error) {
 		return err
 	}
 	d.waitAgent(ctx, h)
+	return nil
+}
+
+// mountAndNet mounts the box's root (as root) and brings up its network:
+// what the sandbox needs on the host before runsc runs it. The caller
+// tears down on error.
+func (d *Driver) mountAndNet(ctx context.Context, h string, m *boxMeta) error {
+	if d.userns == nil {
+		if err := d.mountRoot(ctx, h, m); err != nil {
+			return fmt.Errorf("gvisor: %w", err)
+		}
+		if err := rootfs.Prepare(d.rootfs(h), m.Workdir); err != nil {
+			return fmt.Errorf("gvisor: %w", err)
+		}
+	}
+	if m.Network {
+		if err := d.netUp(ctx, h, m); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -390,7 +428,10 @@ func (d *Driver) teardown(ctx context.Context, h string, m *boxMeta) error {
 		}
 	}
 	// Leftovers of a crashed or killed runsc: processes, files, cgroups.
-	if d.killStrays(h) > 0 {
+	// Wait (up to 5 s) until none is left: a gofer still exiting keeps the
+	// box's disk busy, the unmount below would then only detach it lazily,
+	// and a later start would mount the same ext4 image a second time.
+	for i := 0; d.killStrays(h) > 0 && i < 250; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, p := range []string{d.stateFile(h), filepath.Join(d.runDir, h+"_sandbox:"+h+".lock"), filepath.Join(d.runDir, "runsc-"+h+".sock")} {

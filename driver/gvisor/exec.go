@@ -384,43 +384,11 @@ func pump(r *os.File, w io.Writer) {
 			// exited process wrote is still in the pipe. Take what is
 			// there now without waiting (bounded: a background child may
 			// keep writing).
-			drainAvailable(r, buf, write)
+			ptyutil.ReadAvailable(r, buf, func(p []byte) bool { write(p); return true })
 		}
 		if err != nil {
 			return
 		}
-	}
-}
-
-// drainAvailable reads from r without blocking until it is empty or at
-// EOF. What the exited process wrote fits in the pipe, so it reads at most
-// one pipe's capacity: a background child that keeps writing cannot hold
-// Wait for longer than that (however slow w is).
-func drainAvailable(r *os.File, buf []byte, write func([]byte)) {
-	if r.SetReadDeadline(time.Time{}) != nil {
-		return
-	}
-	rc, err := r.SyscallConn()
-	if err != nil {
-		return
-	}
-	limit := 1 << 20
-	_ = rc.Control(func(fd uintptr) {
-		if n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
-			limit = n
-		}
-	})
-	for total := 0; total < limit; {
-		var n int
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, rerr = syscall.Read(int(fd), buf[:min(len(buf), limit-total)])
-			return true // never wait for more
-		}); err != nil || rerr != nil || n <= 0 {
-			return
-		}
-		total += n
-		write(buf[:n])
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
+	"github.com/boxrun/boxrun/driver/internal/unixsock"
 )
 
 // BareRunsc returns the runsc binary and the global flags the driver uses
@@ -53,3 +54,13 @@ var ELFInterp = elfInterp
 
 // RoleMarker is roleMarker.
 var RoleMarker = roleMarker
+
+// SetRelayOutput makes agent execs relay their output through the agent in
+// frames (true) or use host-connected sockets (false, the default).
+func (d *Driver) SetRelayOutput(relay bool) { d.relayOutput.Store(relay) }
+
+// DialSocketNoFollow is unixsock.DialNoFollow, which the driver dials exec output sockets with.
+var DialSocketNoFollow = unixsock.DialNoFollow
+
+// ValidHandle reports whether h has the form of a handle the driver makes.
+func ValidHandle(h string) bool { return validHandle(h) }

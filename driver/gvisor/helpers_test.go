@@ -26,7 +26,7 @@ import (
 func newDriver(t testing.TB) (*gvisor.Driver, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gvisor")
-	rec := &handleRecorder{seen: map[string]bool{}}
+	rec := &handleRecorder{}
 	d, err := gvisor.New(gvisor.Config{Dir: dir, Logger: slog.New(rec)})
 	if errors.Is(err, gvisor.ErrUnsupported) {
 		testenv.Skip(t, fmt.Sprintf("gvisor driver unsupported here: %v", err))
@@ -165,8 +165,32 @@ func assertNothingLeft(t testing.TB, dir string, handles ...string) {
 // the driver logs, so cleanup checks can look for each box's leftovers
 // (cgroups included) even after a failed Create.
 type handleRecorder struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	seen handleSet
+}
+
+// handleSet is a set of driver handles, safe for concurrent use.
+type handleSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (s *handleSet) add(h string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]bool{}
+	}
+	s.m[h] = true
+}
+
+func (s *handleSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for h := range s.m {
+		out = append(out, h)
+	}
+	return out
 }
 
 func (r *handleRecorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -174,9 +198,7 @@ func (r *handleRecorder) Enabled(context.Context, slog.Level) bool { return true
 func (r *handleRecorder) Handle(_ context.Context, rec slog.Record) error {
 	rec.Attrs(func(a slog.Attr) bool {
 		if a.Key == "handle" {
-			r.mu.Lock()
-			r.seen[a.Value.String()] = true
-			r.mu.Unlock()
+			r.seen.add(a.Value.String())
 		}
 		return true
 	})
@@ -186,12 +208,4 @@ func (r *handleRecorder) Handle(_ context.Context, rec slog.Record) error {
 func (r *handleRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *handleRecorder) WithGroup(string) slog.Handler      { return r }
 
-func (r *handleRecorder) handles() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for h := range r.seen {
-		out = append(out, h)
-	}
-	return out
-}
+func (r *handleRecorder) handles() []string { return r.seen.list() }

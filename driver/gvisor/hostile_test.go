@@ -19,39 +19,21 @@ import (
 
 // TestHostile_RootIsNotHostRoot: box root writes a setuid-root program, a
 // file chowned to another box user, a directory and a device node into a
-// read-write volume and into its own layer. On the host none of it belongs
-// to root: box ID n is stored as Limits().IDBase+n (rootless: the driver's
-// own user). A volume the box range may not write stays unwritable even for
-// box root, and volumes are mounted nosuid,nodev in the box.
+// read-write volume given to the box range and into its own layer. On the
+// host none of it belongs to root: box ID n is stored as Limits().IDBase+n,
+// through ID-mapped nosuid,nodev mounts (volumes: volume_ids_test.go has
+// volumes of an ordinary user's and of host root's).
 func TestHostile_RootIsNotHostRoot(t *testing.T) {
-	d, dir := newDriver(t)
-	lim := d.Limits()
-	if lim.Rootless {
-		t.Skip("rootless: box root is the driver's own user, and chown to other IDs fails (TestRootlessMode)")
-	}
-	if lim.IDBase == 0 {
-		t.Fatalf("root driver without shifted IDs: %+v", lim)
-	}
+	d, dir, base := shiftedDriver(t)
 	// The host uid that box ID n is stored as.
-	host := func(n uint32) uint32 {
-		if lim.Rootless {
-			return uint32(os.Geteuid())
-		}
-		return lim.IDBase + n
-	}
+	host := func(n uint32) uint32 { return base + n }
 	vol := t.TempDir()
 	if err := os.Chown(vol, int(host(0)), int(host(0))); err != nil {
-		t.Fatal(err)
-	}
-	// A host directory of host root's: box root gets only "other" bits.
-	rootVol := t.TempDir()
-	if err := os.Chmod(rootVol, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	h := create(t, d, sandbox.Spec{BoxID: "hostile-ids", Image: img, Volumes: []boxapi.Volume{
 		{HostPath: vol, GuestPath: "/vol"},
-		{HostPath: rootVol, GuestPath: "/rootvol"},
 	}})
 	script := `set -e
 cp /bin/busybox /vol/suid && chmod 4755 /vol/suid
@@ -63,8 +45,7 @@ echo changed >> /etc/passwd
 mknod /vol/null c 1 3 2>/dev/null || true
 mknod /null c 1 3 2>/dev/null || true
 stat -c '%u:%g' /vol/suid /vol/other /suid /etc/passwd
-if echo x > /rootvol/x 2>/dev/null; then echo rootvol-written; fi
-grep -E ' /vol | /rootvol ' /proc/mounts
+grep -E ' /vol ' /proc/mounts
 `
 	out, errOut, code := run(t, d, h, nil, "sh", "-c", script)
 	if code != 0 {
@@ -75,43 +56,20 @@ grep -E ' /vol | /rootvol ' /proc/mounts
 		t.Errorf("owners seen in the box: %q, want box root's and 1000's", out)
 	}
 	// gVisor shows nosuid (it makes no device nodes on host files
-	// either); the host side of the read-write volume is nosuid,nodev.
+	// either); the host side of the volume is idmapped,nosuid,nodev.
 	for _, l := range lines[4:] {
 		if strings.Contains(l, " /vol ") && !strings.Contains(l, "nosuid") {
 			t.Errorf("volume mount in the box without nosuid: %q", l)
 		}
 	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	var volMount string
-	for _, l := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(l); len(f) > 5 && f[4] == filepath.Join(dir, "boxes", h, "vols", "0") {
-			volMount = l
-		}
-	}
-	_ = volMount // an ID-mapped nosuid,nodev host mount once volumes are shifted
+	checkHostMount(t, filepath.Join(dir, "boxes", h, "vols", "0"), "rw")
 	upper := filepath.Join(dir, "boxes", h, "disk", "upper")
-	if lim.Rootless {
-		upper = filepath.Join(dir, "boxes", h, "upper")
-	}
-	checkOwner := func(p string, want uint32) {
-		t.Helper()
-		st, err := os.Lstat(p)
-		if err != nil {
-			t.Errorf("%s: %v", p, err)
-			return
-		}
-		sys := st.Sys().(*syscall.Stat_t)
-		if sys.Uid != want || sys.Gid != want {
-			t.Errorf("%s on the host: owner %d:%d, want %d:%d", p, sys.Uid, sys.Gid, want, want)
-		}
-		if sys.Uid == 0 && st.Mode()&os.ModeSetuid != 0 {
-			t.Errorf("%s is a setuid-root file on the host (mode %v)", p, st.Mode())
-		}
-	}
-	// Volumes are not shifted yet (layer.go: shiftVolumes).
-	checkOwner(filepath.Join(upper, "suid"), host(0))
-	checkOwner(filepath.Join(upper, "other"), host(1000))
-	checkOwner(filepath.Join(upper, "etc", "passwd"), host(0))
+	checkOwner(t, filepath.Join(vol, "suid"), host(0))
+	checkOwner(t, filepath.Join(vol, "dir"), host(0))
+	checkOwner(t, filepath.Join(vol, "other"), host(1000))
+	checkOwner(t, filepath.Join(upper, "suid"), host(0))
+	checkOwner(t, filepath.Join(upper, "other"), host(1000))
+	checkOwner(t, filepath.Join(upper, "etc", "passwd"), host(0))
 	for _, p := range []string{filepath.Join(vol, "null"), filepath.Join(upper, "null")} {
 		if st, err := os.Lstat(p); err == nil && st.Mode()&(os.ModeDevice|os.ModeCharDevice) != 0 {
 			t.Errorf("a device node from the box on the host: %s %v", p, st.Mode())
@@ -119,20 +77,67 @@ grep -E ' /vol | /rootvol ' /proc/mounts
 	}
 	// Nothing under the box dir or the volume is root's but what the
 	// driver made itself.
-	for _, root := range []string{upper} {
+	noHostRootFiles(t, vol, upper)
+}
+
+// checkOwner fails t unless the host file p belongs to want:want, and in
+// any case when it is a setuid or setgid file of host root's.
+func checkOwner(t *testing.T, p string, want uint32) {
+	t.Helper()
+	st, err := os.Lstat(p)
+	if err != nil {
+		t.Errorf("%s: %v", p, err)
+		return
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if sys.Uid != want || sys.Gid != want {
+		t.Errorf("%s on the host: owner %d:%d, want %d:%d", p, sys.Uid, sys.Gid, want, want)
+	}
+	if sys.Uid == 0 && st.Mode()&os.ModeSetuid != 0 || sys.Gid == 0 && st.Mode()&os.ModeSetgid != 0 {
+		t.Errorf("%s is a setuid/setgid-root file on the host (mode %v)", p, st.Mode())
+	}
+}
+
+// noHostRootFiles fails t for any file under the roots that belongs to
+// host root (user or group).
+func noHostRootFiles(t *testing.T, roots ...string) {
+	t.Helper()
+	for _, root := range roots {
 		filepath.Walk(root, func(p string, st os.FileInfo, err error) error {
-			if err == nil && st.Sys().(*syscall.Stat_t).Uid == 0 && !lim.Rootless {
-				t.Errorf("host-root file written by the box: %s", p)
+			if sys, ok := st.Sys().(*syscall.Stat_t); err == nil && ok && (sys.Uid == 0 || sys.Gid == 0) {
+				t.Errorf("host-root file written by the box: %s (%d:%d)", p, sys.Uid, sys.Gid)
 			}
 			return nil
 		})
 	}
 }
 
+// checkHostMount fails t unless the host mount at target is ID-mapped,
+// nosuid, nodev and mode ("rw" or "ro").
+func checkHostMount(t *testing.T, target, mode string) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[4] == target {
+			opts := "," + f[5] + ","
+			for _, o := range []string{mode, "nosuid", "nodev", "idmapped"} {
+				if !strings.Contains(opts, ","+o+",") {
+					t.Errorf("host mount of a volume at %s: %q, want %s,idmapped,nosuid,nodev", target, f[5], mode)
+				}
+			}
+			return
+		}
+	}
+	t.Errorf("no host mount at %s", target)
+}
+
 // TestHostile_IDBaseBad: a base whose range does not fit is refused.
 func TestHostile_IDBaseBad(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("Config.IDBase is ignored rootless")
+		testenv.Skip(t, "Config.IDBase is ignored rootless")
 	}
 	_, err := gvisor.New(gvisor.Config{Dir: filepath.Join(t.TempDir(), "g"), IDBase: 1<<32 - 1})
 	if !errors.Is(err, boxapi.ErrInvalid) {
@@ -149,7 +154,7 @@ func TestHostile_Disk(t *testing.T) {
 	d, dir := newDriver(t)
 	if !d.Limits().Disk {
 		if d.Limits().Rootless {
-			t.Skip("rootless: disk sizes are not enforced (no loop mounts)")
+			testenv.Skip(t, "rootless: disk sizes are not enforced (no loop mounts)")
 		}
 		testenv.Skip(t, "disk sizes not enforced here (mkfs.ext4, mount or loop devices missing)")
 	}
@@ -235,7 +240,7 @@ func loopsOf(t *testing.T, dir string) int {
 func BenchmarkCreateLayer(b *testing.B) {
 	d, _ := newDriver(b)
 	if !d.Limits().Disk {
-		b.Skip("no shifted IDs or disk limits here")
+		testenv.Skip(b, "no shifted IDs or disk limits here")
 	}
 	plain, err := gvisor.New(gvisor.Config{Dir: filepath.Join(b.TempDir(), "plain"), IDBase: -1})
 	if err != nil {

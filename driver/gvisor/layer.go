@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor/internal/rootfs"
 	"github.com/boxrun/boxrun/internal/mountutil"
 )
@@ -23,7 +24,7 @@ import (
 //	                 holds upper/ and work/, stored with host IDs Base+n
 //	<box>/layer/     an ID-mapped bind mount of disk/ (host Base+n seen as n)
 //	<box>/rootfs/    the overlay: the image below, layer/upper above
-//	<box>/vols/N     an ID-mapped bind mount of read-write volume N
+//	<box>/vols/N     an ID-mapped bind mount of volume N (see volumeSource)
 //
 // Boxes made before (no Shift) keep <box>/upper and <box>/work, unshifted.
 const (
@@ -36,13 +37,6 @@ const (
 // DefaultIDBase is the first host ID of the range boxes' IDs are shifted
 // to when Config.IDBase is 0: box ID n is host ID DefaultIDBase+n.
 const DefaultIDBase = 1_000_000_000
-
-// shiftVolumes turns on ID-mapped mounts for read-write volumes. Off: with
-// them, box root could not create files even in a world-writable host
-// directory of another owner (Permission denied, not yet understood), which
-// breaks the driver conformance suite; volumes stay plain bind mounts
-// (nosuid, nodev in the box) until that is fixed.
-const shiftVolumes = false
 
 // idRangeSize is the number of IDs a box has (0..65535).
 const idRangeSize = 65536
@@ -84,7 +78,7 @@ func (d *Driver) newLayer(ctx context.Context, h string, m *boxMeta) error {
 		return err
 	}
 	if m.DiskGB > 0 {
-		if err := rootfs.MakeDisk(ctx, filepath.Join(bd, diskImgName), m.DiskGB); err != nil {
+		if err := d.makeDisk(ctx, filepath.Join(bd, diskImgName), m.DiskGB); err != nil {
 			return err
 		}
 	}
@@ -147,10 +141,7 @@ func (d *Driver) mountRoot(ctx context.Context, h string, m *boxMeta) error {
 				return err
 			}
 		}
-		for i, v := range m.Volumes {
-			if v.Readonly || !shiftVolumes {
-				continue
-			}
+		for i := range m.Volumes {
 			if err := d.mountVolume(h, m, i); err != nil {
 				return err
 			}
@@ -166,16 +157,19 @@ func (d *Driver) mountRoot(ctx context.Context, h string, m *boxMeta) error {
 }
 
 // volumeSource is the host path the sandbox mounts volume i from: the
-// volume itself, or for a read-write volume of a shifted box its ID-mapped
-// mount, so that what box root writes there is stored as host ID Base.
+// volume itself for a box without shifted IDs, else its ID-mapped mount
+// (rootfs.BindVolume: box ID n is host Base+n, box root is the volume's
+// owner when that is an ordinary user, host root is nobody; read-only
+// volumes are read-only on the host side too). So a box cannot make a
+// file of host root's in a volume, nor read one that only root may read.
 func (d *Driver) volumeSource(h string, m *boxMeta, i int) string {
-	if m.Shift == nil || m.Volumes[i].Readonly || !shiftVolumes {
+	if m.Shift == nil {
 		return m.Volumes[i].HostPath
 	}
 	return filepath.Join(d.boxDir(h), volsName, strconv.Itoa(i))
 }
 
-// mountVolume attaches the ID-mapped mount of read-write volume i.
+// mountVolume attaches the ID-mapped mount of volume i (see volumeSource).
 func (d *Driver) mountVolume(h string, m *boxMeta, i int) error {
 	target := d.volumeSource(h, m, i)
 	if mountutil.IsMounted(target) {
@@ -199,7 +193,38 @@ func (d *Driver) mountVolume(h string, m *boxMeta, i int) error {
 	if err != nil {
 		return err
 	}
-	return rootfs.BindShifted(m.Volumes[i].HostPath, target, *m.Shift)
+	if err := rootfs.BindVolume(m.Volumes[i].HostPath, target, *m.Shift, m.Volumes[i].Readonly); err != nil {
+		return fmt.Errorf("volume %s (its file system must support ID-mapped mounts): %w", m.Volumes[i].HostPath, err)
+	}
+	return nil
+}
+
+// checkVolumeOwners refuses, for a driver that shifts IDs, a read-write
+// volume whose host path belongs to host root (user or group 0): host root
+// is never mapped into a box (see rootfs.BindVolume), and the kernel lets
+// nobody write through an ID-mapped mount to a file whose owner or group is
+// unmapped, so the box could not write there at all. The fix is the
+// caller's: give the directory to a user (box root then acts as that user
+// there) or to the box range, or mount it read-only.
+func (d *Driver) checkVolumeOwners(vols []boxapi.Volume) error {
+	if d.shift == nil {
+		return nil
+	}
+	for _, v := range vols {
+		if v.Readonly {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(v.HostPath, &st); err != nil {
+			return fmt.Errorf("gvisor: volume host path: %w: %w", err, boxapi.ErrInvalid)
+		}
+		if st.Uid == 0 || st.Gid == 0 {
+			return fmt.Errorf("gvisor: read-write volume %s belongs to host root (%d:%d), and box root is not host root: "+
+				"give it to a user (chown; box root then writes as that user) or to the box ID range (%d), or mount it read-only: %w",
+				v.HostPath, st.Uid, st.Gid, d.shift.Base, boxapi.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // unmountRoot unmounts everything the driver mounted under the box dir of h
@@ -224,4 +249,40 @@ func probeShift(dir string, s rootfs.IDShift) error {
 		return errors.Join(err, fmt.Errorf("probe mount left at %s", target))
 	}
 	return nil
+}
+
+// makeDisk creates the disk image img of sizeGB GiB: a sparse copy of the
+// driver's empty image of that size (<Dir>/disk-templates/<size>g.img,
+// made by mkfs the first time it is needed).
+func (d *Driver) makeDisk(ctx context.Context, img string, sizeGB int64) error {
+	tmpl, err := d.diskTemplate(ctx, sizeGB)
+	if err != nil {
+		return err
+	}
+	return rootfs.CopyDisk(tmpl, img)
+}
+
+// diskTemplate returns the empty disk image of sizeGB GiB, making it when
+// missing (through a temporary name, so a crash never leaves half of one).
+func (d *Driver) diskTemplate(ctx context.Context, sizeGB int64) (string, error) {
+	dir := filepath.Join(d.dir, "disk-templates")
+	p := filepath.Join(dir, fmt.Sprintf("%dg.img", sizeGB))
+	d.tmplMu.Lock()
+	defer d.tmplMu.Unlock()
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	tmp := p + ".tmp"
+	_ = os.Remove(tmp)
+	if err := rootfs.MakeDisk(ctx, tmp, sizeGB); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.Remove(tmp)
+		return "", err
+	}
+	return p, nil
 }

@@ -185,7 +185,7 @@ func TestDriver_CreateFails(t *testing.T) {
 		bogus := filepath.Join(t.TempDir(), "init")
 		os.WriteFile(bogus, []byte("not a program"), 0o755)
 		dir := filepath.Join(t.TempDir(), "gvisor")
-		rec := &handleRecorder{seen: map[string]bool{}}
+		rec := &handleRecorder{}
 		d, err := gvisor.New(gvisor.Config{Dir: dir, InitPath: bogus, Logger: slog.New(rec)})
 		if err != nil {
 			testenv.Skip(t, err.Error())

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
-	"github.com/boxrun/boxrun/image"
 )
 
 // The Manager benchmarks measure the whole library path (SQLite records,
@@ -21,16 +19,7 @@ import (
 func newBenchManager(b *testing.B) (*boxrun.Manager, *boxapi.Box, string, *gvisor.Driver) {
 	b.Helper()
 	d, _ := newDriver(b)
-	dir := b.TempDir()
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
+	m := newManager(b, d)
 	rootfs := busyboxRootfs(b)
 	box, err := m.Create(context.Background(), boxapi.BoxSpec{Image: "dir:" + rootfs, CPU: 2, MemoryMB: 512, Workdir: "/"})
 	if err != nil {
@@ -106,24 +95,31 @@ func BenchmarkManagerThroughput(b *testing.B) {
 	runsc, global := d.BareRunsc()
 	ctx := context.Background()
 	cmdline := []string{"dd", "if=/dev/zero", "bs=65536", fmt.Sprint("count=", size/65536)}
-	var lib, bare time.Duration
-	b.SetBytes(size)
-	b.ResetTimer()
-	for range b.N {
+	run := func(relay bool) time.Duration {
+		d.SetRelayOutput(relay)
+		defer d.SetRelayOutput(false)
 		var n countWriter
 		start := time.Now()
 		e, err := m.Exec(ctx, box.ID, boxapi.ExecRequest{Cmd: cmdline}, &n, nil)
 		if err != nil || e.Status != boxapi.ExecSucceeded || int64(n) != size {
 			b.Fatal(e, err, n)
 		}
-		lib += time.Since(start)
-
+		return time.Since(start)
+	}
+	var lib, relay, bare time.Duration
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		lib += run(false)
 		bare += bareExec(b, d.BareAttr(), runsc, global, box.Handle, cmdline, size)
+		relay += run(true)
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / (1 << 20) }
 	b.ReportMetric(mbps(lib), "box-MB/s")
+	b.ReportMetric(mbps(relay), "relay-MB/s")
 	b.ReportMetric(mbps(bare), "bare-MB/s")
 	b.ReportMetric(mbps(lib)/mbps(bare), "ratio")
+	b.ReportMetric(mbps(relay)/mbps(bare), "relay-ratio")
 }
 
 // BenchmarkHTTPExec: an exec round trip through the HTTP API (client.Exec:

@@ -1,12 +1,10 @@
 package gvisor_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +13,8 @@ import (
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
-	"github.com/boxrun/boxrun/image"
+	"github.com/boxrun/boxrun/internal/crashtest"
+	"github.com/boxrun/boxrun/internal/testenv"
 )
 
 // managerCrashEnv tells a re-executed test binary to act as a server that
@@ -29,12 +28,7 @@ func openManagerAt(t *testing.T, dir string) (*boxrun.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		d.Close()
-		return nil, err
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	m, err := openManager(dir, d)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -98,36 +92,13 @@ func TestManagerCrashChild(t *testing.T) {
 // stop), and the box keeps running and takes new execs.
 func TestManager_ServerCrash(t *testing.T) {
 	if _, err := newDriverOnly(t); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err.Error())
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestManagerCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), managerCrashEnv+"="+dir, managerCrashEnv+"_ROOTFS="+busyboxRootfs(t))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	var ids []string
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 5 && f[0] == "READY" {
-			ids = f[1:]
-			break
-		}
-	}
-	cmd.Process.Kill()
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	cmd.Wait()
-	if ids == nil {
-		t.Fatal("the server did not get ready")
-	}
+	child := crashtest.Start(t, "TestManagerCrashChild", []string{managerCrashEnv + "=" + dir, managerCrashEnv + "_ROOTFS=" + busyboxRootfs(t)}, "-test.v")
+	f := child.MustAwait(t, "the server", "READY", 5, 10*time.Minute)
+	child.Kill()
+	ids := f[1:]
 	m, err := openManagerAt(t, dir)
 	if err != nil {
 		t.Fatal(err)

@@ -31,23 +31,7 @@ func (d *Driver) newNet(cfg Config) {
 		d.netErr = errors.New("networked boxes need root (rootless mode has no per-box network)")
 		return
 	}
-	h, err := boxnet.New(boxnet.Config{
-		Owner:  d.dir,
-		Pool:   cfg.NetPool,
-		DNS:    cfg.DNS,
-		Logger: d.log,
-		OnDenied: func(dn boxnet.Denial) {
-			if fn := d.onDenied.Load(); fn != nil && *fn != nil {
-				(*fn)(sandbox.NetDenial{Handle: dn.ID, Destination: dn.Destination, Rule: dn.Rule, Time: dn.Time})
-			}
-		},
-	})
-	if err != nil {
-		d.netErr = err
-		d.log.Warn("gvisor: box networking unavailable", "err", err)
-		return
-	}
-	d.net = h
+	d.net, d.netErr = boxnet.NewForDriver("gvisor", boxnet.Config{Owner: d.dir, Pool: cfg.NetPool, DNS: cfg.DNS, Logger: d.log}, &d.onDenied)
 }
 
 // OnNetDenied sets the receiver of net.denied reports.
@@ -55,39 +39,14 @@ func (d *Driver) OnNetDenied(fn func(sandbox.NetDenial)) { d.onDenied.Store(&fn)
 
 // netSpec validates and converts the network part of a SandboxSpec.
 func (d *Driver) netSpec(spec sandbox.Spec, m *boxMeta) error {
-	if !spec.Network {
-		if len(spec.Ports) > 0 || spec.Egress != nil {
-			return fmt.Errorf("gvisor: ports and egress rules need network: %w", boxapi.ErrInvalid)
-		}
-		return nil
-	}
-	if d.net == nil {
-		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxapi.ErrInvalid)
-	}
-	p, err := toPolicy(spec.Egress)
+	p, ports, err := boxnet.CheckSpec("gvisor", d.net, d.netErr, spec)
 	if err != nil {
 		return err
 	}
-	ports, err := boxapi.ValidatePorts(spec.Ports)
-	if err != nil {
-		return fmt.Errorf("gvisor: %w", err)
+	if spec.Network {
+		m.Egress, m.Ports = p, ports
 	}
-	m.Egress, m.Ports = p, ports
 	return nil
-}
-
-// toPolicy validates an egress policy (nil: the default) with the boxapi
-// checks.
-func toPolicy(e *boxapi.EgressPolicy) (boxnet.Policy, error) {
-	var p boxapi.EgressPolicy
-	if e != nil {
-		p = *e
-	}
-	p, err := p.Validate()
-	if err != nil {
-		return p, fmt.Errorf("gvisor: %w", err)
-	}
-	return p, nil
 }
 
 // fromPolicy is p as reported (Rules never nil).
@@ -103,14 +62,11 @@ func (d *Driver) resolvConf(h string) string { return filepath.Join(d.boxDir(h),
 // its meta; its resolv.conf names the box's resolver.
 func (d *Driver) netUp(ctx context.Context, h string, m *boxMeta) error {
 	if d.net == nil {
-		return fmt.Errorf("gvisor: %v: %w", d.netErr, boxapi.ErrInvalid)
+		return boxnet.Unavailable("gvisor", d.netErr)
 	}
 	b, err := d.net.Up(ctx, h, m.Egress, m.Ports)
 	if err != nil {
-		if errors.Is(err, boxnet.ErrPortInUse) {
-			return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrPortInUse)
-		}
-		return fmt.Errorf("gvisor: %w: %w", err, boxapi.ErrRuntime)
+		return boxnet.UpError("gvisor", err)
 	}
 	m.Net = b
 	if err := os.WriteFile(d.resolvConf(h), []byte("nameserver "+b.Gateway.String()+"\n"), 0o644); err != nil {
@@ -178,9 +134,9 @@ func (d *Driver) SetEgress(ctx context.Context, handle string, e boxapi.EgressPo
 	if !d.exists(handle) {
 		return notFound(handle)
 	}
-	p, err := toPolicy(&e)
+	p, err := e.Validate()
 	if err != nil {
-		return err
+		return fmt.Errorf("gvisor: %w", err)
 	}
 	defer d.lock(handle)()
 	m, err := d.readMeta(handle)

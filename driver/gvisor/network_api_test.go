@@ -14,7 +14,6 @@ import (
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/client"
 	"github.com/boxrun/boxrun/httpapi"
-	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/internal/testinet"
 )
 
@@ -35,11 +34,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	d, in, _ := netDriver(t)
 	dir := t.TempDir()
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	m, err := openManager(dir, d)
 	if err != nil {
 		t.Fatal(err)
 	}

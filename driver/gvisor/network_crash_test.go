@@ -1,21 +1,20 @@
 package gvisor_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/gvisor"
+	"github.com/boxrun/boxrun/internal/crashtest"
 	"github.com/boxrun/boxrun/internal/testinet"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -58,60 +57,41 @@ func TestNetworkCrash(t *testing.T) {
 	d0, in, _ := netDriver(t) // cleanup checks; its dir is not used
 	d0.Close()
 	dir := filepath.Join(t.TempDir(), "gvisor")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNetCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), netCrashEnv+"="+dir, netCrashEnv+"_ROOTFS="+busyboxRootfs(t), netCrashEnv+"_DNS="+in.DNS)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var a, b string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "READY" {
-			a, b = f[1], f[2]
-			break
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if a == "" {
-		t.Fatal("child did not get ready")
-	}
+	child := crashtest.Start(t, "TestNetCrashChild", []string{netCrashEnv + "=" + dir, netCrashEnv + "_ROOTFS=" + busyboxRootfs(t), netCrashEnv + "_DNS=" + in.DNS}, "-test.v")
+	f := child.MustAwait(t, "the child", "READY", 3, 10*time.Minute)
+	child.Kill()
+	a, b := f[1], f[2]
 
 	d, err := gvisor.New(gvisor.Config{Dir: dir, DNS: []string{in.DNS}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dn := &denials{}
-	d.OnNetDenied(dn.add)
+	dn := &boxruntest.NetDenials{}
+	d.OnNetDenied(dn.Add)
 	t.Cleanup(func() {
 		d.Prune(context.Background(), nil)
 		d.Close()
 		assertNothingLeft(t, dir)
-		assertNoNetworkLeft(t, a)
-		assertNoNetworkLeft(t, b)
+		boxruntest.AssertNoNetworkLeft(t, a)
+		boxruntest.AssertNoNetworkLeft(t, b)
 	})
 	if err := d.Prune(context.Background(), []string{a}); err != nil {
 		t.Fatal(err)
 	}
-	assertNoNetworkLeft(t, b)
+	boxruntest.AssertNoNetworkLeft(t, b)
 
-	if body, code := fetch(t, d, a, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
+	if body, code := boxruntest.Fetch(t, d, a, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
 		t.Errorf("allowed name after restart: %q, exit %d", body, code)
 	}
-	if _, code := fetch(t, d, a, "http://"+in.Other.String()+"/"); code == 0 {
+	if _, code := boxruntest.Fetch(t, d, a, "http://"+in.Other.String()+"/"); code == 0 {
 		t.Errorf("policy lost after restart: unpinned address reachable")
 	}
-	dn.waitFor(t, a, in.Other.String()+":80/tcp", 1)
+	dn.WaitFor(t, a, in.Other.String()+":80/tcp", 1)
 	info, err := d.NetInfo(context.Background(), a)
 	if err != nil || len(info.Ports) != 1 {
 		t.Fatalf("NetInfo: %+v, %v", info, err)
 	}
-	serveInBox(t, d, a, "STILL HERE")
+	boxruntest.ServeHTTP(t, d, a, "STILL HERE")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", info.Ports[0].HostPort)
 	var body []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

@@ -7,11 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +23,7 @@ import (
 // netDriver is a driver whose boxes resolve through the test internet's DNS
 // server, with its denials recorded. Cleanup checks that nothing of the
 // driver (network included) is left.
-func netDriver(t *testing.T) (*gvisor.Driver, *testinet.Internet, *denials) {
+func netDriver(t *testing.T) (*gvisor.Driver, *testinet.Internet, *boxruntest.NetDenials) {
 	t.Helper()
 	in := testinet.New(t)
 	dir := filepath.Join(t.TempDir(), "gvisor")
@@ -37,11 +34,11 @@ func netDriver(t *testing.T) (*gvisor.Driver, *testinet.Internet, *denials) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dn := &denials{}
-	d.OnNetDenied(dn.add)
+	dn := &boxruntest.NetDenials{}
+	d.OnNetDenied(dn.Add)
 	var handles []string
 	t.Cleanup(func() {
-		handles = dn.handlesSeen()
+		handles = dn.Handles()
 		d.Close()
 		d2, err := gvisor.New(gvisor.Config{Dir: dir})
 		if err != nil {
@@ -53,113 +50,10 @@ func netDriver(t *testing.T) (*gvisor.Driver, *testinet.Internet, *denials) {
 		d2.Close()
 		assertNothingLeft(t, dir)
 		for _, h := range handles {
-			assertNoNetworkLeft(t, h)
+			boxruntest.AssertNoNetworkLeft(t, h)
 		}
 	})
 	return d, in, dn
-}
-
-// denials records NetDenial reports.
-type denials struct {
-	mu  sync.Mutex
-	all []sandbox.NetDenial
-}
-
-func (d *denials) add(n sandbox.NetDenial) {
-	d.mu.Lock()
-	d.all = append(d.all, n)
-	d.mu.Unlock()
-}
-
-// waitFor waits until exactly want denials of handle h match dest, and a
-// moment more to see that no duplicate follows.
-func (d *denials) waitFor(t *testing.T, h, dest string, want int) []sandbox.NetDenial {
-	t.Helper()
-	var got []sandbox.NetDenial
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d.mu.Lock()
-		got = got[:0]
-		for _, n := range d.all {
-			if n.Handle == h && n.Destination == dest {
-				got = append(got, n)
-			}
-		}
-		d.mu.Unlock()
-		if len(got) >= want && time.Now().After(deadline.Add(-4*time.Second)) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(got) != want {
-		d.mu.Lock()
-		t.Errorf("denials for %s of box %s: got %d, want %d (all: %+v)", dest, h, len(got), want, d.all)
-		d.mu.Unlock()
-	}
-	return got
-}
-
-func (d *denials) handlesSeen() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []string
-	for _, n := range d.all {
-		out = append(out, n.Handle)
-	}
-	return out
-}
-
-// assertNoNetworkLeft checks that no namespace, link or nftables table
-// names box h.
-func assertNoNetworkLeft(t *testing.T, h string) {
-	t.Helper()
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		if strings.Contains(e.Name(), h) {
-			t.Errorf("network namespace left: %s", e.Name())
-		}
-	}
-	if _, err := net.InterfaceByName("bx" + h[:13]); err == nil {
-		t.Errorf("host link of %s left", h)
-	}
-	out, _ := exec.Command("nft", "list", "tables").CombinedOutput()
-	if strings.Contains(string(out), h) {
-		t.Errorf("nftables table of %s left: %s", h, out)
-	}
-}
-
-// fetch runs busybox wget in box h and returns the body or "" and the
-// exit code.
-func fetch(t *testing.T, d *gvisor.Driver, h, url string) (string, int) {
-	t.Helper()
-	out, _, code := run(t, d, h, nil, "timeout", "5", "wget", "-q", "-O", "-", url)
-	return strings.TrimSpace(out), code
-}
-
-// hostServer serves HTTP on addr of the host and returns its port.
-func hostServer(t *testing.T, addr string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "HOST SERVER\n")
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// serveInBox starts busybox httpd on port 8080 of box h, serving body.
-func serveInBox(t *testing.T, d *gvisor.Driver, h, body string) {
-	t.Helper()
-	if _, _, code := run(t, d, h, nil, "sh", "-c", "mkdir -p /tmp/www && echo "+body+" > /tmp/www/index.html"); code != 0 {
-		t.Fatal("cannot write index.html")
-	}
-	if _, err := d.Exec(context.Background(), h, sandbox.ProcessSpec{Cmd: []string{"httpd", "-f", "-p", "8080", "-h", "/tmp/www"}}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func netBox(t *testing.T, d *gvisor.Driver, egress *boxrun.EgressPolicy, ports ...boxrun.PortMapping) string {
@@ -172,8 +66,8 @@ func netBox(t *testing.T, d *gvisor.Driver, egress *boxrun.EgressPolicy, ports .
 // box; each attempt is a real connect with a short timeout.
 func TestNetworkReachAndProtections(t *testing.T) {
 	d, in, dn := netDriver(t)
-	loopPort := hostServer(t, "127.0.0.1:0")
-	anyPort := hostServer(t, "0.0.0.0:0")
+	loopPort := boxruntest.HostHTTP(t, "127.0.0.1:0")
+	anyPort := boxruntest.HostHTTP(t, "0.0.0.0:0")
 	a := netBox(t, d, nil)
 	b := netBox(t, d, nil)
 	defer d.Remove(context.Background(), a)
@@ -184,13 +78,13 @@ func TestNetworkReachAndProtections(t *testing.T) {
 	}
 	infoB, _ := d.NetInfo(context.Background(), b)
 	// A server in box b.
-	serveInBox(t, d, b, "BOX B")
+	boxruntest.ServeHTTP(t, d, b, "BOX B")
 	time.Sleep(300 * time.Millisecond)
 
-	if body, code := fetch(t, d, a, "http://"+in.Addr.String()+"/"); code != 0 || body != in.Body {
+	if body, code := boxruntest.Fetch(t, d, a, "http://"+in.Addr.String()+"/"); code != 0 || body != in.Body {
 		t.Errorf("internet by address: %q, exit %d", body, code)
 	}
-	if body, code := fetch(t, d, a, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
+	if body, code := boxruntest.Fetch(t, d, a, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
 		t.Errorf("internet by name: %q, exit %d", body, code)
 	}
 	blocked := map[string]string{
@@ -202,7 +96,7 @@ func TestNetworkReachAndProtections(t *testing.T) {
 		"another box":                    infoB.Address + ":8080",
 	}
 	for what, addr := range blocked {
-		if body, code := fetch(t, d, a, "http://"+addr+"/"); code == 0 {
+		if body, code := boxruntest.Fetch(t, d, a, "http://"+addr+"/"); code == 0 {
 			t.Errorf("%s (%s) reachable from the box: %q", what, addr, body)
 		}
 	}
@@ -212,8 +106,8 @@ func TestNetworkReachAndProtections(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	dn.waitFor(t, a, in.MetadataAddr.String()+":80/tcp", 1)
-	dn.waitFor(t, a, fmt.Sprintf("%s:%d/tcp", in.HostAddr, anyPort), 1)
+	dn.WaitFor(t, a, in.MetadataAddr.String()+":80/tcp", 1)
+	dn.WaitFor(t, a, fmt.Sprintf("%s:%d/tcp", in.HostAddr, anyPort), 1)
 }
 
 // TestNetworkRules: domain and CIDR rules, replaced on a running box, and
@@ -225,25 +119,25 @@ func TestNetworkRules(t *testing.T) {
 		{Action: "deny", CIDR: in.Other.String() + "/32"},
 	}})
 	defer d.Remove(context.Background(), h)
-	if body, code := fetch(t, d, h, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
+	if body, code := boxruntest.Fetch(t, d, h, "http://"+testinet.AllowedName+"/"); code != 0 || body != in.Body {
 		t.Errorf("allowed name: %q, exit %d", body, code)
 	}
-	if _, code := fetch(t, d, h, "http://"+testinet.DeniedName+"/"); code == 0 {
+	if _, code := boxruntest.Fetch(t, d, h, "http://"+testinet.DeniedName+"/"); code == 0 {
 		t.Errorf("denied name reachable")
 	}
-	dn.waitFor(t, h, testinet.DeniedName, 1)
+	dn.WaitFor(t, h, testinet.DeniedName, 1)
 	// An address that no allowed name resolved to.
-	if _, code := fetch(t, d, h, "http://"+in.Denied.String()+"/"); code == 0 {
+	if _, code := boxruntest.Fetch(t, d, h, "http://"+in.Denied.String()+"/"); code == 0 {
 		t.Errorf("unpinned address reachable")
 	}
-	got := dn.waitFor(t, h, in.Denied.String()+":80/tcp", 1)
+	got := dn.WaitFor(t, h, in.Denied.String()+":80/tcp", 1)
 	if len(got) == 1 && got[0].Rule != "default deny" {
 		t.Errorf("rule of the denial: %q", got[0].Rule)
 	}
-	if _, code := fetch(t, d, h, "http://"+in.Other.String()+"/"); code == 0 {
+	if _, code := boxruntest.Fetch(t, d, h, "http://"+in.Other.String()+"/"); code == 0 {
 		t.Errorf("denied cidr reachable")
 	}
-	got = dn.waitFor(t, h, in.Other.String()+":80/tcp", 1)
+	got = dn.WaitFor(t, h, in.Other.String()+":80/tcp", 1)
 	if len(got) == 1 && got[0].Rule != "deny cidr "+in.Other.String()+"/32" {
 		t.Errorf("rule of the cidr denial: %q", got[0].Rule)
 	}
@@ -257,18 +151,18 @@ func TestNetworkRules(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if body, code := fetch(t, d, h, "http://"+testinet.DeniedName+"/"); code != 0 || body != in.Body {
+	if body, code := boxruntest.Fetch(t, d, h, "http://"+testinet.DeniedName+"/"); code != 0 || body != in.Body {
 		t.Errorf("newly allowed name: %q, exit %d", body, code)
 	}
-	if body, code := fetch(t, d, h, "http://"+in.Other.String()+"/"); code != 0 || body != in.Body {
+	if body, code := boxruntest.Fetch(t, d, h, "http://"+in.Other.String()+"/"); code != 0 || body != in.Body {
 		t.Errorf("newly allowed cidr: %q, exit %d", body, code)
 	}
-	if _, code := fetch(t, d, h, "http://"+testinet.AllowedName+"/"); code == 0 {
+	if _, code := boxruntest.Fetch(t, d, h, "http://"+testinet.AllowedName+"/"); code == 0 {
 		t.Errorf("newly denied name reachable")
 	}
-	dn.waitFor(t, h, testinet.AllowedName, 1)
+	dn.WaitFor(t, h, testinet.AllowedName, 1)
 	// The address allowed.test pinned before is not pinned any more.
-	if _, code := fetch(t, d, h, "http://"+in.Allowed.String()+"/"); code == 0 {
+	if _, code := boxruntest.Fetch(t, d, h, "http://"+in.Allowed.String()+"/"); code == 0 {
 		t.Errorf("address pinned by the old rules still reachable")
 	}
 	info, err := d.NetInfo(context.Background(), h)
@@ -287,7 +181,7 @@ func TestNetworkPorts(t *testing.T) {
 	if err != nil || len(info.Ports) != 1 || info.Ports[0].HostPort == 0 || info.Ports[0].HostIP != "127.0.0.1" {
 		t.Fatalf("NetInfo: %+v, %v", info, err)
 	}
-	serveInBox(t, d, h, "FROM THE BOX")
+	boxruntest.ServeHTTP(t, d, h, "FROM THE BOX")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", info.Ports[0].HostPort)
 	var body []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

@@ -11,7 +11,7 @@ import (
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
-	"github.com/boxrun/boxrun/image"
+	"github.com/boxrun/boxrun/internal/testenv"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -102,7 +102,7 @@ func TestManager_PoolCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor")})
 	if err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err.Error())
 	}
 	h, err := d.Create(context.Background(), sandbox.Spec{BoxID: "pool_crashed", Image: &sandbox.Image{Rootfs: busyboxRootfs(t)}, MemoryMB: 256, Workdir: "/root"})
 	if err != nil {
@@ -125,14 +125,9 @@ func BenchmarkPoolCreate(b *testing.B) {
 	dir := b.TempDir()
 	d, err := gvisor.New(gvisor.Config{Dir: filepath.Join(dir, "gvisor")})
 	if err != nil {
-		b.Skip(err)
+		testenv.Skip(b, err.Error())
 	}
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10),
-		boxrun.WithPool(boxrun.PoolSpec{Image: img, CPU: 1, MemoryMB: 256, Size: 2}))
+	m, err := openManager(dir, d, boxrun.WithPool(boxrun.PoolSpec{Image: img, CPU: 1, MemoryMB: 256, Size: 2}))
 	if err != nil {
 		b.Fatal(err)
 	}

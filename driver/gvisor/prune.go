@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/boxrun/boxrun/driver/gvisor/boxinit"
 	"github.com/boxrun/boxrun/internal/mountutil"
 )
 
@@ -162,5 +164,44 @@ func (d *Driver) killStraysExcept(live map[string]bool) {
 	}
 	if killed > 0 {
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stopInterruptedCheckpoints stops every box whose checkpoint a crash
+// interrupted (its agent hold file is still there): runsc had paused it
+// and its sandbox may still be saving itself, then stop (a checkpoint
+// that does not leave the box running ends the sandbox when the save is
+// done), so its memory state is unknown. The save is abandoned (the
+// Manager removes the unfinished snapshot) and the box is stopped with
+// its files, which the pause kept consistent: Start boots it afresh.
+// New calls it before the Manager looks at sandbox states.
+func (d *Driver) stopInterruptedCheckpoints(ctx context.Context) {
+	ents, err := os.ReadDir(d.boxesDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		h := e.Name()
+		if !validHandle(h) {
+			continue
+		}
+		hold := filepath.Join(d.agentDir(h), filepath.Base(boxinit.AgentHold))
+		if _, err := os.Lstat(hold); err != nil {
+			continue
+		}
+		unlock := d.lock(h)
+		m, err := d.readMeta(h)
+		if err != nil {
+			m = nil
+		}
+		// teardown kills every process of h, the runsc checkpoint too.
+		if err := d.teardown(ctx, h, m); err != nil {
+			d.log.Warn("gvisor: stop a box whose checkpoint was interrupted", "handle", h, "err", err)
+		}
+		if err := os.Remove(hold); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("gvisor: remove an agent hold file", "handle", h, "err", err)
+		}
+		unlock()
+		d.log.Warn("gvisor: stopped a box whose checkpoint a crash interrupted", "handle", h)
 	}
 }

@@ -105,7 +105,8 @@ func TestRootless(t *testing.T) {
 // TestRootlessMode checks what differs without root (see the package doc):
 // Limits says rootless and enforces nothing, and a non-root box user cannot
 // create files on a volume (the gofer cannot chown them to an unmapped uid)
-// while box root can. As root, both users can.
+// while box root can. As root, both users can (on a volume of an ordinary
+// user's).
 func TestRootlessMode(t *testing.T) {
 	d, _ := newDriver(t)
 	rootless := os.Geteuid() != 0
@@ -115,6 +116,13 @@ func TestRootlessMode(t *testing.T) {
 	vol := t.TempDir()
 	if err := os.Chmod(vol, 0o1777); err != nil {
 		t.Fatal(err)
+	}
+	if !rootless {
+		// As root, a read-write volume must not belong to host root
+		// (box root is not host root; see volumeSource): a user's.
+		if err := os.Chown(vol, volumeUser, volumeUser); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, user := range []string{"", boxruntest.BusyboxUser} {
 		img := boxruntest.BusyboxImageWithUser(t, user)

@@ -57,7 +57,14 @@ type runscState struct {
 	Sandbox struct {
 		Pid int `json:"pid"`
 	} `json:"sandbox"`
-	GoferPid int `json:"goferPid"`
+	GoferPid int    `json:"goferPid"`
+	Status   string `json:"status"` // "creating", "created", "running", "stopped"
+}
+
+// commandStarted reports whether the container's process was started: its
+// state is past "creating" and "created" (running, or stopped already).
+func (s *runscState) commandStarted() bool {
+	return s != nil && s.Status != "" && s.Status != "creating" && s.Status != "created"
 }
 
 func (d *Driver) stateFile(h string) string {

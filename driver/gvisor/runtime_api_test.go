@@ -3,7 +3,6 @@ package gvisor_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/boxrun/boxrun/client"
 	"github.com/boxrun/boxrun/driver/gvisor"
 	"github.com/boxrun/boxrun/httpapi"
-	"github.com/boxrun/boxrun/image"
 )
 
 // newHTTPManager is a Manager over a gVisor driver (rootless when the
@@ -22,12 +20,7 @@ import (
 func newHTTPManager(t testing.TB) (*boxrun.Manager, *client.Client, *gvisor.Driver) {
 	t.Helper()
 	d, _ := newDriver(t)
-	dir := t.TempDir()
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10))
+	m, err := openManager(t.TempDir(), d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/boxrun/boxrun"
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/driver/gvisor"
-	"github.com/boxrun/boxrun/image"
 	"github.com/boxrun/boxrun/internal/testenv"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -30,11 +29,7 @@ func openSnapManager(t *testing.T, dir string, opts ...boxrun.Option) *boxrun.Ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, err := image.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := boxrun.Open(dir, append([]boxrun.Option{boxrun.WithDriver(d), boxrun.WithImages(images), boxrun.WithLimits(64, 64<<10)}, opts...)...)
+	m, err := openManager(dir, d, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,8 +459,9 @@ func TestManager_SnapshotRecovery(t *testing.T) {
 	}
 	dbExec(t, dir, `INSERT INTO snapshots(id, state, source_box_id, image, cpu, memory_mb, disk_size_gb, workdir, driver, cpu_features, created_at)
 		VALUES ('snap_intent0000', 'creating', 'box_x', 'img', 1, 256, 8, '/', 'gvisor', '', '2026-01-01T00:00:00.000000Z');`)
-	// And a snapshot from a host with a CPU feature this one lacks.
-	dbExec(t, dir, `UPDATE snapshots SET cpu_features = cpu_features || ' boxrun_test_feature' WHERE id = '`+snap.ID+`';`)
+	// And a snapshot from a host with a CPU feature this one lacks, taken
+	// by a version without seals.
+	dbExec(t, dir, `UPDATE snapshots SET cpu_features = cpu_features || ' boxrun_test_feature', manifest = NULL WHERE id = '`+snap.ID+`';`)
 
 	m2 := openSnapManager(t, dir)
 	t.Cleanup(func() {
@@ -485,6 +481,9 @@ func TestManager_SnapshotRecovery(t *testing.T) {
 	}
 	if list, _ := m2.Snapshots(ctx); len(list) != 1 || list[0].ID != snap.ID {
 		t.Errorf("snapshots after recovery: %+v", list)
+	}
+	if n := dbCount(t, dir, `SELECT count(*) FROM snapshots WHERE id = '`+snap.ID+`' AND manifest LIKE '%"box.json"%';`); n != 1 {
+		t.Errorf("the unsealed snapshot was not sealed at Open")
 	}
 	n0, _ := m2.List(ctx, boxapi.BoxFilter{})
 	_, err = m2.Restore(ctx, snap.ID, boxapi.RestoreSpec{Name: "cpu-mismatch"})
@@ -508,4 +507,23 @@ func dbExec(t *testing.T, dir, q string) {
 	if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+}
+
+// dbCount runs a count query on the Manager database in dir.
+func dbCount(t *testing.T, dir, q string) int {
+	t.Helper()
+	conn, err := sqlite.OpenConn(filepath.Join(dir, "boxrun.db"), sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	n := -1
+	err = sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		n = s.ColumnInt(0)
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
 }

@@ -2,13 +2,10 @@ package gvisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 
-	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -39,40 +36,32 @@ func (d *Driver) Watch(ctx context.Context, handle, p string, recursive bool) (s
 	if err != nil {
 		return nil, fmt.Errorf("gvisor: watch: the box's agent does not answer (%v): %w", err, boxapi.ErrRuntime)
 	}
-	w, err := c.Watch(ctx, p, recursive)
-	if err != nil {
-		var re *agentproto.RemoteError
-		switch {
-		case errors.As(err, &re) && re.Kind == agentproto.KindNotFound:
-			return nil, fmt.Errorf("gvisor: watch %s: %s: %w", p, re.Msg, boxapi.ErrNotFound)
-		case errors.As(err, &re) && re.Kind == agentproto.KindInvalid:
-			return nil, fmt.Errorf("gvisor: watch %s: %s: %w", p, re.Msg, boxapi.ErrInvalid)
-		case errors.Is(err, agentproto.ErrProtocol):
-			d.dropAgent(handle, c, err)
-		}
-		return nil, fmt.Errorf("gvisor: watch %s: %w: %w", p, err, boxapi.ErrRuntime)
+	return d.agentOf(handle, c).Watch(ctx, p, recursive)
+}
+
+var _ sandbox.Lister = (*Driver)(nil)
+
+// List returns the entries of the directory dir in the box (see
+// sandbox.Lister), read by the box's agent; a relative dir is taken from
+// the box's workdir. A box whose agent does not answer cannot be listed
+// (RUNTIME_ERROR).
+func (d *Driver) List(ctx context.Context, handle, dir string) ([]boxapi.FileEntry, bool, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, false, err
 	}
-	return &agentWatch{w: w, drop: func(err error) { d.dropAgent(handle, c, err) }}, nil
-}
-
-// agentWatch is a sandbox.FileWatch over an agentproto.Watcher.
-type agentWatch struct {
-	w    *agentproto.Watcher
-	drop func(error)
-}
-
-func (a *agentWatch) Next() (sandbox.FileChange, error) {
-	ev, err := a.w.Next()
-	if err != nil {
-		if errors.Is(err, agentproto.ErrProtocol) {
-			a.drop(err)
-		}
-		if errors.Is(err, io.EOF) {
-			return sandbox.FileChange{}, io.EOF
-		}
-		return sandbox.FileChange{}, fmt.Errorf("gvisor: watch: %w", err)
+	if dir == "" || strings.ContainsRune(dir, 0) {
+		return nil, false, fmt.Errorf("gvisor: list: bad path %q: %w", dir, boxapi.ErrInvalid)
 	}
-	return sandbox.FileChange{Type: ev.Type, Path: ev.Path, OldPath: ev.OldPath, Dir: ev.Dir, Dropped: ev.Dropped}, nil
+	m, err := d.runningMeta(handle)
+	if err != nil {
+		return nil, false, err
+	}
+	if !path.IsAbs(dir) {
+		dir = path.Join(m.Workdir, dir)
+	}
+	c, err := d.agent(ctx, handle)
+	if err != nil {
+		return nil, false, fmt.Errorf("gvisor: list: the box's agent does not answer (%v): %w", err, boxapi.ErrRuntime)
+	}
+	return d.agentOf(handle, c).List(ctx, path.Clean(dir))
 }
-
-func (a *agentWatch) Close() error { return a.w.Close() }

@@ -11,7 +11,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/driver/internal/agentexec"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -36,6 +36,7 @@ const (
 type agentBox struct {
 	conn   *agentproto.Conn
 	cancel context.CancelFunc // ends the relay's exec stream
+	meta   *boxMeta           // the box's metadata, read when the relay was made
 }
 
 func (ab *agentBox) close() {
@@ -108,8 +109,8 @@ func (d *Driver) executor(h string, cmd []string, tty bool) (remotecommand.Execu
 }
 
 // agent returns the agent connection of h, connecting when there is none
-// or the last one ended.
-func (d *Driver) agent(ctx context.Context, h string) (*agentproto.Conn, error) {
+// or the last one ended; m is kept with a new connection (see session).
+func (d *Driver) agent(ctx context.Context, h string, m *boxMeta) (*agentproto.Conn, error) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -124,6 +125,7 @@ func (d *Driver) agent(ctx context.Context, h string) (*agentproto.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	ab.meta = m
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -151,6 +153,28 @@ func (d *Driver) closeAgent(h string) {
 	}
 }
 
+// session returns the agent connection and metadata of a running box. A
+// live relay proves the box runs (the relay ends with its pod), so an exec
+// or copy on a box with one costs no API request; otherwise the claim and
+// the pod are read first (ErrNotFound, ErrConflict when stopped).
+func (d *Driver) session(ctx context.Context, h string) (*agentproto.Conn, *boxMeta, error) {
+	d.mu.Lock()
+	if ab := d.agents[h]; ab != nil && ab.meta != nil && !ab.conn.Closed() {
+		d.mu.Unlock()
+		return ab.conn, ab.meta, nil
+	}
+	d.mu.Unlock()
+	m, err := d.runningMeta(ctx, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := d.agent(ctx, h, m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes: agent of %s: %w: %w", h, err, boxapi.ErrRuntime)
+	}
+	return c, m, nil
+}
+
 // runningMeta returns the metadata of a running box (ErrConflict when it
 // is stopped, ErrNotFound when it does not exist).
 func (d *Driver) runningMeta(ctx context.Context, h string) (*boxMeta, error) {
@@ -176,13 +200,9 @@ func (d *Driver) Exec(ctx context.Context, h string, spec sandbox.ProcessSpec) (
 	if len(spec.Cmd) == 0 || spec.Cmd[0] == "" {
 		return nil, fmt.Errorf("kubernetes: exec: empty command: %w", boxapi.ErrInvalid)
 	}
-	m, err := d.runningMeta(ctx, h)
+	c, m, err := d.session(ctx, h)
 	if err != nil {
 		return nil, err
-	}
-	c, err := d.agent(ctx, h)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: agent of %s: %w: %w", h, err, boxapi.ErrRuntime)
 	}
 	dir := spec.Dir
 	if dir == "" {
@@ -192,31 +212,36 @@ func (d *Driver) Exec(ctx context.Context, h string, spec sandbox.ProcessSpec) (
 	if m.User.Home != "" && !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+m.User.Home)
 	}
-	req := &agentproto.Request{
-		Cmd: spec.Cmd, Env: env, Dir: dir, StrictDir: true, TTY: spec.TTY,
-		User: &agentproto.User{UID: m.User.UID, GID: m.User.GID, Groups: m.User.Groups},
-	}
-	var stderr io.Writer = spec.Stderr
-	if spec.TTY {
-		req.Rows, req.Cols = spec.Size.Rows, spec.Size.Cols
-		stderr = nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, agentStartTimeout)
-	defer cancel()
-	ap, err := c.Exec(sctx, req, spec.Stdin, spec.Stdout, stderr)
+	req := agentexec.Request(spec, env, dir, agentproto.User{UID: m.User.UID, GID: m.User.GID, Groups: m.User.Groups})
+	p, err := d.agentOf(h, c).Start(ctx, req, spec, agentStartTimeout)
 	if err != nil {
-		var re *agentproto.RemoteError
-		switch {
-		case errors.As(err, &re):
-			return nil, fmt.Errorf("kubernetes: exec %q: %s: %w", spec.Cmd[0], re.Msg, boxapi.ErrInvalid)
-		case ctx.Err() != nil:
-			return nil, fmt.Errorf("kubernetes: exec: %w", ctx.Err())
-		case errors.Is(err, agentproto.ErrProtocol):
-			d.closeAgent(h)
+		if errors.Is(err, agentproto.ErrProtocol) {
+			d.dropAgent(h, c)
 		}
-		return nil, fmt.Errorf("kubernetes: exec: %w: %w", err, boxapi.ErrRuntime)
+		return nil, err
 	}
-	return &process{d: d, h: h, p: ap, tty: spec.TTY}, nil
+	return p, nil
+}
+
+// agentOf is the shared exec/copy adapter over the connection c of h: a
+// connection that breaks the protocol is closed (the next call redials).
+func (d *Driver) agentOf(h string, c *agentproto.Conn) *agentexec.Agent {
+	return &agentexec.Agent{Name: "kubernetes", Conn: c, Broken: func(error) { d.dropAgent(h, c) }}
+}
+
+// dropAgent ends the relay of h if its connection is still c.
+func (d *Driver) dropAgent(h string, c *agentproto.Conn) {
+	d.mu.Lock()
+	ab := d.agents[h]
+	if ab != nil && ab.conn == c {
+		delete(d.agents, h)
+	} else {
+		ab = nil
+	}
+	d.mu.Unlock()
+	if ab != nil {
+		ab.close()
+	}
 }
 
 func hasEnv(env []string, key string) bool {
@@ -226,63 +251,6 @@ func hasEnv(env []string, key string) bool {
 		}
 	}
 	return false
-}
-
-// process is an exec running through the agent.
-type process struct {
-	d   *Driver
-	h   string
-	p   *agentproto.Process
-	tty bool
-}
-
-// Wait returns the exit code once the output is written; a relay that
-// ended (the box stopped or died) is ErrRuntime.
-func (p *process) Wait() (int, error) {
-	code, err := p.p.Wait()
-	if err != nil {
-		return -1, fmt.Errorf("kubernetes: %w: %w", err, boxapi.ErrRuntime)
-	}
-	return code, nil
-}
-
-// Signal sends sig to the process group (for a TTY exec, KILL, TERM and
-// HUP to its session).
-func (p *process) Signal(ctx context.Context, sig syscall.Signal) error {
-	select {
-	case <-p.p.Done():
-		return nil
-	default:
-	}
-	session := p.tty && (sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGHUP)
-	if err := p.p.Signal(ctx, sig, session); err != nil {
-		select {
-		case <-p.p.Done():
-			return nil
-		default:
-		}
-		if sig == syscall.SIGKILL {
-			p.p.Close()
-		}
-		return fmt.Errorf("kubernetes: signal: %w: %w", err, boxapi.ErrRuntime)
-	}
-	return nil
-}
-
-// Resize sets the terminal size of a TTY exec.
-func (p *process) Resize(ctx context.Context, size boxapi.TermSize) error {
-	if !p.tty {
-		return fmt.Errorf("kubernetes: resize: not a TTY process: %w", boxapi.ErrInvalid)
-	}
-	select {
-	case <-p.p.Done():
-		return nil
-	default:
-	}
-	if err := p.p.Resize(ctx, size.Rows, size.Cols); err != nil {
-		return fmt.Errorf("kubernetes: resize: %w", err)
-	}
-	return nil
 }
 
 // CopyIn extracts the tar stream r into dst through the agent (confined
@@ -297,48 +265,60 @@ func (d *Driver) CopyOut(ctx context.Context, h, src string, w io.Writer) error 
 }
 
 func (d *Driver) copy(ctx context.Context, h, p string, r io.Reader, w io.Writer) error {
-	if err := d.checkOpen(); err != nil {
-		return err
-	}
-	if p == "" || strings.ContainsRune(p, 0) {
-		return fmt.Errorf("kubernetes: copy: bad path %q: %w", p, boxapi.ErrInvalid)
-	}
-	m, err := d.runningMeta(ctx, h)
+	a, p, err := d.agentPath(ctx, h, "copy", p)
 	if err != nil {
 		return err
+	}
+	if w == nil {
+		if r == nil {
+			r = bytes.NewReader(nil)
+		}
+		return a.CopyIn(ctx, p, r)
+	}
+	return a.CopyOut(ctx, p, w)
+}
+
+// Watch follows path p in the box (relative: from the workdir) with the
+// agent's inotify (sandbox.FileWatcher).
+func (d *Driver) Watch(ctx context.Context, h, p string, recursive bool) (sandbox.FileWatch, error) {
+	a, p, err := d.agentPath(ctx, h, "watch", p)
+	if err != nil {
+		return nil, err
+	}
+	return a.Watch(ctx, p, recursive)
+}
+
+// List returns the entries of directory dir in the box (relative: from the
+// workdir) through the agent (sandbox.Lister).
+func (d *Driver) List(ctx context.Context, h, dir string) ([]boxapi.FileEntry, bool, error) {
+	a, dir, err := d.agentPath(ctx, h, "list", dir)
+	if err != nil {
+		return nil, false, err
+	}
+	return a.List(ctx, dir)
+}
+
+// agentPath checks the path p of operation op, makes it absolute and clean
+// (a relative one is taken from the workdir) and returns the agent of h.
+func (d *Driver) agentPath(ctx context.Context, h, op, p string) (*agentexec.Agent, string, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, "", err
+	}
+	if p == "" || strings.ContainsRune(p, 0) {
+		return nil, "", fmt.Errorf("kubernetes: %s: bad path %q: %w", op, p, boxapi.ErrInvalid)
+	}
+	c, m, err := d.session(ctx, h)
+	if err != nil {
+		return nil, "", err
 	}
 	if !path.IsAbs(p) {
 		p = path.Join(m.Workdir, p)
 	}
-	p = path.Clean(p)
-	c, err := d.agent(ctx, h)
-	if err != nil {
-		return fmt.Errorf("kubernetes: agent of %s: %w: %w", h, err, boxapi.ErrRuntime)
-	}
-	op := "copy out"
-	if w == nil {
-		op = "copy in"
-		if r == nil {
-			r = bytes.NewReader(nil)
-		}
-		err = c.CopyIn(ctx, p, r)
-	} else {
-		err = c.CopyOut(ctx, p, w)
-	}
-	var re *agentproto.RemoteError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &re) && re.Kind == agentproto.KindNotFound:
-		return fmt.Errorf("kubernetes: %s %s: %s: %w", op, p, re.Msg, boxapi.ErrNotFound)
-	case errors.As(err, &re) && re.Kind == agentproto.KindInvalid:
-		return fmt.Errorf("kubernetes: %s %s: %s: %w", op, p, re.Msg, boxapi.ErrInvalid)
-	case errors.As(err, &re):
-		return fmt.Errorf("kubernetes: %s %s: %s: %w", op, p, re.Msg, boxapi.ErrRuntime)
-	case ctx.Err() != nil:
-		return fmt.Errorf("kubernetes: %s %s: %w", op, p, ctx.Err())
-	case errors.Is(err, agentproto.ErrProtocol):
-		d.closeAgent(h)
-	}
-	return fmt.Errorf("kubernetes: %s %s: %w: %w", op, p, err, boxapi.ErrRuntime)
+	return d.agentOf(h, c), path.Clean(p), nil
 }
+
+// The optional capabilities the agent gives this driver.
+var (
+	_ sandbox.FileWatcher = (*Driver)(nil)
+	_ sandbox.Lister      = (*Driver)(nil)
+)

@@ -258,7 +258,7 @@ func (d *Driver) checkOpen() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return fmt.Errorf("kubernetes: driver closed: %w", boxapi.ErrConflict)
+		return fmt.Errorf("kubernetes: driver closed: %w", boxapi.ErrClosed)
 	}
 	return nil
 }

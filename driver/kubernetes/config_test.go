@@ -77,7 +77,12 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-	m, err := d.validate(sandbox.Spec{Image: &sandbox.Image{Ref: "r", Digest: "sha256:ab"}, Workdir: "/w/", User: "12:34"})
+	// Pinned to the registry's digest, never to a local one (a loaded
+	// image's, unknown to any registry).
+	if m, err := d.validate(sandbox.Spec{Image: &sandbox.Image{Ref: "loaded", Digest: "sha256:cd"}}); err != nil || m.Image != "loaded" {
+		t.Errorf("loaded image: %q %v, want the name as is", m.Image, err)
+	}
+	m, err := d.validate(sandbox.Spec{Image: &sandbox.Image{Ref: "r", Digest: "sha256:cd", Remote: "sha256:ab"}, Workdir: "/w/", User: "12:34"})
 	if err != nil {
 		t.Fatal(err)
 	}

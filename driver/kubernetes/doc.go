@@ -36,7 +36,13 @@
 // processes as the box's user (resolved on the server from the image's
 // /etc/passwd and /etc/group, as the gVisor driver does). The agent's
 // directory is root's with mode 0700 inside the box, so a non-root box
-// user cannot reach it.
+// user cannot reach it. File watches and directory listings
+// (sandbox.FileWatcher, sandbox.Lister) and stats (sandbox.Statser) go
+// through the same agent. Stats are the box's own view from inside its
+// pod (gVisor's /proc: CPU time, memory in use, processes; the limit is
+// the pod's), since a driver limited to pods and pods/exec in one
+// namespace reaches no node cgroup or metrics API: for display only, a
+// box can lie about them. Disk, network and the memory peak are unknown.
 //
 // # Stop, start and what persists
 //
@@ -56,10 +62,16 @@
 //     cluster's pod network. Boxes without network get the label
 //     boxrun.dev/network=none, and Config.IsolateNetwork makes New create a
 //     NetworkPolicy denying all traffic to and from such pods, which the
-//     cluster's network plugin must enforce (the test cluster's bridge
-//     plugin does not). Ports and egress policies are refused (ErrInvalid).
-//   - Images are the cluster's: the pod runs Spec.Image.Ref (with
-//     Spec.Image.Digest when known), pulled by the node per
+//     cluster's network plugin must enforce. The test cluster of
+//     scripts/k8s-up.sh enforces no NetworkPolicy; instead it gives every
+//     pod no network at all: its bridge isolates pods from each other
+//     (port isolation) and an nftables table drops what pods send to the
+//     host or beyond (TestPodIsolation). Ports and egress policies are
+//     refused (ErrInvalid).
+//   - Images are the cluster's: the pod runs Spec.Image.Ref (pinned to
+//     Spec.Image.Remote, the registry's digest, when the server pulled it
+//     from a registry; a name the server loaded or built is used as is, and
+//     the node must have it, e.g. imported into its runtime), pulled per
 //     Config.PullPolicy. The server's own copy of the image is used only to
 //     resolve the box's user.
 //

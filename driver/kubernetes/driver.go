@@ -83,9 +83,12 @@ func (d *Driver) validate(spec sandbox.Spec) (*boxMeta, error) {
 			return nil, bad("volume guest path %q is reserved", v.GuestPath)
 		}
 	}
+	// Pinned to what the registry gave the server for this name, so the
+	// node runs the same image; an image the server loaded or built has no
+	// registry digest (the node has it under its name, e.g. imported).
 	ref := spec.Image.Ref
-	if spec.Image.Digest != "" && !strings.Contains(ref, "@") {
-		ref += "@" + spec.Image.Digest
+	if spec.Image.Remote != "" && !strings.Contains(ref, "@") {
+		ref += "@" + spec.Image.Remote
 	}
 	m := &boxMeta{
 		BoxID: spec.BoxID, Image: ref, CPU: spec.CPU, MemoryMB: spec.MemoryMB, Network: spec.Network,
@@ -153,7 +156,7 @@ func (d *Driver) startPod(ctx context.Context, h string, m *boxMeta) error {
 		}
 	}
 	for {
-		_, err := d.agent(wctx, h)
+		_, err := d.agent(wctx, h, m)
 		if err == nil {
 			return nil
 		}
@@ -279,11 +282,10 @@ func (d *Driver) deletePod(ctx context.Context, h string, grace int64) error {
 }
 
 // Remove deletes the pod and the claim (and with it the box's files).
-// Removing an unknown handle is not an error.
+// Removing an unknown handle is not an error. It works after Close, as the
+// other drivers' Remove does (Close releases the driver's own resources,
+// not the boxes).
 func (d *Driver) Remove(ctx context.Context, h string) error {
-	if err := d.checkOpen(); err != nil {
-		return err
-	}
 	if !validHandle(h) {
 		return nil
 	}

@@ -250,3 +250,37 @@ func TestNewRefuses(t *testing.T) {
 		t.Errorf("namespace without permissions: %v, want ErrForbidden", err)
 	}
 }
+
+// A non-root box user cannot replace the init binary that the driver's
+// relay execs run as root, nor reach the agent's socket.
+func TestHelperDirProtected(t *testing.T) {
+	rc, cs := cluster(t)
+	ns := namespace(t, cs)
+	d := newDriver(t, rc, ns)
+	defer d.Close()
+	ctx := t.Context()
+	img := boxruntest.BusyboxImageWithUser(t, boxruntest.BusyboxUser)
+	h, err := d.Create(ctx, sandbox.Spec{BoxID: "helper-dir", Image: img, User: img.Config.User, Workdir: "/work"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Remove(context.Background(), h)
+	if r := boxruntest.Run(t, d, h, sandbox.ProcessSpec{Cmd: []string{"id", "-u"}}, time.Minute); r.Code != 0 || r.Stdout == "0\n" {
+		t.Fatalf("id -u: %+v, want a non-root user", r)
+	}
+	for _, script := range []string{
+		"echo x > /.boxrun/init",
+		"mv /.boxrun/init /.boxrun/old",
+		"touch /.boxrun/new",
+		"ls /.boxrun/agent",
+	} {
+		r := boxruntest.Run(t, d, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", script}}, time.Minute)
+		if r.Code == 0 {
+			t.Errorf("%q as the box user succeeded: %+v", script, r)
+		}
+	}
+	r := boxruntest.Run(t, d, h, sandbox.ProcessSpec{Cmd: []string{"echo", "still"}}, time.Minute)
+	if r.Stdout != "still\n" {
+		t.Errorf("exec after the attempts: %+v", r)
+	}
+}

@@ -34,6 +34,7 @@ const (
 	helperVolume  = "boxrun"
 	dataVolume    = "data"
 	workdirSubdir = "workdir"
+	helperDataDir = "/.boxrun-data" // the claim in the init container only
 )
 
 // boxMeta is what the claim's annotation keeps to start a box again.
@@ -104,8 +105,14 @@ func (d *Driver) pod(h string, m *boxMeta) *corev1.Pod {
 		labels[labelNetwork] = "none"
 	}
 	mounts := []corev1.VolumeMount{{Name: helperVolume, MountPath: helperDir}}
+	installCmd := []string{helperBinary, "install", helperDir}
+	installMounts := []corev1.VolumeMount{{Name: helperVolume, MountPath: helperDir}}
 	if m.Workdir != "/" {
 		mounts = append(mounts, corev1.VolumeMount{Name: dataVolume, MountPath: m.Workdir, SubPath: workdirSubdir})
+		// The init container makes the workdir (0755, as a gVisor box's)
+		// before the kubelet would (0750: closed to a non-root box user).
+		installCmd = append(installCmd, path.Join(helperDataDir, workdirSubdir))
+		installMounts = append(installMounts, corev1.VolumeMount{Name: dataVolume, MountPath: helperDataDir})
 	}
 	volumes := []corev1.Volume{
 		{Name: helperVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -140,8 +147,8 @@ func (d *Driver) pod(h string, m *boxMeta) *corev1.Pod {
 			TerminationGracePeriodSeconds: &grace,
 			InitContainers: []corev1.Container{{
 				Name: "boxrun-helper", Image: d.cfg.HelperImage, ImagePullPolicy: d.cfg.PullPolicy,
-				Command:      []string{helperBinary, "install", helperDir},
-				VolumeMounts: []corev1.VolumeMount{{Name: helperVolume, MountPath: helperDir}},
+				Command:      installCmd,
+				VolumeMounts: installMounts,
 			}},
 			Containers: []corev1.Container{{
 				Name: boxContainer, Image: m.Image, ImagePullPolicy: d.cfg.PullPolicy,

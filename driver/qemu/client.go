@@ -4,31 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
-	"golang.org/x/sys/unix"
+	"github.com/boxrun/boxrun/driver/internal/unixsock"
 )
-
-// dialUnix connects to the socket name in dir. Paths longer than a
-// sockaddr_un allows are reached through /proc/self/fd/<dirfd>/name.
-func dialUnix(ctx context.Context, dir, name string) (net.Conn, error) {
-	var dl net.Dialer
-	p := filepath.Join(dir, name)
-	if len(p) < 100 {
-		return dl.DialContext(ctx, "unix", p)
-	}
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	return dl.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
-}
 
 // handshakeTimeout bounds one connection attempt's wait for the agent's
 // Ready; dialAgent then dials again (see agentproto.Hello for why).
@@ -54,7 +35,7 @@ func dialAgent(ctx context.Context, dir string) (*agentproto.Conn, error) {
 }
 
 func dialAgentOnce(ctx context.Context, dir string) (*agentproto.Conn, error) {
-	conn, err := dialUnix(ctx, dir, agentSock)
+	conn, err := unixsock.Dial(ctx, dir, agentSock)
 	if err != nil {
 		return nil, err
 	}

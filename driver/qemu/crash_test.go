@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/boxrun/boxrun/boxapi"
 	"github.com/boxrun/boxrun/boxruntest"
 	"github.com/boxrun/boxrun/driver/qemu"
+	"github.com/boxrun/boxrun/internal/crashtest"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -84,38 +83,17 @@ func TestDriver_Crash(t *testing.T) {
 // SIGKILLs it once its box runs, and returns the box's handle.
 func crashOwner(t *testing.T, dir string, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAgentEnv+"="+agent.get(t), crashRootEnv+"="+boxruntest.BusyboxImage(t).Rootfs)
-	cmd.Env = append(cmd.Env, extra...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	env := append([]string{crashDirEnv + "=" + dir, crashAgentEnv + "=" + agent.get(t), crashRootEnv + "=" + boxruntest.BusyboxImage(t).Rootfs}, extra...)
+	child := crashtest.Start(t, "TestCrashHelper", env, "-test.v")
+	f, err := child.AwaitAny(10*time.Minute, "HANDLE", "ERROR")
+	child.Kill()
+	switch {
+	case err != nil:
+		t.Fatalf("helper printed no handle: %v", err)
+	case f[0] == "ERROR" || len(f) != 2:
+		t.Fatal(strings.Join(f, " "))
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var handle string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if h, ok := strings.CutPrefix(line, "HANDLE "); ok {
-			handle = h
-			break
-		}
-		if strings.HasPrefix(line, "ERROR") {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal(line)
-		}
-	}
-	if handle == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("helper printed no handle")
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	return handle
+	return f[1]
 }
 
 func testCrashAfter(t *testing.T, dir, handle string) {

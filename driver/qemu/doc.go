@@ -45,6 +45,38 @@
 // about the size of the guest memory the kernel touched (~70 MB at
 // 256 MiB) and can be deleted at any time while no template is being made.
 //
+// # Checkpoints
+//
+// Driver implements sandbox.Checkpointer, so the Manager's Checkpoint,
+// Restore, Fork and Hibernate work on QEMU boxes. Checkpoint closes the
+// driver's agent connection, pauses the VM (QMP stop, which drains its
+// disk I/O), copies its disk (cp --sparse=always --reflink=auto: a few MB
+// for a fresh 1 GiB disk), and migrates RAM and device state to a file
+// (QMP migrate to exec:zstd -1, without the 32 MiB/s default bandwidth
+// cap; plain when zstd is not installed), the same mechanism as template
+// snapshots but from the running, daemonized box VM. Then cont resumes it;
+// without LeaveRunning the box is then stopped as by Stop, so the guest
+// writes its cached files back (the checkpoint has them in its memory
+// image). The checkpoint directory holds state, disk.img and box.json
+// (written last: the box's shape, env, user, workdir and egress policy,
+// and the QEMU binary, guest kernel, initramfs and accelerator it needs).
+//
+// Restore makes a new box directory with its own copy of the disk,
+// launches QEMU daemonized with -incoming from the state file and the
+// checkpoint's shape, resumes it and runs the agent's setup again: it sets
+// the clock, reseeds the RNG, sets the new hostname (the box ID) and, for a
+// networked box, moves the NIC to the address of the network the restore
+// got (its own tap, address, policy, resolver and ports: host ports are
+// new unless the box ID is the source's, as when a hibernated box
+// resumes). Processes continue where they were; the driver's next
+// connection resynchronizes the agent, which drops the saved session.
+// Refusals: a box that is not running (ErrConflict); a box with volumes
+// (ErrInvalid: vhost-user-fs devices cannot migrate); a checkpoint made
+// with another QEMU binary, guest kernel, initramfs (agent and modules) or
+// accelerator (ErrInvalid, naming what changed: the migration stream only
+// loads into the same machine, and the guest memory holds the kernel and
+// agent it booted); a directory without box.json (ErrNotFound).
+//
 // Volumes are served by one virtiofsd per volume (the C virtiofsd of
 // qemu-system-common) and mounted by the agent; read-only volumes are also
 // bind-mounted read-only on the host, which needs root.
@@ -94,6 +126,7 @@
 //
 //	<Dir>/initramfs-<hash>.cpio   agent + modules, rebuilt when they change
 //	<Dir>/templates/<key>.snap    template snapshots (see Snapshot boot)
+//	<checkpoint dir>/             state (zstd), disk.img, box.json
 //	<Dir>/boxes/<handle>/         one box: box.json (spec and QEMU's PID),
 //	                              disk.img, console.log (guest console),
 //	                              qemu.log, qemu.pid, agent.sock, qmp.sock,

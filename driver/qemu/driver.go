@@ -400,7 +400,7 @@ func (d *Driver) boot(ctx context.Context, b *box) (err error) {
 		if ctx.Err() != nil {
 			return err
 		}
-		d.log.Warn("qemu: snapshot boot failed; booting cold", "handle", b.handle, "err", err)
+		d.log.Warn("qemu: snapshot boot failed; booting cold", "handle", b.handle, "err", err, "qemu_log", qemuLogTail(b.dir), "console", consoleTail(b.dir))
 		if b.conn != nil {
 			b.conn.Close()
 			b.conn = nil

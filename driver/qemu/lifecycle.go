@@ -37,6 +37,12 @@ func (d *Driver) Stop(ctx context.Context, handle string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return d.stop(ctx, b)
+}
+
+// stop is Stop. Callers hold b.mu.
+func (d *Driver) stop(ctx context.Context, b *box) error {
+	handle := b.handle
 	if !b.running() {
 		return d.stopped(ctx, b)
 	}

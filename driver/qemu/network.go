@@ -28,23 +28,7 @@ type netFields struct {
 // newNet starts box networking (root only). Without it networked boxes
 // are refused with the reason.
 func (d *Driver) newNet(cfg Config) {
-	h, err := boxnet.New(boxnet.Config{
-		Owner:  d.dir,
-		Pool:   cfg.NetPool,
-		DNS:    cfg.DNS,
-		Logger: d.log,
-		OnDenied: func(dn boxnet.Denial) {
-			if fn := d.onDenied.Load(); fn != nil && *fn != nil {
-				(*fn)(sandbox.NetDenial{Handle: dn.ID, Destination: dn.Destination, Rule: dn.Rule, Time: dn.Time})
-			}
-		},
-	})
-	if err != nil {
-		d.netErr = err
-		d.log.Warn("qemu: box networking unavailable", "err", err)
-		return
-	}
-	d.net = h
+	d.net, d.netErr = boxnet.NewForDriver("qemu", boxnet.Config{Owner: d.dir, Pool: cfg.NetPool, DNS: cfg.DNS, Logger: d.log}, &d.onDenied)
 }
 
 // OnNetDenied implements sandbox.NetworkDriver.
@@ -53,28 +37,13 @@ func (d *Driver) OnNetDenied(fn func(sandbox.NetDenial)) { d.onDenied.Store(&fn)
 // netSpec validates the network part of spec (with the boxapi checks) into
 // st. Nothing is created.
 func (d *Driver) netSpec(spec sandbox.Spec, st *boxState) error {
-	if !spec.Network {
-		if len(spec.Ports) > 0 || spec.Egress != nil {
-			return fmt.Errorf("qemu: ports and egress rules need network: %w", boxapi.ErrInvalid)
-		}
-		return nil
-	}
-	if d.net == nil {
-		return fmt.Errorf("qemu: %v: %w", d.netErr, boxapi.ErrInvalid)
-	}
-	var p boxapi.EgressPolicy
-	if spec.Egress != nil {
-		p = *spec.Egress
-	}
-	p, err := p.Validate()
+	p, ports, err := boxnet.CheckSpec("qemu", d.net, d.netErr, spec)
 	if err != nil {
-		return fmt.Errorf("qemu: %w", err)
+		return err
 	}
-	ports, err := boxapi.ValidatePorts(spec.Ports)
-	if err != nil {
-		return fmt.Errorf("qemu: %w", err)
+	if spec.Network {
+		st.Network, st.Egress, st.Ports = true, p, ports
 	}
-	st.Network, st.Egress, st.Ports = true, p, ports
 	return nil
 }
 
@@ -86,17 +55,14 @@ func (d *Driver) netUp(ctx context.Context, b *box) error {
 		return nil
 	}
 	if d.net == nil {
-		return fmt.Errorf("qemu: %v: %w", d.netErr, boxapi.ErrInvalid)
+		return boxnet.Unavailable("qemu", d.netErr)
 	}
 	if err := d.net.Down(ctx, b.handle); err != nil {
 		return fmt.Errorf("qemu: %w: %w", err, boxapi.ErrRuntime)
 	}
 	n, err := d.net.UpTap(ctx, b.handle, b.state.Egress, b.state.Ports)
 	if err != nil {
-		if errors.Is(err, boxnet.ErrPortInUse) {
-			return fmt.Errorf("qemu: %w: %w", err, boxapi.ErrPortInUse)
-		}
-		return fmt.Errorf("qemu: %w: %w", err, boxapi.ErrRuntime)
+		return boxnet.UpError("qemu", err)
 	}
 	b.state.Net = n
 	return b.save()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/boxrun/boxrun/driver/internal/unixsock"
 )
 
 // qmpClient is a minimal QMP client: commands run one at a time and
@@ -20,7 +22,7 @@ type qmpClient struct {
 // dialQMP connects to the monitor socket in dir and negotiates
 // capabilities. The connection obeys ctx's deadline.
 func dialQMP(ctx context.Context, dir string) (*qmpClient, error) {
-	conn, err := dialUnix(ctx, dir, qmpSock)
+	conn, err := unixsock.Dial(ctx, dir, qmpSock)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func (d *Driver) buildTemplate(ctx context.Context, b *box, diskBytes int64, key
 		killBox(context.WithoutCancel(ctx), t.handle)
 		os.RemoveAll(t.dir)
 		if err != nil {
-			os.Remove(snap + ".tmp")
+			os.Remove(snap + ".part")
 		}
 	}()
 	disk, err := os.Create(filepath.Join(t.dir, diskFile))
@@ -121,33 +121,11 @@ func (d *Driver) buildTemplate(ctx context.Context, b *box, diskBytes int64, key
 		return err
 	}
 	defer qc.Close()
-	uri := "exec:cat > " + shellQuote(snap+".tmp")
-	if _, err := qc.execute("migrate", map[string]any{"uri": uri}); err != nil {
-		return err
+	if err := migrateToFile(bctx, qc, "cat", snap); err != nil {
+		return fmt.Errorf("template: %w", err)
 	}
-	for {
-		raw, err := qc.execute("query-migrate", nil)
-		if err != nil {
-			return err
-		}
-		var st struct {
-			Status string `json:"status"`
-			Error  string `json:"error-desc"`
-		}
-		json.Unmarshal(raw, &st)
-		switch st.Status {
-		case "completed":
-			qc.execute("quit", nil)
-			return os.Rename(snap+".tmp", snap)
-		case "failed", "cancelled":
-			return fmt.Errorf("template: migration %s: %s (%s)", st.Status, st.Error, raw)
-		}
-		select {
-		case <-bctx.Done():
-			return bctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	qc.execute("quit", nil)
+	return nil
 }
 
 // shellQuote quotes s for /bin/sh.
@@ -166,7 +144,7 @@ func (d *Driver) bootSnapshot(ctx context.Context, b *box) error {
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
-	err = d.restore(ctx, b, snap)
+	err = d.restore(ctx, b, "exec:cat "+shellQuote(snap))
 	if err != nil && ctx.Err() == nil {
 		// Drop the snapshot: it is made again at the next boot, once;
 		// after a second failure this shape boots cold.
@@ -183,17 +161,24 @@ func (d *Driver) bootSnapshot(ctx context.Context, b *box) error {
 	return err
 }
 
-func (d *Driver) restore(ctx context.Context, b *box, snap string) error {
-	if err := d.launch(ctx, b, "-incoming", "exec:cat "+shellQuote(snap)); err != nil {
+// restore launches b's VM from the migration stream at the -incoming URI
+// in, resumes it and sets it up. Callers hold b.mu.
+func (d *Driver) restore(ctx context.Context, b *box, in string) error {
+	start := time.Now()
+	if err := d.launch(ctx, b, "-incoming", in); err != nil {
 		return err
 	}
 	if err := b.save(); err != nil {
 		return err
 	}
+	launched := time.Since(start)
 	if err := resume(ctx, b.dir); err != nil {
 		return err
 	}
-	return d.connect(ctx, b)
+	resumed := time.Since(start)
+	err := d.connect(ctx, b)
+	d.log.Debug("qemu: restore", "handle", b.handle, "launch", launched, "resume", resumed, "ready", time.Since(start), "err", err)
+	return err
 }
 
 // pruneTemplates kills template VMs and removes partial snapshots that a

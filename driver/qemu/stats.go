@@ -13,6 +13,7 @@ import (
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/boxrun/boxrun/boxapi"
+	"github.com/boxrun/boxrun/driver/internal/agentexec"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -72,13 +73,7 @@ func (d *Driver) Stats(ctx context.Context, handle string) (sandbox.Stats, error
 		d.log.Debug("qemu: agent stats", "handle", handle, "err", err)
 		return s, nil
 	}
-	// Hostile input: keep only values that can be true.
-	if m := res.Stats.MemoryBytes; m >= 0 && m <= memLimit {
-		s.MemoryBytes = m
-	}
-	if p := res.Stats.Processes; p >= 0 && p <= 1<<22 {
-		s.Processes = p
-	}
+	agentexec.ApplyStats(&s, res.Stats, true)
 	return s, nil
 }
 

@@ -89,8 +89,11 @@ func (d *Driver) launch(ctx context.Context, b *box, extra ...string) error {
 }
 
 // launchMode is launch, optionally not daemonized: QEMU is then a child of
-// this process, reaped by a goroutine. (A daemonized QEMU 7.2 cannot
-// migrate: bdrv_inactivate_all fails, so template VMs run as children.)
+// this process, reaped by a goroutine (template VMs and the KVM probe,
+// which must not outlive it). Daemonized or not, a VM migrates (template
+// snapshots, checkpoints) as long as its -drive path is absolute: a
+// daemonized QEMU runs in /, and with a relative path QEMU 7.2's
+// migration fails at bdrv_inactivate_all (see driveFile).
 func (d *Driver) launchMode(ctx context.Context, b *box, daemonize bool, extra ...string) error {
 	os.Remove(filepath.Join(b.dir, pidFile))
 	for _, s := range []string{agentSock, qmpSock} {
@@ -238,8 +241,10 @@ func consoleTail(dir string) string {
 var errExited = errors.New("qemu exited")
 
 // driveFile is the -drive file= value of the disk in dir: absolute, since
-// QEMU reopens it after an incoming migration, when a daemonized QEMU's
-// working directory is /. Commas are doubled, as QEMU options require.
+// QEMU reopens it after an incoming migration and inactivates it at the
+// end of an outgoing one, when a daemonized QEMU's working directory is /
+// (with a relative path the migration fails: "bdrv_inactivate_all()
+// failed"). Commas are doubled, as QEMU options require.
 func driveFile(dir string) string {
 	return strings.ReplaceAll(filepath.Join(dir, diskFile), ",", ",,")
 }

@@ -28,11 +28,15 @@ func run(ctx context.Context, svc boxrun.Service, stdout io.Writer) error {
 			return err
 		}
 	}
-	// Box root is not host root (gVisor stores box IDs shifted to an
-	// unprivileged host range): the box may write only where the host lets
-	// others write, or into a directory given to that range.
-	if err := os.Chmod(results, 0o777); err != nil {
-		return err
+	// Box root is not host root: in a read-write volume it acts as the
+	// directory's owner, and a server running as root (gVisor) refuses a
+	// read-write volume of host root's. Run as root, give the results
+	// directory to an ordinary user (nobody here); run as a user, it is
+	// yours already.
+	if os.Geteuid() == 0 {
+		if err := os.Chown(results, 65534, 65534); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(inputs, "words.txt"), []byte("box\nrun\nvolume\n"), 0o644); err != nil {
 		return err

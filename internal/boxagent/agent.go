@@ -49,6 +49,12 @@ type Hooks struct {
 	Setup func(*agentproto.Setup) error
 	// Shutdown handles agentproto.OpShutdown after the Result was sent.
 	Shutdown func()
+	// OutDir, when set, returns the directory where an exec that asks
+	// for host-connected output (agentproto.Request.HostOut) gets its
+	// output socket: one only the box's host side can connect to. It
+	// returns "" when none may be created now. Nil: execs relay their
+	// output in frames.
+	OutDir func() string
 }
 
 // Agent serves agentproto. Create it with New; it is safe for concurrent
@@ -218,6 +224,12 @@ func (a *Agent) handle(st *yamux.Stream, mine *sync.Map) {
 			return
 		}
 		watch(st, &req)
+	case agentproto.OpList:
+		if !ready {
+			agentproto.WriteJSON(st, agentproto.FrameResult, fail(agentproto.KindOther, errors.New("box is not set up")))
+			return
+		}
+		agentproto.WriteJSON(st, agentproto.FrameResult, list(req.Path))
 	case agentproto.OpShutdown:
 		if a.hooks.Shutdown == nil {
 			agentproto.WriteJSON(st, agentproto.FrameResult, fail(agentproto.KindInvalid, errors.New("shutdown is not supported by this agent")))

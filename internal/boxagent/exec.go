@@ -53,7 +53,22 @@ func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) 
 	}
 	defer mine.Delete(req.ID)
 
-	p, outs, stdin, ch, err := a.spawn(req)
+	var hostOut []*os.File
+	if dir := a.outDir(req); dir != "" {
+		if l, err := listenOut(dir, req.ID); err == nil {
+			if fw.json(agentproto.FrameResult, agentproto.Result{HostOut: true}) != nil {
+				l.close()
+				return
+			}
+			o, e, err := l.accept()
+			if err != nil {
+				fw.json(agentproto.FrameResult, fail(agentproto.KindOther, err))
+				return
+			}
+			hostOut = []*os.File{o, e}
+		}
+	}
+	p, outs, stdin, ch, err := a.spawn(req, hostOut)
 	if err != nil {
 		kind := agentproto.KindOther
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
@@ -143,7 +158,7 @@ func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) 
 					// drain deadline passed, and Go then does not read
 					// at all: take what the exited process left in the
 					// pipe without waiting.
-					drainNow(f, buf, func(b []byte) bool { return fw.frame(typ, b) == nil })
+					ptyutil.ReadAvailable(f, buf, func(b []byte) bool { return fw.frame(typ, b) == nil })
 				}
 				if err != nil {
 					return
@@ -165,10 +180,25 @@ func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) 
 	fw.json(agentproto.FrameExit, agentproto.Exit{Code: code})
 }
 
+// outDir returns the directory for the output socket of req, or "" when
+// its output is relayed in frames.
+func (a *Agent) outDir(req *agentproto.Request) string {
+	if !req.HostOut || req.TTY || a.hooks.OutDir == nil {
+		return ""
+	}
+	return a.hooks.OutDir()
+}
+
 // spawn forks the process. It returns the output files to stream (stdout
-// and stderr, or the pty master), the stdin writer (nil for none) and the
-// channel that receives the wait status.
-func (a *Agent) spawn(req *agentproto.Request) (p *proc, outs []*os.File, stdin *os.File, ch chan unix.WaitStatus, err error) {
+// and stderr, or the pty master; none with hostOut, which become the
+// process's stdout and stderr), the stdin writer (nil for none) and the
+// channel that receives the wait status. It closes hostOut.
+func (a *Agent) spawn(req *agentproto.Request, hostOut []*os.File) (p *proc, outs []*os.File, stdin *os.File, ch chan unix.WaitStatus, err error) {
+	defer func() {
+		for _, f := range hostOut {
+			f.Close()
+		}
+	}()
 	if len(req.Cmd) == 0 {
 		return nil, nil, nil, nil, errors.New("empty command")
 	}
@@ -206,6 +236,15 @@ func (a *Agent) spawn(req *agentproto.Request) (p *proc, outs []*os.File, stdin 
 		p.tty = master
 		outs = []*os.File{master}
 		stdin = master
+	} else if hostOut != nil {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		attr.Files = []uintptr{inR.Fd(), hostOut[0].Fd(), hostOut[1].Fd()}
+		attr.Sys.Setpgid = true
+		childFiles = []*os.File{inR}
+		stdin = inW
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -301,33 +340,4 @@ func executable(path string) error {
 		return fs.ErrPermission
 	}
 	return nil
-}
-
-// drainNow reads from f without waiting until it is empty, at EOF, or a
-// pipe's capacity (1 MiB at most) was read: what the exited process wrote
-// fits in the pipe, and a background child that keeps writing cannot hold
-// the exec open.
-func drainNow(f *os.File, buf []byte, write func([]byte) bool) {
-	if f.SetReadDeadline(time.Time{}) != nil {
-		return
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	limit := 1 << 20
-	for total := 0; total < limit; {
-		var n int
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), buf[:min(len(buf), limit-total)])
-			return true // never wait
-		}); err != nil || rerr != nil || n <= 0 {
-			return
-		}
-		total += n
-		if !write(buf[:n]) {
-			return
-		}
-	}
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // Stats is the box's own view of its resource use (agentproto.OpStats):
-// memory from /proc/meminfo (in use = MemTotal - MemAvailable) and the
-// number of processes in /proc. Values it cannot read are -1.
+// memory from /proc/meminfo (in use = MemTotal - MemAvailable), the
+// number of processes in /proc and the CPU time of /proc/stat. Values it
+// cannot read are -1 (CPU: nil).
 func Stats() agentproto.Stats {
 	s := agentproto.Stats{MemoryBytes: -1, MemoryTotalBytes: -1, Processes: -1}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
@@ -23,6 +24,11 @@ func Stats() agentproto.Stats {
 			if avail >= 0 {
 				s.MemoryBytes = total - avail
 			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		if ns, ok := cpuTime(b); ok {
+			s.CPUTimeNS = &ns
 		}
 	}
 	if ents, err := os.ReadDir("/proc"); err == nil {
@@ -53,4 +59,30 @@ func meminfo(b []byte, key string) int64 {
 		}
 	}
 	return -1
+}
+
+// clockTicks is USER_HZ, the unit of /proc/stat (100 on every Linux ABI
+// this agent runs on, gVisor's included).
+const clockTicks = 100
+
+// cpuTime sums the busy fields of /proc/stat's aggregate cpu line (user,
+// nice, system, irq, softirq, steal; not idle or iowait) in nanoseconds.
+func cpuTime(b []byte) (int64, bool) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 4 || string(f[0]) != "cpu" {
+		return 0, false
+	}
+	var ticks int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest times are in user already
+			continue
+		}
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		ticks += n
+	}
+	return ticks * (1e9 / clockTicks), true
 }

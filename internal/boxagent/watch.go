@@ -23,7 +23,7 @@ const maxWatchDirs = 8192
 
 // renamePairWait is how long a move out of a directory waits for its move
 // into another one, to be reported as one rename.
-const renamePairWait = 20 * time.Millisecond
+const renamePairWait = 50 * time.Millisecond
 
 const watchMask = unix.IN_CREATE | unix.IN_MODIFY | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
 	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_EXCL_UNLINK
@@ -183,15 +183,19 @@ func (w *inotifyWatch) control(fn func(fd int) error) error {
 	return ferr
 }
 
-// addTree watches every directory below dir; with report, it also reports
-// what it finds as created (the tree appeared before its watch did).
-func (w *inotifyWatch) addTree(dir string, report bool) {
+// addTree watches every directory below dir; with report, it also returns
+// what it finds as created events (the tree appeared before its watch did).
+func (w *inotifyWatch) addTree(dir string, report bool) (found []agentproto.WatchEvent) {
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || p == dir {
 			return nil
 		}
-		if report {
-			w.q.push(agentproto.WatchEvent{Type: agentproto.WatchCreated, Path: p, Dir: d.IsDir()})
+		if report && len(found) < agentproto.WatchQueue {
+			found = append(found, agentproto.WatchEvent{Type: agentproto.WatchCreated, Path: p, Dir: d.IsDir()})
+		} else if report { // more than the queue could hold anyway
+			w.q.mu.Lock()
+			w.q.dropped++
+			w.q.mu.Unlock()
 		}
 		if d.IsDir() {
 			if err := w.add(p); err != nil {
@@ -203,6 +207,7 @@ func (w *inotifyWatch) addTree(dir string, report bool) {
 		}
 		return nil
 	})
+	return found
 }
 
 // read turns inotify events into changes until the watch ends.
@@ -217,12 +222,18 @@ func (w *inotifyWatch) read() {
 			_ = w.f.SetReadDeadline(time.Time{})
 		}
 		n, err := w.f.Read(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && pending != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && pending != nil {
+			// The deadline can pass before the read even looks (a
+			// reader descheduled on a busy host): look once more,
+			// without waiting, before calling it a move away.
+			if n = w.readNow(buf); n == 0 {
 				w.movedAway(pending)
 				pending = nil
 				continue
 			}
+			err = nil
+		}
+		if err != nil {
 			return
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
@@ -239,6 +250,22 @@ func (w *inotifyWatch) read() {
 	if pending != nil {
 		w.movedAway(pending)
 	}
+}
+
+// readNow reads what the inotify descriptor holds at once, without
+// waiting and whatever its deadline; 0 when nothing is there.
+func (w *inotifyWatch) readNow(buf []byte) int {
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		if m, err := unix.Read(int(fd), buf); err == nil && m > 0 {
+			n = m
+		}
+	})
+	return n
 }
 
 // pendingMove is a move out of a directory waiting for its move in.
@@ -283,12 +310,7 @@ func (w *inotifyWatch) event(wd int32, mask, cookie uint32, name string, pending
 			w.rootGone = true
 		}
 	case mask&unix.IN_CREATE != 0:
-		w.q.push(agentproto.WatchEvent{Type: agentproto.WatchCreated, Path: p, Dir: isDir})
-		if isDir && w.recursive {
-			if err := w.add(p); err == nil {
-				w.addTree(p, true)
-			}
-		}
+		w.created(p, isDir)
 	case mask&unix.IN_MODIFY != 0:
 		w.q.push(agentproto.WatchEvent{Type: agentproto.WatchModified, Path: p, Dir: isDir})
 	case mask&unix.IN_DELETE != 0:
@@ -303,14 +325,26 @@ func (w *inotifyWatch) event(wd int32, mask, cookie uint32, name string, pending
 			}
 			return nil
 		}
-		w.q.push(agentproto.WatchEvent{Type: agentproto.WatchCreated, Path: p, Dir: isDir})
-		if isDir && w.recursive {
-			if err := w.add(p); err == nil {
-				w.addTree(p, true)
-			}
-		}
+		w.created(p, isDir)
 	}
 	return pending
+}
+
+// created reports p as created. A new directory of a recursive watch is
+// watched, and what it already holds found, before its event goes out:
+// whatever a reader does in it after seeing the event comes from inotify,
+// not from the scan (which would report a file moved in as created).
+func (w *inotifyWatch) created(p string, isDir bool) {
+	var found []agentproto.WatchEvent
+	if isDir && w.recursive {
+		if err := w.add(p); err == nil {
+			found = w.addTree(p, true)
+		}
+	}
+	w.q.push(agentproto.WatchEvent{Type: agentproto.WatchCreated, Path: p, Dir: isDir})
+	for _, ev := range found {
+		w.q.push(ev)
+	}
 }
 
 // movedAway reports a move out of the watched tree as a removal.

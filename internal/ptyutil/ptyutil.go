@@ -1,6 +1,7 @@
 // Package ptyutil opens pseudo-terminals whose master can be read with
-// deadlines, and feeds a terminal its input with EOF as the terminal's EOF
-// character. It is shared by the gvisor driver, the qemu guest agent and
+// deadlines, feeds a terminal its input with EOF as the terminal's EOF
+// character, and takes what an exited process left in its output pipe or
+// terminal (ReadAvailable). It is shared by the gvisor driver, the qemu guest agent and
 // the fake driver of boxruntest; it imports nothing of boxrun.
 package ptyutil
 
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -116,4 +118,41 @@ func CopyInput(w io.Writer, src io.Reader) error {
 		}
 	}
 	return ew.Close()
+}
+
+// ReadAvailable reads from f (a pipe or a pty master opened for polling)
+// without waiting, until it is empty, at EOF or write returns false, and
+// passes each read to write. It clears f's read deadline first: it is
+// meant for a reader whose deadline passed after the process writing f
+// exited, to take what that process left in f. What it left fits in the
+// pipe, so it reads at most the pipe's capacity (1 MiB for a file that is
+// not a pipe): a background child that keeps writing cannot hold it.
+func ReadAvailable(f *os.File, buf []byte, write func([]byte) bool) {
+	if f.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	limit := 1 << 20
+	_ = rc.Control(func(fd uintptr) {
+		if n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
+			limit = n
+		}
+	})
+	for total := 0; total < limit; {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf[:min(len(buf), limit-total)])
+			return true // never wait for more
+		}); err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		total += n
+		if !write(buf[:n]) {
+			return
+		}
+	}
 }

@@ -56,6 +56,10 @@
 //   - inside the box the directory is root's with mode 0700, so a non-root
 //     box user cannot talk to the agent (which runs as root).
 //
+// The same directory holds each exec's output socket while the driver
+// connects to it (see agentproto.Request.HostOut): the process then
+// writes its stdout and stderr into host sockets, past the agent.
+//
 // Box root can still kill, stop or replace the agent (its socket is in a
 // directory box root can write). The host therefore treats every frame as
 // hostile (package agentproto), bounds its waits for answers, and falls
@@ -147,7 +151,9 @@ func Main(args []string) int {
 		runAgent()
 		return exitFailure
 	case args[0] == "install" && len(args) == 2:
-		return install(args[1])
+		return install(args[1], "")
+	case args[0] == "install" && len(args) == 3:
+		return install(args[1], args[2])
 	case args[0] == "relay" && len(args) == 1:
 		return relay()
 	case args[0] == "tar-x" && len(args) == 2:
@@ -163,7 +169,7 @@ func Main(args []string) int {
 		return report(err)
 	default:
 		fmt.Fprintln(os.Stderr, RoleMarker)
-		fmt.Fprintln(os.Stderr, "usage: boxrun-init init [GRACE] | tar-x DIR | tar-c PATH | host-run LOWER UPPER WORK ROOT WORKDIR PROG [ARG...]")
+		fmt.Fprintln(os.Stderr, "usage: boxrun-init init [GRACE] | install DIR [WORKDIR] | tar-x DIR | tar-c PATH | host-run LOWER UPPER WORK ROOT WORKDIR PROG [ARG...]")
 		return exitUsage
 	}
 }
@@ -263,9 +269,20 @@ func runAgent() {
 		for range stopSigs {
 		}
 	}()
-	a := boxagent.New(boxagent.Hooks{})
+	a := boxagent.New(boxagent.Hooks{OutDir: outDir})
 	go a.Reap()
 	serveAgent(a)
+}
+
+// outDir is where execs get their host-connected output sockets: the
+// agent directory, whose sockets are host sockets only this box's host
+// side can reach (see "The agent channel"). None while the driver holds
+// the agent for a checkpoint (gVisor cannot save a host socket).
+func outDir() string {
+	if held() {
+		return ""
+	}
+	return AgentDir
 }
 
 // killSession SIGKILLs every process of the session sid.

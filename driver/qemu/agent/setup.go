@@ -21,7 +21,8 @@ const newRoot = "/mnt/root"
 // doSetup mounts the box: the ext4 root device, the kernel filesystems and
 // the virtiofs volumes inside it, then moves it over / and chroots the
 // agent into it, so every later path is a path inside the box. A second
-// setup (the host reconnected) only resets the clock.
+// setup (the host reconnected, or the VM was restored from a checkpoint)
+// only sets the clock, the entropy, the hostname and a changed network.
 func (a *agent) doSetup(s *agentproto.Setup) error {
 	if s == nil {
 		return errors.New("setup: missing parameters")
@@ -33,14 +34,28 @@ func (a *agent) doSetup(s *agentproto.Setup) error {
 	if len(s.Entropy) > 0 {
 		addEntropy(s.Entropy)
 	}
-	a.mu.Lock()
-	done := a.setup != nil
-	a.mu.Unlock()
-	if done {
-		return nil
-	}
 	if s.Hostname != "" {
+		// Again at every setup: a box restored from a checkpoint has
+		// its source's, and a new one.
 		unix.Sethostname([]byte(s.Hostname))
+	}
+	a.mu.Lock()
+	prev := a.setup
+	a.mu.Unlock()
+	if prev != nil {
+		if s.Net != nil && (prev.Net == nil || *s.Net != *prev.Net) {
+			// Restored from a checkpoint into a network of its own:
+			// the NIC moves to its new address and gateway.
+			if err := netUp(s.Net); err != nil {
+				return err
+			}
+			next := *prev
+			next.Net = s.Net
+			a.mu.Lock()
+			a.setup = &next
+			a.mu.Unlock()
+		}
+		return nil
 	}
 	if err := loopbackUp(); err != nil {
 		log.Printf("loopback: %v", err)

@@ -66,12 +66,33 @@ func MakeDisk(ctx context.Context, img string, sizeGB int64) error {
 // nosuid and nodev: nothing a box puts on its disk is a setuid program or a
 // device node for the host. (Loop set-up and mount are done here rather
 // than by mount(8): a process start costs as much as the rest.)
+//
+// When a loop device already backs img (an earlier mount of it was only
+// detached lazily because something still held it open), that device is
+// mounted again instead: the kernel then hands out the file system it
+// already has, so both mounts see the same data. A second loop device
+// would give a second, independent ext4 instance over one file, each
+// unaware of what the other has cached or written.
 func MountDisk(img, target string) error {
 	back, err := os.OpenFile(img, os.O_RDWR|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer back.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(back.Fd()), &st); err != nil {
+		return fmt.Errorf("stat %s: %w", img, err)
+	}
+	if loop, dev := openLoopOf(st.Dev, st.Ino); loop != nil {
+		// The open descriptor keeps the device bound to img (autoclear
+		// waits for its last user) until the mount holds it.
+		err := unix.Mount(dev, target, "ext4", unix.MS_NOSUID|unix.MS_NODEV, "")
+		loop.Close()
+		if err != nil {
+			return fmt.Errorf("mount %s (%s, already attached) on %s: %w", img, dev, target, err)
+		}
+		return nil
+	}
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -110,6 +131,35 @@ func MountDisk(img, target string) error {
 	}
 }
 
+// openLoopOf returns an open loop device whose backing file is the file
+// with device number dev and inode ino, and its path; nil when none is.
+func openLoopOf(dev, ino uint64) (*os.File, string) {
+	ents, err := os.ReadDir("/sys/block")
+	if err != nil {
+		return nil, ""
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "loop") {
+			continue
+		}
+		// Only bound devices have a backing file.
+		if _, err := os.Stat("/sys/block/" + e.Name() + "/loop/backing_file"); err != nil {
+			continue
+		}
+		path := "/dev/" + e.Name()
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		info, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
+		if err == nil && info.Device == dev && info.Inode == ino && info.Offset == 0 && info.Sizelimit == 0 {
+			return f, path
+		}
+		f.Close()
+	}
+	return nil, ""
+}
+
 // Mkdirs creates each directory (mode 0700) that does not exist yet.
 func Mkdirs(paths ...string) error {
 	for _, p := range paths {
@@ -131,4 +181,60 @@ func (s IDShift) Chown(path string, uid, gid uint32) error {
 // String is "Base:Size".
 func (s IDShift) String() string {
 	return strconv.FormatUint(uint64(s.Base), 10) + ":" + strconv.FormatUint(uint64(s.Size), 10)
+}
+
+// CopyDisk creates img as a copy of the disk image template (made by
+// MakeDisk) that keeps its holes: only the few MiB that mkfs wrote are
+// copied (copy_file_range, in the kernel), which is much cheaper than
+// running mkfs again. An existing img is an error.
+func CopyDisk(template, img string) (err error) {
+	src, err := os.Open(template)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	dst, err := os.OpenFile(img, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(img)
+		}
+	}()
+	if err := dst.Truncate(st.Size()); err != nil {
+		return err
+	}
+	sfd, dfd := int(src.Fd()), int(dst.Fd())
+	for off := int64(0); off < st.Size(); {
+		data, err := unix.Seek(sfd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return fmt.Errorf("copy %s: seek data: %w", template, err)
+		}
+		hole, err := unix.Seek(sfd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return fmt.Errorf("copy %s: seek hole: %w", template, err)
+		}
+		for in, out := data, data; in < hole; {
+			n, err := unix.CopyFileRange(sfd, &in, dfd, &out, int(hole-in), 0)
+			if err != nil {
+				return fmt.Errorf("copy %s: %w", template, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("copy %s: unexpected end of file", template)
+			}
+		}
+		off = hole
+	}
+	return nil
 }
