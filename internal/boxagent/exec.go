@@ -282,6 +282,12 @@ func (a *Agent) spawn(req *agentproto.Request, hostOut []*os.File) (p *proc, out
 		a.waiters[pid] = ch
 	}
 	a.mu.Unlock()
+	if err == nil {
+		select {
+		case a.forked <- struct{}{}:
+		default:
+		}
+	}
 	for _, f := range childFiles {
 		f.Close()
 	}
