@@ -33,6 +33,7 @@ type Conn struct {
 	conn    net.Conn
 	sess    *yamux.Session
 	dialOut OutDialer // nil: output is relayed in frames (see SetOutDialer)
+	pairs   outPairs  // prepared output pairs (outpair.go)
 }
 
 // Handshake runs the connection handshake (see Hello) on conn and starts
@@ -103,6 +104,7 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 
 // Close ends the session. It is idempotent.
 func (c *Conn) Close() error {
+	c.closePairs()
 	c.sess.Close()
 	return c.conn.Close()
 }
@@ -188,8 +190,9 @@ type Process struct {
 	pid  int
 	st   *yamux.Stream
 
-	out   outWriters
-	drain *outDrain // host-connected output; nil when relayed in frames
+	out      outWriters
+	drain    *outDrain // host-connected output; nil when relayed in frames
+	prepared bool      // the output went to a prepared pair (PrepareOut)
 
 	done chan struct{} // closed when the output is written and the exit known
 	code int
@@ -209,18 +212,37 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 	}
 	_, validID := OutSocketName(req.ID)
 	req.HostOut = req.HostOut && c.dialOut != nil && !req.TTY && validID
+	var pair *readyPair
+	prepared := false
+	if req.HostOut {
+		if pair = c.takePair(); pair != nil {
+			req.OutPair = pair.token
+			defer func() {
+				if pair != nil { // not used: the agent no longer holds it
+					closeAll(pair.conns)
+				}
+			}()
+			defer c.PrepareOut()
+		}
+	}
 	st, release, err := c.Open(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	res, err := readResult(st, OpExec)
 	var outs []net.Conn
-	if err == nil && res.HostOut {
+	if err == nil && res.OutPair {
+		if pair == nil || res.HostOut {
+			err = fmt.Errorf("agent exec %s: output pair not offered: %w", req.ID, ErrProtocol)
+		} else {
+			outs, pair, prepared = pair.conns, nil, true
+		}
+	} else if err == nil && res.HostOut {
 		if !req.HostOut {
 			err = fmt.Errorf("agent exec %s: output socket not asked for: %w", req.ID, ErrProtocol)
 		} else if outs, err = c.connectOut(ctx, req.ID); err == nil {
 			res, err = readResult(st, OpExec)
-			if err == nil && res.HostOut {
+			if err == nil && (res.HostOut || res.OutPair) {
 				err = fmt.Errorf("agent exec %s: second output socket answer: %w", req.ID, ErrProtocol)
 			}
 		}
@@ -236,7 +258,7 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 		st.Close()
 		return nil, ctxErr(ctx, err)
 	}
-	p := &Process{conn: c, id: req.ID, pid: res.PID, st: st, done: make(chan struct{})}
+	p := &Process{conn: c, id: req.ID, pid: res.PID, st: st, done: make(chan struct{}), prepared: prepared}
 	p.out.stdout, p.out.stderr = stdout, stderr
 	if outs != nil {
 		p.drain = &outDrain{conns: outs}
@@ -250,6 +272,10 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 // HostOut reports whether the exec's output comes over host-connected
 // sockets rather than relayed frames.
 func (p *Process) HostOut() bool { return p.drain != nil }
+
+// Prepared reports whether the exec's output went to a pair prepared
+// ahead of it (see PrepareOut).
+func (p *Process) Prepared() bool { return p.prepared }
 
 // ID returns the exec ID; PID the process's PID inside the box.
 func (p *Process) ID() string { return p.id }

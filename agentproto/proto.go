@@ -65,15 +65,19 @@ const (
 	OpStats    = "stats"    // Result with Stats: the box's own view of its use
 	OpWatch    = "watch"    // Result (watching or not), then FrameEvent frames (see Watch)
 	OpList     = "list"     // Result with Entries: the directory Path (see List)
+	// OpPrepareOut prepares an output socket pair for a later exec (see
+	// outpair.go): Result with HostOut, the host connects, then Result.
+	OpPrepareOut = "prepareout"
 )
 
 // AgentInfo is Result.Info of ping and setup: the agent's protocol
 // version. Bump it when the agent learns something the host relies on (2:
 // Request.User, TTY stdin EOF; 3: Request.Session; 4: Setup.Net, OpStats;
-// 5: Request.HostOut, see hostout.go); the QEMU driver refuses an agent
-// that differs. A capability a host may find missing in a box started
-// with an older agent is negotiated per request instead (HostOut).
-const AgentInfo = "boxrun-agent/5"
+// 5: Request.HostOut, see hostout.go; 6: OpPrepareOut, Request.OutPair,
+// see outpair.go); the QEMU driver refuses an agent that differs. A
+// capability a host may find missing in a box started with an older agent
+// is negotiated per request instead (HostOut, OutPair).
+const AgentInfo = "boxrun-agent/6"
 
 // Error kinds (Result.Kind), mapped to boxrun error kinds by the driver.
 const (
@@ -108,6 +112,10 @@ type Request struct {
 	// host-connected stdout and stderr instead of relaying them in
 	// frames (see hostout.go). An agent that cannot ignores it.
 	HostOut bool `json:"host_out,omitempty"`
+	// OutPair (exec, with HostOut) names an output pair this connection
+	// prepared (OpPrepareOut); the agent uses it when it still holds it
+	// and says so in the Result with PID (Result.OutPair).
+	OutPair string `json:"out_pair,omitempty"`
 }
 
 // User is the identity of an exec.
@@ -174,6 +182,9 @@ type Result struct {
 	// agent listens on the exec's output socket (OutSocketName) and the
 	// host is to connect its stdout and stderr there.
 	HostOut bool `json:"host_out,omitempty"`
+	// OutPair (exec, the Result with PID) says the process writes to the
+	// prepared pair named by Request.OutPair.
+	OutPair bool `json:"out_pair,omitempty"`
 }
 
 // Exit ends an exec stream.

@@ -20,6 +20,12 @@ import (
 // and hands the stream to serve, which may answer anything at all.
 func Dial(tb testing.TB, serve func(st *yamux.Stream)) *agentproto.Conn {
 	tb.Helper()
+	return DialRequests(tb, func(st *yamux.Stream, _ *agentproto.Request) { serve(st) })
+}
+
+// DialRequests is Dial whose serve also gets the stream's request.
+func DialRequests(tb testing.TB, serve func(st *yamux.Stream, req *agentproto.Request)) *agentproto.Conn {
+	tb.Helper()
 	host, agent := net.Pipe()
 	go fake(agent, serve)
 	c, err := agentproto.Handshake(context.Background(), host, 30*time.Second)
@@ -31,7 +37,7 @@ func Dial(tb testing.TB, serve func(st *yamux.Stream)) *agentproto.Conn {
 }
 
 // fake is the agent side of Dial.
-func fake(conn net.Conn, serve func(st *yamux.Stream)) {
+func fake(conn net.Conn, serve func(st *yamux.Stream, req *agentproto.Request)) {
 	magic := agentproto.HelloMagic()
 	hello := make([]byte, len(magic)+agentproto.NonceLen)
 	if _, err := io.ReadFull(conn, hello); err != nil {
@@ -52,7 +58,7 @@ func fake(conn net.Conn, serve func(st *yamux.Stream)) {
 			if agentproto.ReadJSON(st, agentproto.FrameRequest, &req) != nil {
 				return
 			}
-			serve(st)
+			serve(st, &req)
 		}()
 	}
 }

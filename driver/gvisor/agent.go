@@ -106,6 +106,7 @@ func (d *Driver) agent(ctx context.Context, h string) (*agentproto.Conn, error) 
 		return ab.conn, nil
 	}
 	ab.conn, ab.err = c, nil
+	c.PrepareOut() // the first exec's output pair (agentproto.OpPrepareOut)
 	return c, nil
 }
 

@@ -76,7 +76,9 @@ func BenchmarkCreate(b *testing.B) {
 // BenchmarkExec times an exec round trip (start, output, exit) in a running
 // box against a bare `runsc exec` of the same command in the same sandbox,
 // and against the same exec with its output relayed in frames
-// (relay-ms/op), interleaved.
+// (relay-ms/op), interleaved; then the cost of one process start inside
+// the box (inbox-spawn-ms, and spawn-ratio against bare: no exec path can
+// go below it).
 func BenchmarkExec(b *testing.B) {
 	d, _ := newDriver(b)
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(b)}
@@ -106,6 +108,22 @@ func BenchmarkExec(b *testing.B) {
 	}
 	report(b, box, bare)
 	b.ReportMetric(float64(relay.Microseconds())/1000/float64(b.N), "relay-ms/op")
+	// The floor under any exec path: one process start inside the
+	// sandbox, timed in the box by a shell loop of 50 `echo hi` runs
+	// (fork + exec + exit + wait each), against the same bare baseline.
+	const loops = 50
+	start := time.Now()
+	p, err := d.Exec(ctx, h, sandbox.ProcessSpec{Cmd: []string{"sh", "-c",
+		fmt.Sprintf("i=0; while [ $i -lt %d ]; do /bin/echo hi >/dev/null; i=$((i+1)); done", loops)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		b.Fatal(code, err)
+	}
+	spawn := time.Since(start) / loops
+	b.ReportMetric(float64(spawn.Microseconds())/1000, "inbox-spawn-ms")
+	b.ReportMetric(float64(spawn)/float64(bare/time.Duration(b.N)), "spawn-ratio")
 }
 
 // BenchmarkThroughput times 256 MiB of stdout from a box through the driver

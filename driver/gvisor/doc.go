@@ -181,7 +181,14 @@
 // other box can reach the socket: the directory is mounted into this box
 // only, and --host-uds=create never lets a box connect to a host socket.
 // An agent without the capability (a box started by an older driver)
-// relays output in frames as before.
+// relays output in frames as before. The connect is done ahead of time:
+// on connecting to an agent, and after each exec that used one, the
+// driver prepares the next exec's pair in the background
+// (agentproto.Conn.PrepareOut), so an exec's process starts without a
+// round trip and two connects into the box (3–6 ms of a ~16 ms exec on a
+// quiet 2-core host). The agent keeps a prepared pair for the connection
+// that made it only, closes it when that connection ends, and drops all
+// of them before a checkpoint (they are host sockets too).
 //
 // When the agent does not answer (box root killed or replaced it, or a box
 // made by an older driver) the driver falls back to `runsc exec`, as

@@ -67,6 +67,7 @@ type Agent struct {
 	waiters map[int]chan unix.WaitStatus
 	procs   map[string]*proc
 	forked  chan struct{} // a child was started (wakes Reap)
+	pairs   outPairs      // prepared output pairs (outpair.go)
 }
 
 // New returns an Agent with hooks.
@@ -184,6 +185,7 @@ func (a *Agent) Session(sess *yamux.Session) {
 		go a.handle(st, &mine)
 	}
 	sess.Close()
+	a.DropOutPairs(&mine)
 	mine.Range(func(k, _ any) bool {
 		a.mu.Lock()
 		p := a.procs[k.(string)]
@@ -219,6 +221,12 @@ func (a *Agent) handle(st *yamux.Stream, mine *sync.Map) {
 			return
 		}
 		a.exec(st, &req, mine)
+	case agentproto.OpPrepareOut:
+		if !ready {
+			agentproto.WriteJSON(st, agentproto.FrameResult, fail(agentproto.KindOther, errors.New("box is not set up")))
+			return
+		}
+		a.prepareOut(st, &req, mine)
 	case agentproto.OpSignal:
 		agentproto.WriteJSON(st, agentproto.FrameResult, a.signal(&req))
 	case agentproto.OpResize:

@@ -54,7 +54,13 @@ func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) 
 	defer mine.Delete(req.ID)
 
 	var hostOut []*os.File
-	if dir := a.outDir(req); dir != "" {
+	paired := false
+	if req.OutPair != "" && !req.TTY {
+		if pr, ok := a.takePair(req.OutPair, mine); ok {
+			hostOut, paired = pr.files[:], true
+		}
+	}
+	if dir := a.outDir(req); dir != "" && !paired {
 		if l, err := listenOut(dir, req.ID); err == nil {
 			if fw.json(agentproto.FrameResult, agentproto.Result{HostOut: true}) != nil {
 				l.close()
@@ -85,7 +91,7 @@ func (a *Agent) exec(st *yamux.Stream, req *agentproto.Request, mine *sync.Map) 
 		delete(a.procs, req.ID)
 		a.mu.Unlock()
 	}()
-	fw.json(agentproto.FrameResult, agentproto.Result{PID: p.pid})
+	fw.json(agentproto.FrameResult, agentproto.Result{PID: p.pid, OutPair: paired})
 
 	var exited atomic.Bool
 	var exitTime atomic.Int64

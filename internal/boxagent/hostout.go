@@ -59,11 +59,29 @@ func (l *outListener) close() {
 // Connections with a bad or repeated tag (from anyone else in the box)
 // are dropped. The files are blocking, ready to be a process's fd 1 and 2.
 func (l *outListener) accept() (stdout, stderr *os.File, err error) {
+	return l.acceptUntil(nil)
+}
+
+// acceptPoll is how often acceptUntil asks its stop function.
+const acceptPoll = 20 * time.Millisecond
+
+// acceptUntil is accept that also gives up as soon as stop (nil: never)
+// reports true.
+func (l *outListener) acceptUntil(stop func() bool) (stdout, stderr *os.File, err error) {
 	defer l.close()
 	deadline := time.Now().Add(outAcceptTimeout)
 	var got [2]*os.File
 	for got[0] == nil || got[1] == nil {
-		if err := waitFD(l.fd, deadline); err != nil {
+		if stop != nil && stop() {
+			break
+		}
+		wait := deadline
+		if next := time.Now().Add(acceptPoll); stop != nil && next.Before(deadline) {
+			wait = next
+		}
+		if err := waitFD(l.fd, wait); errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline) {
+			continue
+		} else if err != nil {
 			break
 		}
 		nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC)

@@ -48,6 +48,10 @@ func serveAgent(a *boxagent.Agent) {
 			// save a socket bound on the host, so none may exist until
 			// the hold goes (on the host after the checkpoint, or at
 			// once in a box restored with a fresh agent directory).
+			// Prepared output pairs are host sockets too; they go
+			// before the agent socket, whose removal is what the
+			// driver waits for.
+			a.DropOutPairs(nil)
 			if sameSocket(ino) {
 				_ = os.Remove(AgentSocket)
 			}

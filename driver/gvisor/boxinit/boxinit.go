@@ -57,8 +57,9 @@
 //     box user cannot talk to the agent (which runs as root).
 //
 // The same directory holds each exec's output socket while the driver
-// connects to it (see agentproto.Request.HostOut): the process then
-// writes its stdout and stderr into host sockets, past the agent.
+// connects to it (see agentproto.Request.HostOut; or, ahead of the exec,
+// agentproto.OpPrepareOut): the process then writes its stdout and stderr
+// into host sockets, past the agent.
 //
 // Box root can still kill, stop or replace the agent (its socket is in a
 // directory box root can write). The host therefore treats every frame as

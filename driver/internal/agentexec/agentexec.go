@@ -103,6 +103,10 @@ type Process struct {
 // sockets rather than frames relayed by the agent.
 func (p *Process) HostOut() bool { return p.p.HostOut() }
 
+// Prepared reports whether the exec's output went to a pair prepared ahead
+// of it (agentproto.Conn.PrepareOut).
+func (p *Process) Prepared() bool { return p.p.Prepared() }
+
 // Wait returns the exit code once the output is written. A broken agent
 // stream is boxapi.ErrRuntime (and is reported to Broken).
 func (p *Process) Wait() (int, error) {
