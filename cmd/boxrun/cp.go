@@ -90,7 +90,10 @@ func upload(ctx context.Context, cfg *rootConfig, svc *client.Client, src, box, 
 			return err
 		}
 		defer f.Close()
-		if err := svc.UploadFile(ctx, box, dest, f); err != nil {
+		tr := fileTar(f, path.Base(dest), st)
+		err = svc.CopyIn(ctx, box, path.Dir(dest), tr)
+		tr.CloseWithError(io.ErrClosedPipe) // unblocks the writer if the copy failed early
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(cfg.stdout, "Uploaded to %s:%s\n", box, dest)
@@ -202,6 +205,29 @@ func remoteIsDir(ctx context.Context, svc *client.Client, box, p string) bool {
 	defer pr.CloseWithError(io.ErrClosedPipe)
 	hdr, err := tar.NewReader(pr).Next()
 	return err == nil && hdr.Typeflag == tar.TypeDir
+}
+
+// fileTar streams a one-entry tar of the open regular file f, named name,
+// with its permission bits (an executable stays executable, as with docker
+// cp; setuid, setgid and sticky bits are not carried) and owned by root,
+// as the multipart upload of the original API would leave it.
+func fileTar(f *os.File, name string, st os.FileInfo) *io.PipeReader {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: int64(st.Mode().Perm()),
+			Size: st.Size(), ModTime: st.ModTime(), Format: tar.FormatPAX})
+		if err == nil {
+			// Exactly the size announced: a file that grows meanwhile
+			// is cut, one that shrinks fails the copy.
+			_, err = io.CopyN(tw, f, st.Size())
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
 }
 
 // renameTar rewrites a tar stream whose entries start with from so that they

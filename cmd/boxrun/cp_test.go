@@ -85,6 +85,22 @@ func TestCLI_Cp(t *testing.T) {
 	if got := readFile(t, filepath.Join(host, "code-copy", "lib", "lib.go")); got != "package lib\n" {
 		t.Errorf("downloaded dir file = %q", got)
 	}
+	// A file keeps its permission bits (an executable stays one), not
+	// its setuid bit.
+	script := filepath.Join(host, "run.sh")
+	writeFile(t, script, "#!/bin/sh\necho ran\n")
+	if err := os.Chmod(script, 0o4750); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.run(t, "", "cp", script, "files:/root/bin/run.sh"); r.code != 0 {
+		t.Fatalf("cp script: %d %s", r.code, r.stderr)
+	}
+	if r := s.run(t, "", "cp", "files:/root/bin/run.sh", filepath.Join(host, "run-back.sh")); r.code != 0 {
+		t.Fatalf("cp script back: %d %s", r.code, r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(host, "run-back.sh")); err != nil || fi.Mode().Perm() != 0o750 || fi.Mode()&os.ModeSetuid != 0 {
+		t.Errorf("script copied in and out: mode %v, %v; want -rwxr-x---", fi.Mode(), err)
+	}
 	r := s.run(t, "", "cp", "files:/root/code/main.go", "-")
 	tr := tar.NewReader(strings.NewReader(r.stdout))
 	if h, err := tr.Next(); err != nil || h.Name != "main.go" {
