@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/agentproto"
+	"github.com/boxrun/boxrun/driver/internal/agentexec"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -64,6 +65,32 @@ func TestExec_PreparedPair(t *testing.T) {
 	waitNoSockets(t, dir)
 }
 
+// runTrue runs true and reports whether it got a prepared pair.
+func runTrue(t *testing.T, a *agentexec.Agent) bool {
+	t.Helper()
+	p, err := run(t, a, sandbox.ProcessSpec{Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	return p.Prepared()
+}
+
+// pairedAgent is hostOutAgent once an exec used a prepared pair and the
+// next pair is ready.
+func pairedAgent(t *testing.T) (*agentexec.Agent, string) {
+	t.Helper()
+	a, dir := hostOutAgent(t)
+	a.Conn.PrepareOut()
+	waitPrepared(t, func() bool { return runTrue(t, a) })
+	for deadline := time.Now().Add(10 * time.Second); a.Conn.ReadyPairToken() == ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the next pair was not prepared")
+		}
+	}
+	return a, dir
+}
+
 // waitNoSockets waits until dir holds nothing (a preparation under way may
 // still listen for a moment).
 func waitNoSockets(t *testing.T, dir string) {
@@ -81,17 +108,7 @@ func waitNoSockets(t *testing.T, dir string) {
 // the exec falls back to its own output socket with exact output, and the
 // host closes its side of the dropped pair.
 func TestExec_PreparedPairDropped(t *testing.T) {
-	a, dir := hostOutAgent(t)
-	a.Conn.PrepareOut()
-	waitPrepared(t, func() bool {
-		p, err := run(t, a, sandbox.ProcessSpec{Cmd: []string{"true"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Wait()
-		return p.Prepared()
-	})
-	time.Sleep(200 * time.Millisecond) // the next pair is ready
+	a, dir := pairedAgent(t)
 	theAgent().DropOutPairs(nil)
 	var out bytes.Buffer
 	p, err := run(t, a, sandbox.ProcessSpec{Cmd: []string{"echo", "fallback"}, Stdout: &out})
@@ -108,17 +125,7 @@ func TestExec_PreparedPairDropped(t *testing.T) {
 // naming its token does not get it (its exec uses its own socket), and the
 // owner's exec still does.
 func TestExec_PreparedPairOtherSession(t *testing.T) {
-	a, _ := hostOutAgent(t)
-	a.Conn.PrepareOut()
-	waitPrepared(t, func() bool {
-		p, err := run(t, a, sandbox.ProcessSpec{Cmd: []string{"true"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Wait()
-		return p.Prepared()
-	})
-	time.Sleep(200 * time.Millisecond)
+	a, _ := pairedAgent(t)
 	token := a.Conn.ReadyPairToken()
 	if token == "" {
 		t.Fatal("no pair ready")
@@ -133,14 +140,7 @@ func TestExec_PreparedPairOtherSession(t *testing.T) {
 	if code, err := p.Wait(); code != 0 || err != nil || out.String() != "other\n" || p.Prepared() {
 		t.Fatalf("other session: code %d err %v out %q prepared %v", code, err, out.String(), p.Prepared())
 	}
-	if !func() bool {
-		p, err := run(t, a, sandbox.ProcessSpec{Cmd: []string{"true"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Wait()
-		return p.Prepared()
-	}() {
+	if !runTrue(t, a) {
 		t.Error("the owner's exec did not get its pair")
 	}
 }
