@@ -79,7 +79,7 @@ func Handshake(ctx context.Context, conn net.Conn, timeout time.Duration) (*Conn
 		return nil, fmt.Errorf("agent handshake: %w: %w", hctx.Err(), ErrProtocol)
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	sess, err := yamux.Client(&prefixConn{Conn: conn, prefix: buf}, Config())
+	sess, err := yamux.Client(Coalesce(&prefixConn{Conn: conn, prefix: buf}), Config())
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("agent session: %w", err)

@@ -165,7 +165,7 @@ func (a *Agent) Accept(conn io.ReadWriteCloser) {
 	if dl, ok := conn.(interface{ SetReadDeadline(time.Time) error }); ok {
 		_ = dl.SetReadDeadline(time.Time{})
 	}
-	sess, err := yamux.Server(conn, agentproto.Config())
+	sess, err := yamux.Server(agentproto.Coalesce(conn), agentproto.Config())
 	if err != nil {
 		return
 	}

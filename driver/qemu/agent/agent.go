@@ -54,7 +54,7 @@ func (a *agent) serve() {
 	for {
 		first := handshake(fd, carry)
 		conn := &portConn{fd: fd, prefix: first}
-		sess, err := yamux.Server(conn, agentproto.Config())
+		sess, err := yamux.Server(agentproto.Coalesce(conn), agentproto.Config())
 		if err != nil {
 			log.Printf("session: %v", err)
 			continue
