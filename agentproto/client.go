@@ -222,7 +222,6 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 					closeAll(pair.conns)
 				}
 			}()
-			defer c.PrepareOut()
 		}
 	}
 	st, release, err := c.Open(ctx, req)
@@ -266,6 +265,11 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 	}
 	go p.pumpStdin(stdin)
 	go p.readOutput()
+	if req.HostOut {
+		// The next exec's pair: after one was used, or when the last
+		// preparation failed (a no-op while one is ready or under way).
+		c.PrepareOut()
+	}
 	return p, nil
 }
 

@@ -47,8 +47,9 @@ type readyPair struct {
 // PrepareOut starts preparing an output pair in the background, so that
 // the next exec with HostOut starts without connecting its output (see
 // above). It does nothing without an OutDialer, while a pair is ready or
-// being prepared, or once the agent refused. Execs that use a pair
-// prepare the next one themselves. Safe for concurrent use.
+// being prepared, or once the agent refused. Every exec started with
+// HostOut calls it, so the next pair is prepared after one was used or a
+// preparation failed. Safe for concurrent use.
 func (c *Conn) PrepareOut() {
 	if c.dialOut == nil {
 		return

@@ -2,6 +2,8 @@ package gvisor_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -76,10 +78,21 @@ func TestHostile_ExecSocketOtherBox(t *testing.T) {
 		t.Fatal("exec in box A did not get host-connected output")
 	}
 	agentDirA := filepath.Join(d.BoxDir(a), "agent")
-	ents, _ := os.ReadDir(agentDirA)
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".out") {
-			t.Errorf("output socket %s still in box A's agent directory while the exec runs", e.Name())
+	// (The preparation of the next exec's pair may listen for a moment.)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var left []string
+		ents, _ := os.ReadDir(agentDirA)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".out") {
+				left = append(left, e.Name())
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("output sockets %v stay in box A's agent directory while the exec runs", left)
+			break
 		}
 	}
 	// What an output socket of A looks like on the host while it
@@ -166,4 +179,67 @@ func TestCheckpointBackgroundChildHoldsOutput(t *testing.T) {
 	}
 	waitCount(t, d, h2, before+5)
 	d.Remove(ctx, h2)
+}
+
+// TestHostile_OutputSocketThief: box root connects to every output socket
+// that appears in its agent directory (each exec's, and the pairs the
+// driver prepares ahead of execs), tagged as the host would. That can only
+// cost the box its own execs' output: every exec still ends with its exit
+// code within the drain bounds, and once the thief is gone execs get their
+// exact output over host-connected sockets again.
+func TestHostile_OutputSocketThief(t *testing.T) {
+	testenv.NeedRoot(t) // builds its probe with the go command of the parent run
+	d, _ := newDriver(t)
+	tool := filepath.Join(t.TempDir(), "vol")
+	if err := os.Mkdir(tool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(tool, "unixdial"), "./testdata/unixdial")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build unixdial: %v\n%s", err, out)
+	}
+	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
+	a := create(t, d, sandbox.Spec{BoxID: "thief", Image: img, Volumes: []boxapi.Volume{{HostPath: tool, GuestPath: "/vol", Readonly: true}}})
+
+	const thiefSecs = 4
+	var loot boxruntest.SyncBuffer
+	thief, err := d.Exec(t.Context(), a, sandbox.ProcessSpec{Cmd: []string{"/vol/unixdial", "-steal", "/.boxrun/agent", fmt.Sprint(thiefSecs)}, Stdout: &loot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs := 0
+	for end := time.Now().Add(thiefSecs * time.Second * 3 / 4); time.Now().Before(end); execs++ {
+		start := time.Now()
+		p, err := d.Exec(t.Context(), a, sandbox.ProcessSpec{Cmd: []string{"sh", "-c", "echo x; exit 3"}, Stdout: io.Discard})
+		if err != nil {
+			t.Fatalf("exec %d under the thief: %v", execs, err)
+		}
+		if code, err := p.Wait(); code != 3 || err != nil {
+			t.Fatalf("exec %d under the thief: code %d, err %v; want 3", execs, code, err)
+		}
+		if el := time.Since(start); el > agentproto.DrainMax+5*time.Second {
+			t.Errorf("exec %d under the thief took %v", execs, el)
+		}
+	}
+	if code, err := thief.Wait(); code != 0 || err != nil {
+		t.Fatalf("thief: %d %v", code, err)
+	}
+	t.Logf("%d execs beside the thief; it says: %s", execs, strings.TrimSpace(loot.String()))
+	if !strings.HasPrefix(loot.String(), "stole ") {
+		t.Fatalf("thief printed %q", loot.String())
+	}
+	for i := range 5 {
+		var out boxruntest.SyncBuffer
+		p, err := d.Exec(t.Context(), a, sandbox.ProcessSpec{Cmd: []string{"echo", "after", fmt.Sprint(i)}, Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, err := p.Wait(); code != 0 || err != nil || out.String() != fmt.Sprintf("after %d\n", i) {
+			t.Fatalf("exec after the thief: code %d err %v out %q", code, err, out.String())
+		}
+		if ho, ok := p.(interface{ HostOut() bool }); !ok || !ho.HostOut() {
+			t.Errorf("exec %d after the thief has no host-connected output", i)
+		}
+	}
 }
