@@ -117,12 +117,24 @@ func (c *Conn) prepareOutPair(ctx context.Context, token string) ([]net.Conn, er
 	return conns, nil
 }
 
-// takePair removes and returns the ready pair, if any.
+// takePair removes and returns the ready pair, if any. A pair whose
+// connections are no longer quiet (the agent closed them: box root beat
+// the host to the socket when it was prepared, or the agent restarted) is
+// closed instead.
 func (c *Conn) takePair() *readyPair {
 	c.pairs.mu.Lock()
-	defer c.pairs.mu.Unlock()
 	p := c.pairs.ready
 	c.pairs.ready = nil
+	c.pairs.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	for _, pc := range p.conns {
+		if !quiet(pc) {
+			closeAll(p.conns)
+			return nil
+		}
+	}
 	return p
 }
 

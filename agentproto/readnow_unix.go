@@ -36,3 +36,27 @@ func readNow(c net.Conn, buf []byte, write func([]byte) bool) {
 		}
 	}
 }
+
+// quiet reports whether c has nothing to read and is not at EOF, without
+// waiting: the state of an output connection the peer has not used yet.
+// A connection the peer closed or wrote to is not quiet.
+func quiet(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [1]byte
+	alive := false
+	if err := rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n < 0 && rerr == syscall.EAGAIN
+		return true // never wait
+	}); err != nil {
+		return false
+	}
+	return alive
+}

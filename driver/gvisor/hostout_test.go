@@ -54,15 +54,7 @@ func listenCount(t *testing.T, path string) *atomic.Int32 {
 func TestHostile_ExecSocketOtherBox(t *testing.T) {
 	testenv.NeedRoot(t) // builds its probe with the go command of the parent run
 	d, _ := newDriver(t)
-	tool := filepath.Join(t.TempDir(), "vol")
-	if err := os.Mkdir(tool, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", filepath.Join(tool, "unixdial"), "./testdata/unixdial")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build unixdial: %v\n%s", err, out)
-	}
+	tool := buildUnixdial(t)
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	a := create(t, d, sandbox.Spec{BoxID: "hostout-a", Image: img})
 	b := create(t, d, sandbox.Spec{BoxID: "hostout-b", Image: img, Volumes: []boxapi.Volume{{HostPath: tool, GuestPath: "/vol", Readonly: true}}})
@@ -181,15 +173,10 @@ func TestCheckpointBackgroundChildHoldsOutput(t *testing.T) {
 	d.Remove(ctx, h2)
 }
 
-// TestHostile_OutputSocketThief: box root connects to every output socket
-// that appears in its agent directory (each exec's, and the pairs the
-// driver prepares ahead of execs), tagged as the host would. That can only
-// cost the box its own execs' output: every exec still ends with its exit
-// code within the drain bounds, and once the thief is gone execs get their
-// exact output over host-connected sockets again.
-func TestHostile_OutputSocketThief(t *testing.T) {
-	testenv.NeedRoot(t) // builds its probe with the go command of the parent run
-	d, _ := newDriver(t)
+// buildUnixdial builds testdata/unixdial into a fresh directory (to mount
+// into a box as a volume) and returns the directory.
+func buildUnixdial(t *testing.T) string {
+	t.Helper()
 	tool := filepath.Join(t.TempDir(), "vol")
 	if err := os.Mkdir(tool, 0o755); err != nil {
 		t.Fatal(err)
@@ -199,6 +186,19 @@ func TestHostile_OutputSocketThief(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build unixdial: %v\n%s", err, out)
 	}
+	return tool
+}
+
+// TestHostile_OutputSocketThief: box root connects to every output socket
+// that appears in its agent directory (each exec's, and the pairs the
+// driver prepares ahead of execs), tagged as the host would. That can only
+// cost the box its own execs' output: every exec still ends with its exit
+// code within the drain bounds, and once the thief is gone execs get their
+// exact output over host-connected sockets again.
+func TestHostile_OutputSocketThief(t *testing.T) {
+	testenv.NeedRoot(t) // builds its probe with the go command of the parent run
+	d, _ := newDriver(t)
+	tool := buildUnixdial(t)
 	img := &sandbox.Image{Ref: "busybox", Rootfs: busyboxRootfs(t)}
 	a := create(t, d, sandbox.Spec{BoxID: "thief", Image: img, Volumes: []boxapi.Volume{{HostPath: tool, GuestPath: "/vol", Readonly: true}}})
 

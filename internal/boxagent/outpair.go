@@ -11,6 +11,7 @@ import (
 
 	"github.com/boxrun/boxrun/agentproto"
 	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
 )
 
 // maxPairsPerSession bounds the prepared output pairs one connection may
@@ -108,16 +109,36 @@ func (a *Agent) prepareOut(st *yamux.Stream, req *agentproto.Request, owner *syn
 	}
 }
 
-// takePair removes and returns the pair token prepared by owner.
+// takePair removes and returns the pair token prepared by owner. A pair
+// whose peer hung up (the connections were not the host's: box root got to
+// the socket first and has gone) is closed instead: the exec then gets its
+// own socket.
 func (a *Agent) takePair(token string, owner *sync.Map) (outPair, bool) {
 	a.pairs.mu.Lock()
-	defer a.pairs.mu.Unlock()
 	p, ok := a.pairs.m[token]
+	if ok && p.owner == owner {
+		delete(a.pairs.m, token)
+	}
+	a.pairs.mu.Unlock()
 	if !ok || p.owner != owner {
 		return outPair{}, false
 	}
-	delete(a.pairs.m, token)
+	for _, f := range p.files {
+		if !quietFile(f) {
+			p.close()
+			return outPair{}, false
+		}
+	}
 	return p, true
+}
+
+// quietFile reports whether the peer of the socket f is still there,
+// without waiting: no hang-up or error pending. (The host half-closes its
+// side at once, so end of input alone says nothing.)
+func quietFile(f *os.File) bool {
+	pfd := []unix.PollFd{{Fd: int32(f.Fd())}} // POLLHUP and POLLERR are always reported
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n == 0
 }
 
 // dropWait bounds how long DropOutPairs(nil) waits for preparations under
