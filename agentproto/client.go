@@ -213,7 +213,6 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 	_, validID := OutSocketName(req.ID)
 	req.HostOut = req.HostOut && c.dialOut != nil && !req.TTY && validID
 	var pair *readyPair
-	prepared := false
 	if req.HostOut {
 		if pair = c.takePair(); pair != nil {
 			req.OutPair = pair.token
@@ -234,7 +233,7 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 		if pair == nil || res.HostOut {
 			err = fmt.Errorf("agent exec %s: output pair not offered: %w", req.ID, ErrProtocol)
 		} else {
-			outs, pair, prepared = pair.conns, nil, true
+			outs, pair = pair.conns, nil
 		}
 	} else if err == nil && res.HostOut {
 		if !req.HostOut {
@@ -257,7 +256,7 @@ func (c *Conn) Exec(ctx context.Context, req *Request, stdin io.Reader, stdout, 
 		st.Close()
 		return nil, ctxErr(ctx, err)
 	}
-	p := &Process{conn: c, id: req.ID, pid: res.PID, st: st, done: make(chan struct{}), prepared: prepared}
+	p := &Process{conn: c, id: req.ID, pid: res.PID, st: st, done: make(chan struct{}), prepared: res.OutPair}
 	p.out.stdout, p.out.stderr = stdout, stderr
 	if outs != nil {
 		p.drain = &outDrain{conns: outs}

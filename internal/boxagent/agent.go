@@ -125,18 +125,6 @@ func (a *Agent) deliver(pid int, ws unix.WaitStatus) {
 	a.mu.Unlock()
 }
 
-// ReapNow collects the children that have exited, without waiting.
-func (a *Agent) ReapNow() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-		a.deliver(pid, ws)
-	}
-}
-
 // handshakeTimeout bounds how long Accept waits for a host's Hello.
 const handshakeTimeout = 10 * time.Second
 

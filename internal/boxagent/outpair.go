@@ -116,11 +116,12 @@ func (a *Agent) prepareOut(st *yamux.Stream, req *agentproto.Request, owner *syn
 func (a *Agent) takePair(token string, owner *sync.Map) (outPair, bool) {
 	a.pairs.mu.Lock()
 	p, ok := a.pairs.m[token]
-	if ok && p.owner == owner {
+	ok = ok && p.owner == owner
+	if ok {
 		delete(a.pairs.m, token)
 	}
 	a.pairs.mu.Unlock()
-	if !ok || p.owner != owner {
+	if !ok {
 		return outPair{}, false
 	}
 	for _, f := range p.files {
